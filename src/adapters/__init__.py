@@ -1,0 +1,1 @@
+"""Adapters: the concrete systems behind talkcore's ports."""

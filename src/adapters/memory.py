@@ -1,0 +1,252 @@
+"""In-memory fakes of both systems and of the state store, for unit tests and the port contract.
+
+They honour the constraints the sync logic depends on: Zendesk organization names and user
+e-mails are unique case-insensitively, e-mails are stored lower-cased, ids are generated and
+``updated_at`` moves on every write; PowerOffice contact persons belong to a customer or supplier.
+Every write applied is recorded in ``applied`` so tests can count and inspect them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+
+from talkcore.ports import AlreadyRunning
+from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
+from talkcore.state import SyncState, WriteError, WriteOp, WriteRequest, WriteResult
+from talkcore.values import name_key, normalise
+
+ORIGIN_FIELD = {Kind.ORGANIZATION: "external_id", Kind.USER: "external_id"}
+
+
+class Clock:
+    """A clock that ticks one second per reading, so every write has a distinct, later time."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        self._now += timedelta(seconds=1)
+        return self._now
+
+
+@attrs.define
+class MemorySystem:
+    """A dict-backed system: records by kind and id, a write log, optional per-write hook."""
+
+    system: System
+    clock: Clock = attrs.field(factory=Clock)
+    records: dict[Kind, dict[str, Record]] = attrs.field(factory=dict)
+    applied: list[WriteRequest] = attrs.field(factory=list)
+    after_write: Callable[[WriteRequest], None] | None = None
+    """Called after each applied write (tests raise from it to simulate a crash)."""
+    _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
+
+    def put(self, kind: Kind, id: str | int | None = None, *, active: bool = True, **fields: Any) -> Record:
+        """Seed or overwrite a record (test set-up; not a logged write)."""
+        rid = str(id) if id is not None else str(next(self._ids))
+        clean = {name: (None if v is None else str(v)) for name, v in fields.items()}
+        record = Record(RecordKey.of(kind, rid), clean, self.clock(), active)
+        record = self._stored_form(record)
+        self.records.setdefault(kind, {})[rid] = record
+        return record
+
+    def edit(self, kind: Kind, id: str, **fields: Any) -> Record:
+        """Change fields of an existing record as a person would (test set-up)."""
+        old = self.records[kind][id]
+        merged = {**old.fields, **{k: (None if v is None else str(v)) for k, v in fields.items()}}
+        record = self._stored_form(attrs.evolve(old, fields=merged, modified=self.clock()))
+        self.records[kind][id] = record
+        return record
+
+    def remove(self, kind: Kind, id: str) -> None:
+        """Delete a record outright (test set-up)."""
+        del self.records[kind][id]
+
+    def deactivate(self, kind: Kind, id: str) -> None:
+        """Mark a record inactive (archived or soft-deleted) (test set-up)."""
+        old = self.records[kind][id]
+        self.records[kind][id] = attrs.evolve(old, active=False, modified=self.clock())
+
+    def snapshot(self) -> Snapshot:
+        """Everything this system holds."""
+        return Snapshot(self.system, {k: dict(v) for k, v in self.records.items()})
+
+    # -- SystemPort ---------------------------------------------------------------------
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        """Everything of ``kinds``, or what changed after the cursors (ISO times)."""
+        out: list[Record] = []
+        new_cursors: dict[str, str] = {}
+        for kind in kinds:
+            name = f"{self.system}:{kind}"
+            since = None if cursors is None or name not in cursors else cursors[name]
+            latest = since
+            for record in self.records.get(kind, {}).values():
+                stamp = record.modified.isoformat() if record.modified else ""
+                if since is None or stamp > since:
+                    out.append(record)
+                if latest is None or stamp > latest:
+                    latest = stamp
+            if latest is not None:
+                new_cursors[name] = latest
+        return ReadResult(self.system, kinds, tuple(out), cursors is None, new_cursors)
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Apply each write in turn, honouring the system's constraints."""
+        results = []
+        for write in writes:
+            result = self._apply_one(write)
+            results.append(result)
+            if result.ok:
+                self.applied.append(write)
+                if self.after_write is not None:
+                    self.after_write(write)
+        return results
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        """Records of ``kind`` whose origin field holds one of ``origin_keys``."""
+        field = ORIGIN_FIELD.get(kind, "ExternalCode")
+        wanted = {key.casefold(): key for key in origin_keys}
+        found: dict[str, Record] = {}
+        for record in self.records.get(kind, {}).values():
+            value = record.get(field)
+            if value is not None and value.casefold() in wanted:
+                found[wanted[value.casefold()]] = record
+        return found
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _apply_one(self, write: WriteRequest) -> WriteResult:
+        table = self.records.setdefault(write.kind, {})
+        if write.op is WriteOp.DELETE:
+            if write.id not in table:
+                return self._fail(write, "not_found", "record does not exist")
+            del table[write.id]
+            return WriteResult(write.item_id)
+        fields = {k: v for k, v in write.fields.items()}
+        if write.op is WriteOp.CREATE:
+            rid = str(next(self._ids))
+            if write.origin_key and write.kind in ORIGIN_FIELD:
+                fields.setdefault(ORIGIN_FIELD[write.kind], write.origin_key)
+            candidate = Record(RecordKey.of(write.kind, rid), fields, self.clock())
+        else:
+            if write.id is None or write.id not in table:
+                return self._fail(write, "not_found", "record does not exist")
+            old = table[write.id]
+            candidate = attrs.evolve(old, fields={**old.fields, **fields}, modified=self.clock())
+        candidate = self._stored_form(candidate)
+        problem = self._violation(candidate)
+        if problem is not None:
+            return self._fail(write, "duplicate_value", problem[1], field=problem[0])
+        table[candidate.key.id] = candidate
+        return WriteResult(write.item_id, candidate)
+
+    def _stored_form(self, record: Record) -> Record:
+        """How the system stores a record: Zendesk trims names and lower-cases e-mails."""
+        if self.system is not System.ZENDESK:
+            return record
+        fields = dict(record.fields)
+        if fields.get("email"):
+            fields["email"] = normalise(fields["email"])
+            fields["email"] = fields["email"].lower() if fields["email"] else None
+        if fields.get("name") is not None:
+            fields["name"] = normalise(fields["name"])
+        return attrs.evolve(record, fields=fields)
+
+    def _violation(self, record: Record) -> tuple[str, str] | None:
+        unique = {Kind.ORGANIZATION: ("name", name_key), Kind.USER: ("email", name_key)}
+        if record.kind not in unique or self.system is not System.ZENDESK:
+            return None
+        field, key = unique[record.kind]
+        mine = key(record.get(field))
+        if mine is None:
+            return None
+        for other in self.records.get(record.kind, {}).values():
+            if other.key != record.key and key(other.get(field)) == mine:
+                return field, f"{field.capitalize()}: {record.get(field)} has already been taken"
+        return None
+
+    def _fail(
+        self, write: WriteRequest, code: str, message: str, field: str | None = None
+    ) -> WriteResult:
+        where = f"{self.system} {write.kind} {write.id or write.origin_key or ''}".strip()
+        return WriteResult(write.item_id, error=WriteError(code, message, where, field))
+
+
+def memory_poweroffice(clock: Clock | None = None) -> MemorySystem:
+    """An empty in-memory PowerOffice Go."""
+    return MemorySystem(System.POWEROFFICE, clock or Clock())
+
+
+def memory_zendesk(clock: Clock | None = None) -> MemorySystem:
+    """An empty in-memory Zendesk Support."""
+    return MemorySystem(System.ZENDESK, clock or Clock())
+
+
+@attrs.define
+class MemoryStateStore:
+    """The state store in a dict: same contract as the SQLite store, nothing on disk."""
+
+    state: SyncState = attrs.field(factory=SyncState)
+    mirrors: dict[System, Snapshot] = attrs.field(factory=dict)
+    intents: dict[str, tuple[str, WriteRequest]] = attrs.field(factory=dict)
+    results: dict[str, WriteResult] = attrs.field(factory=dict)
+    runs: list[Mapping[str, object]] = attrs.field(factory=list)
+    locked: bool = False
+    saves: int = 0
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Refuse a second holder at once."""
+        if self.locked:
+            raise AlreadyRunning("another talksync run holds this state")
+        self.locked = True
+        try:
+            yield
+        finally:
+            self.locked = False
+
+    def load_state(self) -> SyncState:
+        """The saved state."""
+        return self.state
+
+    def load_mirror(self, system: System) -> Snapshot:
+        """The saved mirror of ``system``."""
+        return self.mirrors.get(system, Snapshot(system))
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Replace state and mirrors."""
+        self.state = state
+        for mirror in mirrors:
+            self.mirrors[mirror.system] = mirror
+        self.saves += 1
+
+    def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
+        """Remember writes about to be sent."""
+        for write in writes:
+            self.intents[write.item_id] = (run_id, write)
+            self.results.pop(write.item_id, None)
+
+    def journal_results(self, run_id: str, results: Sequence[WriteResult]) -> None:
+        """Remember their outcomes."""
+        for result in results:
+            self.results[result.item_id] = result
+
+    def open_intents(self) -> list[WriteRequest]:
+        """Intents without an outcome."""
+        return [w for item, (_, w) in self.intents.items() if item not in self.results]
+
+    def close_intents(self, item_ids: Sequence[str]) -> None:
+        """Forget intents that were reconciled."""
+        for item in item_ids:
+            self.intents.pop(item, None)
+
+    def record_run(self, report: Mapping[str, object]) -> None:
+        """Append to the run log."""
+        self.runs.append(report)

@@ -1,0 +1,1 @@
+"""The talksync command-line interface."""

@@ -1,0 +1,90 @@
+"""The ports: what the engine needs from each system and from the state store.
+
+Adapters implement these structurally (``typing.Protocol``); talkcore never sees how.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from talkcore.records import Kind, ReadResult, Record, Snapshot, System
+from talkcore.state import SyncState, WriteRequest, WriteResult
+
+
+class SystemUnavailable(Exception):
+    """A system could not be reached or refused our credentials; the run cannot go on."""
+
+
+class AlreadyRunning(Exception):
+    """Another run holds the state store's lock."""
+
+
+class SystemPort(Protocol):
+    """One remote system (PowerOffice Go or Zendesk Support) as the engine sees it."""
+
+    @property
+    def system(self) -> System:
+        """Which system this port talks to."""
+        ...
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        """Read ``kinds``: everything when ``cursors`` is ``None``, else what changed since them.
+
+        Raises ``SystemUnavailable`` when the system cannot be read; a partial read is never
+        returned as complete.
+        """
+        ...
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Apply ``writes`` (bulk where the system allows), one result per write, in any order.
+
+        A write that fails gives a result with an error; only a failure of the whole system
+        raises ``SystemUnavailable``.
+        """
+        ...
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        """The records of ``kind`` carrying any of ``origin_keys``, by origin key."""
+        ...
+
+
+class StateStore(Protocol):
+    """Where link state, mirrors, the journal and the run log live between runs."""
+
+    def lock(self) -> AbstractContextManager[None]:
+        """Hold the store for one run; raises ``AlreadyRunning`` at once if another holds it."""
+        ...
+
+    def load_state(self) -> SyncState:
+        """The state the last run left (empty on first use)."""
+        ...
+
+    def load_mirror(self, system: System) -> Snapshot:
+        """The last-seen records of ``system`` (empty on first use)."""
+        ...
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Save ``state`` and ``mirrors`` atomically: all of it or none."""
+        ...
+
+    def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
+        """Durably record writes about to be sent, before they are sent."""
+        ...
+
+    def journal_results(self, run_id: str, results: Sequence[WriteResult]) -> None:
+        """Durably record the outcome of journaled writes."""
+        ...
+
+    def open_intents(self) -> list[WriteRequest]:
+        """Journaled writes with no recorded outcome (a run died while sending them)."""
+        ...
+
+    def close_intents(self, item_ids: Sequence[str]) -> None:
+        """Mark journaled writes as settled (reconciled after a crash)."""
+        ...
+
+    def record_run(self, report: Mapping[str, object]) -> None:
+        """Append one run's JSON-ready report to the run log."""
+        ...

@@ -1,0 +1,192 @@
+"""Records as both systems hold them, seen through the dataflow's logical property names.
+
+This module owns the value types every other part speaks in: which system a record lives in,
+what kind it is, its identity, its fields, and a snapshot of one system's records.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+import attrs
+
+
+class System(enum.StrEnum):
+    """One of the two systems kept in sync."""
+
+    POWEROFFICE = "poweroffice"
+    ZENDESK = "zendesk"
+
+    @property
+    def other(self) -> System:
+        """The system on the other side of every flow."""
+        return System.ZENDESK if self is System.POWEROFFICE else System.POWEROFFICE
+
+
+class Kind(enum.StrEnum):
+    """The kinds of record the dataflow knows about."""
+
+    CUSTOMER = "customer"
+    CONTACT_PERSON = "contact_person"
+    DEPARTMENT = "department"
+    SUPPLIER = "supplier"
+    USER = "user"
+    ORGANIZATION = "organization"
+
+    @property
+    def system(self) -> System:
+        """The system records of this kind live in."""
+        if self in (Kind.USER, Kind.ORGANIZATION):
+            return System.ZENDESK
+        return System.POWEROFFICE
+
+
+FieldValue = str | None
+"""Every synced property is typed "string" by the dataflow; absent and empty are ``None``."""
+
+
+@attrs.frozen(order=True)
+class RecordKey:
+    """The identity of one record: system, kind and the id that system gave it."""
+
+    system: System
+    kind: Kind
+    id: str
+
+    def __str__(self) -> str:
+        return f"{self.system}:{self.kind}:{self.id}"
+
+    @classmethod
+    def of(cls, kind: Kind, id: str | int) -> RecordKey:
+        """The key of a record of ``kind`` (whose system is implied) with ``id``."""
+        return cls(kind.system, kind, str(id))
+
+
+def _freeze_fields(fields: Mapping[str, FieldValue]) -> Mapping[str, FieldValue]:
+    return dict(fields)
+
+
+@attrs.frozen(hash=False)
+class Record:
+    """One record as last seen: its key, its logical fields, when it last changed, and liveness.
+
+    ``fields`` use the dataflow's logical names (for example ``emailAddress`` and ``partyId`` on
+    a contact person, ``email`` and ``organization_id`` on a Zendesk user). ``active`` is false for
+    records that are deleted, archived or deactivated on their side.
+    """
+
+    key: RecordKey
+    fields: Mapping[str, FieldValue] = attrs.field(converter=_freeze_fields, factory=dict)
+    modified: datetime | None = None
+    active: bool = True
+
+    def get(self, name: str) -> FieldValue:
+        """The value of the logical property ``name``, or ``None`` when the record lacks it."""
+        return self.fields.get(name)
+
+    @property
+    def id(self) -> str:
+        """Shorthand for ``key.id``."""
+        return self.key.id
+
+    @property
+    def kind(self) -> Kind:
+        """Shorthand for ``key.kind``."""
+        return self.key.kind
+
+
+@attrs.frozen(hash=False)
+class Snapshot:
+    """Every known record of one system, by kind and id.
+
+    ``complete`` holds the kinds whose last read was a successful full read: only for those may a
+    record's absence be taken to mean it was deleted.
+    """
+
+    system: System
+    records: Mapping[Kind, Mapping[str, Record]] = attrs.field(factory=dict)
+    complete: frozenset[Kind] = frozenset()
+
+    @classmethod
+    def of(
+        cls, system: System, records: Iterable[Record], *, complete: Iterable[Kind] = ()
+    ) -> Snapshot:
+        """Build a snapshot from loose records (all of ``system``)."""
+        by_kind: dict[Kind, dict[str, Record]] = {}
+        for record in records:
+            if record.key.system is not system:
+                raise ValueError(f"record {record.key} does not belong to {system}")
+            by_kind.setdefault(record.key.kind, {})[record.key.id] = record
+        return cls(system, by_kind, frozenset(complete))
+
+    def of_kind(self, kind: Kind) -> Mapping[str, Record]:
+        """The records of ``kind`` by id (empty when none are known)."""
+        return self.records.get(kind, {})
+
+    def get(self, key: RecordKey) -> Record | None:
+        """The record with ``key``, if known."""
+        return self.records.get(key.kind, {}).get(key.id)
+
+    def __iter__(self) -> Iterator[Record]:
+        for records in self.records.values():
+            yield from records.values()
+
+    def __len__(self) -> int:
+        return sum(len(records) for records in self.records.values())
+
+
+@attrs.frozen
+class RecordProblem:
+    """A record one side sent that could not be read as it should: names the record and field."""
+
+    system: System
+    kind: Kind
+    record_id: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.kind} {self.record_id}: field {self.field!r}: {self.message}"
+
+
+@attrs.frozen(hash=False)
+class ReadResult:
+    """What one read of a system returned: records, problems, and where to continue next time.
+
+    ``full`` says the read covered every record of ``kinds`` (so absences mean deletes);
+    otherwise it holds only what changed since the cursor it was given.
+    """
+
+    system: System
+    kinds: frozenset[Kind]
+    records: tuple[Record, ...]
+    full: bool
+    cursors: Mapping[str, str] = attrs.field(factory=dict)
+    problems: tuple[RecordProblem, ...] = ()
+
+
+def fold_read(mirror: Snapshot, read: ReadResult) -> Snapshot:
+    """Fold one read into the mirror of its system: a full read replaces its kinds, else upsert."""
+    if read.system is not mirror.system:
+        raise ValueError(f"cannot fold a {read.system} read into the {mirror.system} mirror")
+    by_kind: dict[Kind, dict[str, Record]] = {}
+    for kind, records in mirror.records.items():
+        by_kind[kind] = {} if (read.full and kind in read.kinds) else dict(records)
+    for kind in read.kinds:
+        by_kind.setdefault(kind, {})
+    for record in read.records:
+        by_kind.setdefault(record.key.kind, {})[record.key.id] = record
+    complete = set(mirror.complete)
+    if read.full:
+        complete |= read.kinds
+    return Snapshot(mirror.system, by_kind, frozenset(complete))
+
+
+def upsert(mirror: Snapshot, records: Iterable[Record]) -> Snapshot:
+    """The mirror with ``records`` (as a system stored them after a write) put in."""
+    by_kind = {kind: dict(recs) for kind, recs in mirror.records.items()}
+    for record in records:
+        by_kind.setdefault(record.key.kind, {})[record.key.id] = record
+    return Snapshot(mirror.system, by_kind, mirror.complete)

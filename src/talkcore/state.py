@@ -1,0 +1,260 @@
+"""Link state: which records are linked in each flow, the per-field bases, cursors and queues.
+
+``fold_results`` is the one place a plan and what applying it returned become the next state.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+
+import attrs
+
+from talkcore.dataflow import Dataflow
+from talkcore.plan import (
+    AdvanceBase,
+    Ambiguity,
+    Conflict,
+    Create,
+    EndLink,
+    NewLink,
+    Plan,
+    Update,
+    conflict_key,
+)
+from talkcore.records import FieldValue, Kind, Record, RecordKey, System
+from talkcore.values import normalise
+
+
+@attrs.frozen
+class Link:
+    """Two records linked in one flow, and the base (last agreed value) of each synced property."""
+
+    flow: str
+    poweroffice_id: str
+    zendesk_id: str
+    base: Mapping[str, FieldValue] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class LinkTable:
+    """The links of one flow, by PowerOffice id and by Zendesk id."""
+
+    by_poweroffice: Mapping[str, Link] = attrs.field(factory=dict)
+    by_zendesk: Mapping[str, str] = attrs.field(factory=dict)
+
+    @classmethod
+    def of(cls, links: Iterable[Link]) -> LinkTable:
+        """A table holding ``links``."""
+        by_po = {link.poweroffice_id: link for link in links}
+        return cls(by_po, {link.zendesk_id: po for po, link in by_po.items()})
+
+    def __iter__(self) -> Iterator[Link]:
+        return iter(self.by_poweroffice.values())
+
+    def __len__(self) -> int:
+        return len(self.by_poweroffice)
+
+    def for_poweroffice(self, po_id: str) -> Link | None:
+        """The link of a PowerOffice record, if any."""
+        return self.by_poweroffice.get(po_id)
+
+    def for_zendesk(self, zd_id: str) -> Link | None:
+        """The link of a Zendesk record, if any."""
+        po_id = self.by_zendesk.get(zd_id)
+        return None if po_id is None else self.by_poweroffice[po_id]
+
+
+class WriteOp(enum.StrEnum):
+    """What a write does."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@attrs.frozen
+class WriteRequest:
+    """One write, ready for a system port: logical field names, plain values.
+
+    ``item_id`` ties the write to its plan item; ``origin_key`` (creates) is the stable key the
+    created record carries so it can be found again after a crash.
+    """
+
+    item_id: str
+    op: WriteOp
+    kind: Kind
+    id: str | None
+    fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
+    origin_key: str | None = None
+
+
+@attrs.frozen
+class WriteError:
+    """Why one write failed, naming the record and (where known) the field."""
+
+    code: str
+    message: str
+    record: str = ""
+    field: str | None = None
+    retryable: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.record}: " if self.record else ""
+        what = f"field {self.field!r}: " if self.field else ""
+        return f"{where}{what}{self.message} ({self.code})"
+
+
+@attrs.frozen
+class WriteResult:
+    """The outcome of one write: the record as the system stored it, or the error."""
+
+    item_id: str
+    record: Record | None = None
+    error: WriteError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the write was applied."""
+        return self.error is None
+
+
+@attrs.frozen
+class SyncState:
+    """Everything a run carries to the next, apart from the mirrors."""
+
+    links: Mapping[str, LinkTable] = attrs.field(factory=dict)
+    cursors: Mapping[str, str] = attrs.field(factory=dict)
+    conflicts: Mapping[str, Conflict] = attrs.field(factory=dict)
+    """Open conflicts held for a person (manual policy), by conflict key."""
+    resolutions: Mapping[str, System] = attrs.field(factory=dict)
+    """A person's decisions on held conflicts: the side whose value wins, by conflict key."""
+    ambiguities: tuple[Ambiguity, ...] = ()
+    last_full_sync: datetime | None = None
+
+    def table(self, flow: str) -> LinkTable:
+        """The links of ``flow`` (empty when it has none)."""
+        return self.links.get(flow, _EMPTY_TABLE)
+
+    def with_links(self, flow: str, links: Iterable[Link]) -> SyncState:
+        """This state with ``flow``'s links replaced."""
+        return attrs.evolve(self, links={**self.links, flow: LinkTable.of(links)})
+
+
+_EMPTY_TABLE = LinkTable()
+
+
+def stored_base(record: Record, flow_property: str, zendesk_property: str | None) -> FieldValue:
+    """The normalised value a record holds for a property (by its name on the record's side)."""
+    name = flow_property if record.key.system is System.POWEROFFICE else zendesk_property
+    return record.get(name) if name else None
+
+
+def fold_results(
+    state: SyncState,
+    plan: Plan,
+    results: Sequence[WriteResult],
+    dataflow: Dataflow,
+) -> SyncState:
+    """The state after ``plan`` was applied with ``results``: links made and ended, bases moved.
+
+    Failed writes change nothing, so the next run plans them again. Bases become the value as
+    the target stored it (normalised), which is what keeps a reformatting system from echoing.
+    Items without a result (writes not attempted) leave the state as it was.
+    """
+    by_item = {result.item_id: result for result in results}
+    tables: dict[str, dict[str, Link]] = {
+        flow.id: dict(state.table(flow.id).by_poweroffice) for flow in dataflow
+    }
+    conflicts = dict(state.conflicts)
+    resolutions = dict(state.resolutions)
+    ambiguities: list[Ambiguity] = []
+    props = {flow.id: {p.poweroffice: p for p in flow.properties} for flow in dataflow}
+
+    # Zendesk references (organization ids) become bases in PowerOffice terms once every link
+    # of this plan exists, so they are translated after the loop.
+    zendesk_refs: list[tuple[str, str, str, str, FieldValue]] = []
+
+    def set_base(flow: str, po_id: str, prop: str, value: FieldValue) -> None:
+        link = tables[flow].get(po_id)
+        if link is not None:
+            tables[flow][po_id] = attrs.evolve(link, base={**link.base, prop: value})
+
+    for item in plan:
+        if isinstance(item, NewLink):
+            tables[item.flow][item.poweroffice.id] = Link(
+                item.flow, item.poweroffice.id, item.zendesk.id, dict(item.base)
+            )
+        elif isinstance(item, EndLink):
+            tables[item.flow].pop(item.poweroffice.id, None)
+        elif isinstance(item, AdvanceBase):
+            set_base(item.flow, item.poweroffice_id, item.property, item.value)
+        elif isinstance(item, Create):
+            result = by_item.get(item.id)
+            if result is None or not result.ok or result.record is None:
+                continue
+            flow_props = props[item.flow]
+            stored = result.record
+            base = {
+                name: normalise(stored_base(stored, name, p.zendesk), p.compare_as)
+                for name, p in flow_props.items()
+                if not p.is_reference
+            }
+            if item.kind.system is System.ZENDESK:
+                po_id, zd_id = item.source.id, stored.key.id
+            else:
+                po_id, zd_id = stored.key.id, item.source.id
+            tables[item.flow][po_id] = Link(item.flow, po_id, zd_id, base)
+        elif isinstance(item, Update):
+            result = by_item.get(item.id)
+            if result is None or not result.ok:
+                continue
+            for change in item.changes:
+                prop = props[item.flow][change.flow_property]
+                value: FieldValue
+                if result.record is None:
+                    # The system answered without the record: trust what was written.
+                    value = change.poweroffice if item.system is System.ZENDESK else change.zendesk
+                elif prop.is_reference and item.system is System.ZENDESK:
+                    raw = normalise(result.record.get(change.property), prop.compare_as)
+                    ref_flow = prop.reference_flow or ""
+                    zendesk_refs.append((item.flow, item.poweroffice_id, prop.poweroffice, ref_flow, raw))
+                    continue
+                else:
+                    value = normalise(result.record.get(change.property), prop.compare_as)
+                set_base(item.flow, item.poweroffice_id, change.flow_property, value)
+                resolutions.pop(conflict_key(item.flow, item.poweroffice_id, prop.poweroffice), None)
+        elif isinstance(item, Conflict):
+            if item.winner is None:
+                conflicts[item.key] = item
+            else:
+                conflicts.pop(item.key, None)
+        elif isinstance(item, Ambiguity):
+            ambiguities.append(item)
+
+    reverse: dict[str, dict[str, str]] = {}
+    for flow_id, po_id, prop_name, ref_flow, raw in zendesk_refs:
+        if ref_flow not in reverse:
+            reverse[ref_flow] = {l.zendesk_id: l.poweroffice_id for l in tables[ref_flow].values()}
+        set_base(flow_id, po_id, prop_name, reverse[ref_flow].get(raw) if raw else None)
+
+    # A held conflict whose pair no longer disagrees (edited by hand on one side) is closed.
+    planned_conflicts = {item.key for item in plan if isinstance(item, Conflict)}
+    for key in list(conflicts):
+        if key not in planned_conflicts:
+            conflicts.pop(key)
+            resolutions.pop(key, None)
+
+    return attrs.evolve(
+        state,
+        links={flow: LinkTable.of(links.values()) for flow, links in tables.items()},
+        conflicts=conflicts,
+        resolutions=resolutions,
+        ambiguities=tuple(ambiguities),
+    )
+
+
+def record_key(kind: Kind, record_id: str) -> RecordKey:
+    """Shorthand for ``RecordKey.of``."""
+    return RecordKey.of(kind, record_id)
