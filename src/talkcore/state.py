@@ -79,7 +79,9 @@ class WriteRequest:
     """One write, ready for a system port: logical field names, plain values.
 
     ``item_id`` ties the write to its plan item; ``origin_key`` (creates) is the stable key the
-    created record carries so it can be found again after a crash.
+    created record carries so it can be found again after a crash. ``current`` holds the target
+    record's fields as last seen, for adapters whose URLs need them (a PowerOffice contact
+    person is addressed under its ``partyId``).
     """
 
     item_id: str
@@ -88,6 +90,7 @@ class WriteRequest:
     id: str | None
     fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
     origin_key: str | None = None
+    current: Mapping[str, FieldValue] = attrs.field(factory=dict)
 
 
 @attrs.frozen
