@@ -1,1 +1,50 @@
-"""talkcore: the pure sync core of talksync. Values in, values out; no I/O."""
+"""talkcore: the pure sync core of talksync. Values in, values out; no I/O.
+
+The engine (``run_sync``, ``plan_run``) is the one exception: it touches the world only through
+the ports (``SystemPort``, ``StateStore``) it is given.
+"""
+
+from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, Flow, PropertyMap, render_checklist
+from talkcore.engine import RunObserver, RunReport, plan_run, run_sync
+from talkcore.plan import Plan, describe
+from talkcore.planning import plan_changes
+from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
+from talkcore.ports import AlreadyRunning, StateStore, SystemPort, SystemUnavailable
+from talkcore.records import Kind, ReadResult, Record, RecordKey, RecordProblem, Snapshot, System
+from talkcore.state import SyncState, WriteError, WriteOp, WriteRequest, WriteResult, fold_results
+
+__all__ = [
+    "DEFAULT_DATAFLOW",
+    "AlreadyRunning",
+    "ConflictPolicy",
+    "Dataflow",
+    "Flow",
+    "FlowPolicy",
+    "Kind",
+    "NameCollisionPolicy",
+    "Plan",
+    "PropertyMap",
+    "ReadResult",
+    "Record",
+    "RecordKey",
+    "RecordProblem",
+    "RunObserver",
+    "RunReport",
+    "Snapshot",
+    "StateStore",
+    "SyncPolicy",
+    "SyncState",
+    "System",
+    "SystemPort",
+    "SystemUnavailable",
+    "WriteError",
+    "WriteOp",
+    "WriteRequest",
+    "WriteResult",
+    "describe",
+    "fold_results",
+    "plan_changes",
+    "plan_run",
+    "render_checklist",
+    "run_sync",
+]

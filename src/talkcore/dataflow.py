@@ -100,7 +100,7 @@ class Flow:
 
 @attrs.frozen
 class Dataflow:
-    """An ordered set of flows; organization flows must come before the user flows that refer to them."""
+    """An ordered set of flows; organization flows come before the user flows referring to them."""
 
     flows: tuple[Flow, ...]
     title: str = "PowerOffice Go to Zendesk Support Dataflow"
@@ -159,8 +159,9 @@ DEFAULT_DATAFLOW = Dataflow(
             ),
             properties=(
                 PropertyMap("emailAddress", "email", compare_as=Datatype.EMAIL),
-                PropertyMap("partyId", "organization_id", compare_as=Datatype.ID,
-                            reference_flow=CUSTOMERS),
+                PropertyMap(
+                    "partyId", "organization_id", compare_as=Datatype.ID, reference_flow=CUSTOMERS
+                ),
             ),
             poweroffice_title="Contact person",
             zendesk_title="User",
@@ -182,9 +183,7 @@ DEFAULT_DATAFLOW = Dataflow(
 """The four flows of the specification, organization flows first."""
 
 
-def render_checklist(
-    dataflow: Dataflow, *, generated: datetime, markup: str = "rst"
-) -> str:
+def render_checklist(dataflow: Dataflow, *, generated: datetime, markup: str = "rst") -> str:
     """Render ``dataflow`` as the QA checklist document (``markup`` is ``rst`` or ``markdown``)."""
     if markup not in ("rst", "markdown"):
         raise ValueError(f"unknown markup {markup!r}: use 'rst' or 'markdown'")

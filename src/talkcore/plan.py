@@ -8,6 +8,7 @@ state items (``NewLink``, ``EndLink``, ``AdvanceBase``) change only the link sta
 
 from __future__ import annotations
 
+import builtins
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -149,7 +150,7 @@ class Conflict:
     winner: System | None
     rule: str
 
-    @property
+    @builtins.property
     def key(self) -> str:
         """Stable key of this conflict across runs (flow, PowerOffice id, property)."""
         return conflict_key(self.flow, self.poweroffice.id, self.property)
@@ -308,8 +309,8 @@ class Plan:
 
 
 def describe(item: PlanItem) -> dict[str, Any]:
-    """A JSON-ready description of ``item``: its kind and every field (record keys as strings)."""
-    out: dict[str, Any] = {"kind": item_kind(item)}
+    """A JSON-ready description of ``item``: its ``type`` and every field (keys as strings)."""
+    out: dict[str, Any] = {"type": item_kind(item)}
     for field in attrs.fields(type(item)):
         out[field.name] = _jsonable(getattr(item, field.name))
     return out
@@ -321,7 +322,8 @@ def _jsonable(value: object) -> object:
     if isinstance(value, PendingId):
         return {"pending": value.item_id}
     if attrs.has(type(value)):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in attrs.fields(type(value))}
+        fields = attrs.fields(type(value))  # type: ignore[arg-type]
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields}
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, tuple | list):

@@ -222,12 +222,16 @@ def fold_results(
                 elif prop.is_reference and item.system is System.ZENDESK:
                     raw = normalise(result.record.get(change.property), prop.compare_as)
                     ref_flow = prop.reference_flow or ""
-                    zendesk_refs.append((item.flow, item.poweroffice_id, prop.poweroffice, ref_flow, raw))
+                    zendesk_refs.append(
+                        (item.flow, item.poweroffice_id, prop.poweroffice, ref_flow, raw)
+                    )
                     continue
                 else:
                     value = normalise(result.record.get(change.property), prop.compare_as)
                 set_base(item.flow, item.poweroffice_id, change.flow_property, value)
-                resolutions.pop(conflict_key(item.flow, item.poweroffice_id, prop.poweroffice), None)
+                resolutions.pop(
+                    conflict_key(item.flow, item.poweroffice_id, prop.poweroffice), None
+                )
         elif isinstance(item, Conflict):
             if item.winner is None:
                 conflicts[item.key] = item
@@ -239,7 +243,9 @@ def fold_results(
     reverse: dict[str, dict[str, str]] = {}
     for flow_id, po_id, prop_name, ref_flow, raw in zendesk_refs:
         if ref_flow not in reverse:
-            reverse[ref_flow] = {l.zendesk_id: l.poweroffice_id for l in tables[ref_flow].values()}
+            reverse[ref_flow] = {
+                ln.zendesk_id: ln.poweroffice_id for ln in tables[ref_flow].values()
+            }
         set_base(flow_id, po_id, prop_name, reverse[ref_flow].get(raw) if raw else None)
 
     # A held conflict whose pair no longer disagrees (edited by hand on one side) is closed.
@@ -261,3 +267,36 @@ def fold_results(
 def record_key(kind: Kind, record_id: str) -> RecordKey:
     """Shorthand for ``RecordKey.of``."""
     return RecordKey.of(kind, record_id)
+
+
+def unlink(state: SyncState, flow: str, poweroffice_id: str) -> SyncState:
+    """This state without the link of ``poweroffice_id`` in ``flow`` (a person's decision)."""
+    table = state.table(flow)
+    if table.for_poweroffice(poweroffice_id) is None:
+        raise KeyError(f"no link in {flow} for PowerOffice record {poweroffice_id}")
+    return state.with_links(flow, (ln for ln in table if ln.poweroffice_id != poweroffice_id))
+
+
+def link_by_hand(state: SyncState, flow: str, poweroffice_id: str, zendesk_id: str) -> SyncState:
+    """This state with a link a person decided (for an ambiguity); both records must be free."""
+    table = state.table(flow)
+    if table.for_poweroffice(poweroffice_id) is not None:
+        raise ValueError(f"PowerOffice record {poweroffice_id} is already linked in {flow}")
+    if table.for_zendesk(zendesk_id) is not None:
+        raise ValueError(f"Zendesk record {zendesk_id} is already linked in {flow}")
+    links = [*table, Link(flow, poweroffice_id, zendesk_id)]
+    remaining = tuple(
+        amb
+        for amb in state.ambiguities
+        if not (
+            amb.flow == flow and any(c.id in (poweroffice_id, zendesk_id) for c in amb.candidates)
+        )
+    )
+    return attrs.evolve(state.with_links(flow, links), ambiguities=remaining)
+
+
+def resolve_conflict(state: SyncState, key: str, winner: System) -> SyncState:
+    """Record a person's pick for a held conflict; the next run writes the winner's value."""
+    if key not in state.conflicts:
+        raise KeyError(f"no open conflict {key!r}")
+    return attrs.evolve(state, resolutions={**state.resolutions, key: winner})
