@@ -1,0 +1,466 @@
+"""The SQLite state store: link state, both mirrors, the journal and the run log in one file.
+
+The file is opened in WAL mode so readers (``talksync status``) never block a running sync, and
+every ``save`` is one transaction: a crash leaves the old state or the new, never half.
+
+Saving must stay cheap at a million records, so the store remembers the snapshots and link
+tables it loaded or saved last and writes only what is not the *identical object* (records and
+links are immutable, so ``is`` tells the unchanged ones apart), plus what disappeared.
+
+A run holds an ``flock`` on a sidecar ``<db>.lock`` file: the kernel drops it when the holder
+dies, so a crashed run never leaves a stale lock behind. Nothing secret is ever stored here.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cattrs
+
+from talkcore.plan import Ambiguity, Conflict
+from talkcore.ports import AlreadyRunning
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.state import Link, LinkTable, SyncState, WriteRequest, WriteResult
+from talkcore.values import Datatype, name_key, normalise
+
+DEFAULT_STATE_PATH = Path("talksync.db")
+
+# Each entry moves the schema from version i to i + 1 (``PRAGMA user_version``). Never edit a
+# released entry: append a new one, so every older file can be brought forward step by step.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE records (
+        system TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+        fields TEXT NOT NULL, modified TEXT, active INTEGER NOT NULL,
+        email_key TEXT, name_key TEXT,
+        PRIMARY KEY (system, kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX records_by_email ON records (system, kind, email_key) WHERE email_key IS NOT NULL;
+    CREATE INDEX records_by_name ON records (system, kind, name_key) WHERE name_key IS NOT NULL;
+    CREATE TABLE mirror_complete (system TEXT NOT NULL, kind TEXT NOT NULL,
+                                  PRIMARY KEY (system, kind));
+    CREATE TABLE links (
+        flow TEXT NOT NULL, poweroffice_id TEXT NOT NULL, zendesk_id TEXT NOT NULL,
+        base TEXT NOT NULL,
+        PRIMARY KEY (flow, poweroffice_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX links_by_zendesk ON links (flow, zendesk_id);
+    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE conflicts (key TEXT PRIMARY KEY, conflict TEXT NOT NULL);
+    CREATE TABLE resolutions (key TEXT PRIMARY KEY, winner TEXT NOT NULL);
+    CREATE TABLE ambiguities (position INTEGER PRIMARY KEY, ambiguity TEXT NOT NULL);
+    CREATE TABLE journal (
+        item_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, intent TEXT, result TEXT,
+        recorded TEXT NOT NULL, closed INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE runs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, recorded TEXT NOT NULL,
+        report TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class StateFileError(Exception):
+    """The state file cannot be used: not a talksync database, too new, or not writable."""
+
+
+def _converter() -> cattrs.Converter:
+    """The converter for values the store keeps as JSON (conflicts, journal entries)."""
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(RecordKey, str)
+    conv.register_structure_hook(RecordKey, lambda value, _: _parse_key(value))
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
+    return conv
+
+
+def _parse_key(text: str) -> RecordKey:
+    system, kind, record_id = text.split(":", 2)
+    return RecordKey(System(system), Kind(kind), record_id)
+
+
+_CONVERTER = _converter()
+
+
+def _dump(value: object) -> str:
+    return json.dumps(_CONVERTER.unstructure(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _identity_keys(record: Record) -> tuple[str | None, str | None]:
+    """The normalised e-mail and organization-name keys a record can be found by."""
+    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
+    name = record.get("name") or record.get("Name")
+    return normalise(email, Datatype.EMAIL), name_key(name)
+
+
+def _record_row(record: Record) -> tuple[Any, ...]:
+    email, name = _identity_keys(record)
+    return (
+        record.key.system.value,
+        record.key.kind.value,
+        record.key.id,
+        json.dumps(dict(record.fields), ensure_ascii=False, separators=(",", ":")),
+        record.modified.isoformat() if record.modified else None,
+        int(record.active),
+        email,
+        name,
+    )
+
+
+def _record_from_row(
+    system: System, kind: str, rid: str, fields: str, modified: str | None, active: int
+) -> Record:
+    return Record(
+        RecordKey(system, Kind(kind), rid),
+        json.loads(fields),
+        datetime.fromisoformat(modified) if modified else None,
+        bool(active),
+    )
+
+
+class SqliteStateStore:
+    """The state store in one SQLite file (see the module docstring for its guarantees)."""
+
+    def __init__(self, path: Path | str = DEFAULT_STATE_PATH) -> None:
+        self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._db = self._open()
+        self._seen_state: SyncState | None = None
+        self._seen_mirrors: dict[System, Snapshot] = {}
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.path.parent.is_dir():
+            raise StateFileError(f"cannot create state file {self.path}: no such directory")
+        try:
+            # Created 0600 before SQLite sees it; SQLite gives its -wal/-shm files the same mode.
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            os.close(fd)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StateFileError(f"cannot create state file {self.path}: {exc.strerror}") from exc
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.execute("PRAGMA journal_mode = WAL")
+            # FULL: a journaled intent must survive power loss, not only a process crash.
+            db.execute("PRAGMA synchronous = FULL")
+            self._migrate(db)
+        except sqlite3.DatabaseError as exc:
+            raise StateFileError(f"{self.path} is not a usable talksync state file: {exc}") from exc
+        return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StateFileError(
+                f"{self.path} was written by a newer talksync (schema {version}; this version "
+                f"knows up to {SCHEMA_VERSION}); upgrade talksync to use it"
+            )
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open file."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._db.close()
+
+    def __enter__(self) -> SqliteStateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- StateStore port -----------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store for one run; raise ``AlreadyRunning`` at once if another run holds it."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise AlreadyRunning(
+                f"another talksync run{who} is using {self.path}; wait for it to finish"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def load_state(self) -> SyncState:
+        """The state the last save left (empty on first use)."""
+        db = self._db
+        tables: dict[str, list[Link]] = {}
+        rows = db.execute("SELECT flow, poweroffice_id, zendesk_id, base FROM links")
+        for flow, po_id, zd_id, base in rows:
+            tables.setdefault(flow, []).append(Link(flow, po_id, zd_id, json.loads(base)))
+        cursors = dict(db.execute("SELECT name, value FROM cursors").fetchall())
+        conflicts = {
+            key: _CONVERTER.structure(json.loads(data), Conflict)
+            for key, data in db.execute("SELECT key, conflict FROM conflicts")
+        }
+        resolutions = {
+            key: System(winner) for key, winner in db.execute("SELECT key, winner FROM resolutions")
+        }
+        ambiguities = tuple(
+            _CONVERTER.structure(json.loads(data), Ambiguity)
+            for (data,) in db.execute("SELECT ambiguity FROM ambiguities ORDER BY position")
+        )
+        full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
+        state = SyncState(
+            links={flow: LinkTable.of(links) for flow, links in tables.items()},
+            cursors=cursors,
+            conflicts=conflicts,
+            resolutions=resolutions,
+            ambiguities=ambiguities,
+            last_full_sync=datetime.fromisoformat(full[0]) if full else None,
+        )
+        self._seen_state = state
+        return state
+
+    def load_mirror(self, system: System) -> Snapshot:
+        """The last-seen records of ``system`` (empty on first use)."""
+        by_kind: dict[Kind, dict[str, Record]] = {}
+        rows = self._db.execute(
+            "SELECT kind, id, fields, modified, active FROM records WHERE system = ?",
+            (system.value,),
+        )
+        for kind, rid, fields, modified, active in rows:
+            record = _record_from_row(system, kind, rid, fields, modified, active)
+            by_kind.setdefault(record.key.kind, {})[rid] = record
+        complete = frozenset(
+            Kind(kind)
+            for (kind,) in self._db.execute(
+                "SELECT kind FROM mirror_complete WHERE system = ?", (system.value,)
+            )
+        )
+        snapshot = Snapshot(system, by_kind, complete)
+        self._seen_mirrors[system] = snapshot
+        return snapshot
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
+        with self._transaction() as db:
+            self._save_state(db, state)
+            for mirror in mirrors:
+                self._save_mirror(db, mirror)
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at', ?)",
+                (datetime.now(UTC).isoformat(),),
+            )
+        # Only once committed do these become the baseline the next save is diffed against.
+        self._seen_state = state
+        for mirror in mirrors:
+            self._seen_mirrors[mirror.system] = mirror
+
+    def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
+        """Durably record writes about to be sent (committed before this returns)."""
+        now = datetime.now(UTC).isoformat()
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO journal (item_id, run_id, intent, result, recorded, closed)"
+                " VALUES (?, ?, ?, NULL, ?, 0)",
+                [(w.item_id, run_id, _dump(w), now) for w in writes],
+            )
+
+    def journal_results(self, run_id: str, results: Sequence[WriteResult]) -> None:
+        """Durably record the outcome of journaled writes."""
+        now = datetime.now(UTC).isoformat()
+        with self._transaction() as db:
+            for result in results:
+                data = _dump(result)
+                updated = db.execute(
+                    "UPDATE journal SET result = ?, recorded = ? WHERE item_id = ?",
+                    (data, now, result.item_id),
+                )
+                if updated.rowcount == 0:
+                    db.execute(
+                        "INSERT INTO journal (item_id, run_id, intent, result, recorded)"
+                        " VALUES (?, ?, NULL, ?, ?)",
+                        (result.item_id, run_id, data, now),
+                    )
+
+    def open_intents(self) -> list[WriteRequest]:
+        """Journaled writes with no recorded outcome, in the order they were journaled."""
+        rows = self._db.execute(
+            "SELECT intent FROM journal WHERE result IS NULL AND intent IS NOT NULL"
+            " AND closed = 0 ORDER BY rowid"
+        )
+        return [_CONVERTER.structure(json.loads(intent), WriteRequest) for (intent,) in rows]
+
+    def close_intents(self, item_ids: Sequence[str]) -> None:
+        """Mark journaled writes as settled (kept for the audit trail, no longer open)."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE journal SET closed = 1 WHERE item_id = ?", [(i,) for i in item_ids]
+            )
+
+    def record_run(self, report: Mapping[str, object]) -> None:
+        """Append one run's report to the run log; that run's settled journal entries go."""
+        run_id = report.get("run_id")
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO runs (run_id, recorded, report) VALUES (?, ?, ?)",
+                (
+                    None if run_id is None else str(run_id),
+                    datetime.now(UTC).isoformat(),
+                    json.dumps(report, ensure_ascii=False, default=str),
+                ),
+            )
+            # The run log now holds the outcome; keeping a million settled rows per run would
+            # only grow the file. Open intents stay: they are what crash recovery needs.
+            if run_id is not None:
+                db.execute(
+                    "DELETE FROM journal WHERE run_id = ? AND (result IS NOT NULL OR closed = 1)",
+                    (str(run_id),),
+                )
+
+    # -- queries beyond the port (for the CLI) -------------------------------------------
+
+    def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        """The last ``limit`` run reports, newest first."""
+        rows = self._db.execute("SELECT report FROM runs ORDER BY seq DESC LIMIT ?", (limit,))
+        return [json.loads(report) for (report,) in rows]
+
+    def find_records(
+        self, system: System, kind: Kind, *, email: str | None = None, name: str | None = None
+    ) -> list[Record]:
+        """Mirrored records of ``kind`` whose normalised e-mail or organization name matches."""
+        if (email is None) == (name is None):
+            raise ValueError("give exactly one of email or name")
+        column, key = (
+            ("email_key", normalise(email, Datatype.EMAIL))
+            if email is not None
+            else ("name_key", name_key(name))
+        )
+        rows = self._db.execute(
+            "SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed names
+            f" WHERE system = ? AND kind = ? AND {column} = ? ORDER BY id",
+            (system.value, kind.value, key),
+        )
+        return [_record_from_row(system, *row) for row in rows]
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _save_state(self, db: sqlite3.Connection, state: SyncState) -> None:
+        seen = self._seen_state
+        if seen is None:
+            db.execute("DELETE FROM links")
+        old_tables: Mapping[str, LinkTable] = {} if seen is None else seen.links
+        for flow in set(old_tables) | set(state.links):
+            old, new = old_tables.get(flow), state.links.get(flow)
+            if old is new:
+                continue
+            old_links = old.by_poweroffice if old is not None else {}
+            new_links = new.by_poweroffice if new is not None else {}
+            db.executemany(
+                "DELETE FROM links WHERE flow = ? AND poweroffice_id = ?",
+                [(flow, po_id) for po_id in old_links if po_id not in new_links],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO links (flow, poweroffice_id, zendesk_id, base)"
+                " VALUES (?, ?, ?, ?)",
+                _link_rows(
+                    link for po_id, link in new_links.items() if old_links.get(po_id) is not link
+                ),
+            )
+        # The queues and cursors are small: rewriting them whole is simpler than diffing.
+        for table in ("cursors", "conflicts", "resolutions", "ambiguities"):
+            db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+        db.executemany("INSERT INTO cursors VALUES (?, ?)", list(state.cursors.items()))
+        db.executemany(
+            "INSERT INTO conflicts VALUES (?, ?)",
+            [(key, _dump(conflict)) for key, conflict in state.conflicts.items()],
+        )
+        db.executemany(
+            "INSERT INTO resolutions VALUES (?, ?)",
+            [(key, system.value) for key, system in state.resolutions.items()],
+        )
+        db.executemany(
+            "INSERT INTO ambiguities VALUES (?, ?)",
+            [(i, _dump(a)) for i, a in enumerate(state.ambiguities)],
+        )
+        if state.last_full_sync is None:
+            db.execute("DELETE FROM meta WHERE key = 'last_full_sync'")
+        else:
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_full_sync', ?)",
+                (state.last_full_sync.isoformat(),),
+            )
+
+    def _save_mirror(self, db: sqlite3.Connection, mirror: Snapshot) -> None:
+        system = mirror.system.value
+        seen = self._seen_mirrors.get(mirror.system)
+        if seen is None:
+            db.execute("DELETE FROM records WHERE system = ?", (system,))
+        old_kinds: Mapping[Kind, Mapping[str, Record]] = {} if seen is None else seen.records
+        for kind in set(old_kinds) | set(mirror.records):
+            old, new = old_kinds.get(kind, {}), mirror.records.get(kind, {})
+            if old is new:
+                continue
+            db.executemany(
+                "DELETE FROM records WHERE system = ? AND kind = ? AND id = ?",
+                [(system, kind.value, rid) for rid in old if rid not in new],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (_record_row(rec) for rid, rec in new.items() if old.get(rid) is not rec),
+            )
+        db.execute("DELETE FROM mirror_complete WHERE system = ?", (system,))
+        db.executemany(
+            "INSERT INTO mirror_complete VALUES (?, ?)",
+            [(system, kind.value) for kind in sorted(mirror.complete)],
+        )
+
+
+def _link_rows(links: Iterable[Link]) -> Iterator[tuple[str, str, str, str]]:
+    for link in links:
+        base = json.dumps(dict(link.base), ensure_ascii=False, separators=(",", ":"))
+        yield (link.flow, link.poweroffice_id, link.zendesk_id, base)

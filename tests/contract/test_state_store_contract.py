@@ -1,0 +1,446 @@
+"""The state-store port contract, run against the in-memory store and the SQLite store alike.
+
+The second half holds what only a store on disk can show: reopening, migrations, file mode,
+writing only what changed, and a process killed in the middle of a save.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters.memory import MemoryStateStore
+from adapters.sqlite import SCHEMA_VERSION, SqliteStateStore, StateFileError
+from talkcore.plan import Ambiguity, Conflict
+from talkcore.policy import ConflictPolicy
+from talkcore.ports import AlreadyRunning, StateStore
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.state import (
+    Link,
+    LinkTable,
+    SyncState,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+)
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@attrs.define
+class StoreUnderTest:
+    """A store and a way to get it back as a later run would (a fresh open, for SQLite)."""
+
+    store: StateStore
+    reopen: Callable[[], StateStore]
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUnderTest]:
+    if request.param == "memory":
+        mem = MemoryStateStore()
+        yield StoreUnderTest(mem, lambda: mem)
+        return
+    path = tmp_path / "state.db"
+    opened: list[SqliteStateStore] = [SqliteStateStore(path)]
+
+    def reopen() -> StateStore:
+        opened.append(SqliteStateStore(path))
+        return opened[-1]
+
+    yield StoreUnderTest(opened[0], reopen)
+    for store in opened:
+        store.close()
+
+
+def customer(rid: str, name: str, **extra: str | None) -> Record:
+    return Record(RecordKey.of(Kind.CUSTOMER, rid), {"Name": name, **extra}, T0, True)
+
+
+def user(rid: str, email: str | None, *, active: bool = True) -> Record:
+    return Record(
+        RecordKey.of(Kind.USER, rid), {"email": email, "organization_id": None}, None, active
+    )
+
+
+def conflict() -> Conflict:
+    return Conflict(
+        id="c1",
+        flow="customers-organizations",
+        poweroffice=RecordKey.of(Kind.CUSTOMER, "1"),
+        zendesk=RecordKey.of(Kind.ORGANIZATION, "77"),
+        property="Name",
+        base="Acme",
+        poweroffice_value="Acme AS",
+        zendesk_value="ACME",
+        policy=ConflictPolicy.MANUAL,
+        winner=None,
+        rule="manual",
+    )
+
+
+def full_state() -> SyncState:
+    links = [
+        Link("customers-organizations", "1", "77", {"Name": "Acme"}),
+        Link("customers-organizations", "2", "78", {"Name": "Beta"}),
+    ]
+    return SyncState(
+        links={
+            "customers-organizations": LinkTable.of(links),
+            "contact-persons-users": LinkTable.of(
+                [
+                    Link(
+                        "contact-persons-users",
+                        "9",
+                        "501",
+                        {"emailAddress": "a@x.no", "partyId": None},
+                    )
+                ]
+            ),
+        },
+        cursors={"zendesk:user": "abc", "poweroffice:customer": "2026-03-01T12:00:00+00:00"},
+        conflicts={conflict().key: conflict()},
+        resolutions={"departments-organizations/4/Name": System.ZENDESK},
+        ambiguities=(
+            Ambiguity(
+                "a1",
+                "contact-persons-users",
+                "dup@x.no",
+                (RecordKey.of(Kind.CONTACT_PERSON, "5"), RecordKey.of(Kind.CONTACT_PERSON, "6")),
+            ),
+        ),
+        last_full_sync=T0,
+    )
+
+
+def shape(snapshot: Snapshot) -> tuple[System, dict[Kind, dict[str, Record]], frozenset[Kind]]:
+    """A snapshot's content, ignoring kinds present but empty."""
+    return (
+        snapshot.system,
+        {kind: dict(recs) for kind, recs in snapshot.records.items() if recs},
+        snapshot.complete,
+    )
+
+
+# -- the port contract -----------------------------------------------------------------------
+
+
+def test_a_new_store_is_empty(subject: StoreUnderTest) -> None:
+    assert subject.store.load_state() == SyncState()
+    assert len(subject.store.load_mirror(System.ZENDESK)) == 0
+    assert subject.store.open_intents() == []
+
+
+def test_state_and_mirrors_come_back_as_saved(subject: StoreUnderTest) -> None:
+    po = Snapshot.of(
+        System.POWEROFFICE, [customer("1", "Acme", EmailAddress=None)], complete=[Kind.CUSTOMER]
+    )
+    zd = Snapshot.of(System.ZENDESK, [user("501", "a@x.no"), user("502", None, active=False)])
+    subject.store.save(full_state(), [po, zd])
+
+    again = subject.reopen()
+    assert again.load_state() == full_state()
+    assert shape(again.load_mirror(System.POWEROFFICE)) == shape(po)
+    assert shape(again.load_mirror(System.ZENDESK)) == shape(zd)
+
+
+def test_save_forgets_records_and_links_that_are_gone(subject: StoreUnderTest) -> None:
+    store = subject.store
+    po = Snapshot.of(System.POWEROFFICE, [customer("1", "A"), customer("2", "B")])
+    store.save(full_state(), [po])
+    state = store.load_state()
+    mirror = store.load_mirror(System.POWEROFFICE)
+
+    fewer = state.with_links(
+        "customers-organizations", [state.table("customers-organizations").for_poweroffice("2")]
+    )  # type: ignore[list-item]
+    kept = Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: {"2": mirror.of_kind(Kind.CUSTOMER)["2"]}})
+    store.save(fewer, [kept])
+
+    again = subject.reopen()
+    table = again.load_state().table("customers-organizations")
+    assert [link.poweroffice_id for link in table] == ["2"]
+    assert list(again.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)) == ["2"]
+
+
+def test_saving_without_mirrors_keeps_the_mirrors(subject: StoreUnderTest) -> None:
+    zd = Snapshot.of(System.ZENDESK, [user("501", "a@x.no")])
+    subject.store.save(SyncState(), [zd])
+    subject.store.save(full_state(), [])
+    again = subject.reopen()
+    assert shape(again.load_mirror(System.ZENDESK)) == shape(zd)
+    assert again.load_state() == full_state()
+
+
+def test_changed_records_replace_their_old_version(subject: StoreUnderTest) -> None:
+    store = subject.store
+    store.save(SyncState(), [Snapshot.of(System.POWEROFFICE, [customer("1", "Old")])])
+    mirror = store.load_mirror(System.POWEROFFICE)
+    edited = attrs.evolve(mirror.of_kind(Kind.CUSTOMER)["1"], fields={"Name": "New"})
+    store.save(SyncState(), [Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: {"1": edited}})])
+    got = subject.reopen().load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)["1"]
+    assert got.get("Name") == "New"
+
+
+def write(item: str, op: WriteOp = WriteOp.CREATE) -> WriteRequest:
+    return WriteRequest(
+        item,
+        op,
+        Kind.ORGANIZATION,
+        None if op is WriteOp.CREATE else "77",
+        {"name": "Acme"},
+        origin_key="poweroffice:customer:1" if op is WriteOp.CREATE else None,
+        current={"name": "Old"},
+    )
+
+
+def test_journaled_intents_stay_open_until_their_result_is_recorded(
+    subject: StoreUnderTest,
+) -> None:
+    store = subject.store
+    store.journal_intents("run-1", [write("i1"), write("i2", WriteOp.UPDATE), write("i3")])
+    stored = Record(RecordKey.of(Kind.ORGANIZATION, "900"), {"name": "Acme"}, T0)
+    store.journal_results(
+        "run-1",
+        [
+            WriteResult("i1", stored),
+            WriteResult(
+                "i3", error=WriteError("duplicate_value", "taken", "zendesk organization", "name")
+            ),
+        ],
+    )
+    assert subject.reopen().open_intents() == [write("i2", WriteOp.UPDATE)]
+
+
+def test_closed_intents_are_no_longer_open(subject: StoreUnderTest) -> None:
+    subject.store.journal_intents("run-1", [write("i1"), write("i2")])
+    subject.store.close_intents(["i1"])
+    assert [w.item_id for w in subject.reopen().open_intents()] == ["i2"]
+
+
+def test_journaling_an_intent_again_reopens_it(subject: StoreUnderTest) -> None:
+    store = subject.store
+    store.journal_intents("run-1", [write("i1")])
+    store.journal_results("run-1", [WriteResult("i1")])
+    store.journal_intents("run-2", [write("i1")])
+    assert [w.item_id for w in store.open_intents()] == ["i1"]
+
+
+def test_the_lock_refuses_a_second_holder_and_is_released(subject: StoreUnderTest) -> None:
+    store = subject.store
+    with store.lock(), pytest.raises(AlreadyRunning), store.lock():
+        pass  # pragma: no cover - must not get here
+    with store.lock():
+        pass
+
+
+def test_run_reports_are_appended(subject: StoreUnderTest) -> None:
+    subject.store.record_run({"run_id": "r1", "applied": 3})
+    subject.store.record_run({"run_id": "r2", "applied": 0})
+    store = subject.reopen()
+    runs = (
+        store.recent_runs() if isinstance(store, SqliteStateStore) else list(reversed(store.runs))
+    )  # type: ignore[attr-defined]
+    assert [r["run_id"] for r in runs] == ["r2", "r1"]
+
+
+# -- what only the SQLite store shows --------------------------------------------------------
+
+
+def test_the_file_is_private_and_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        store.save(full_state(), [])
+    assert path.stat().st_mode & 0o777 == 0o600
+    for sidecar in tmp_path.glob("state.db-*"):
+        assert sidecar.stat().st_mode & 0o077 == 0, sidecar
+
+
+def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    sqlite3.connect(path).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}").connection.close()
+    with pytest.raises(StateFileError, match="newer talksync"):
+        SqliteStateStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_text("this is not sqlite, " * 100)
+    with pytest.raises(StateFileError, match="not a usable talksync state file"):
+        SqliteStateStore(path)
+
+
+def test_a_missing_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StateFileError, match="no such directory"):
+        SqliteStateStore(tmp_path / "nope" / "state.db")
+
+
+class CountingConnection:
+    """Wraps a sqlite3 connection and counts the rows each statement writes."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.writes: list[tuple[str, int]] = []
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.db.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        rows = list(rows)
+        table = re.search(r"(?:INTO|FROM)\s+(\w+)", sql)
+        assert table is not None
+        self.writes.append((f"{sql.split()[0]} {table.group(1)}", len(rows)))
+        return self.db.executemany(sql, rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def test_save_writes_only_records_and_links_that_changed(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    records = [customer(str(i), f"Customer {i}") for i in range(1000)]
+    links = [
+        Link("customers-organizations", str(i), str(5000 + i), {"Name": f"Customer {i}"})
+        for i in range(1000)
+    ]
+    with SqliteStateStore(path) as store:
+        store.save(
+            SyncState().with_links("customers-organizations", links),
+            [Snapshot.of(System.POWEROFFICE, records)],
+        )
+
+    with SqliteStateStore(path) as store:
+        state = store.load_state()
+        mirror = store.load_mirror(System.POWEROFFICE)
+        counting = CountingConnection(store._db)
+        store._db = counting  # type: ignore[assignment]
+
+        recs = dict(mirror.of_kind(Kind.CUSTOMER))
+        recs["5"] = attrs.evolve(recs["5"], fields={"Name": "Renamed"})
+        del recs["6"]
+        table = state.table("customers-organizations")
+        new_links = [link for link in table if link.poweroffice_id != "7"]
+        new_links[0] = attrs.evolve(new_links[0], base={"Name": "moved"})
+        store.save(
+            state.with_links("customers-organizations", new_links),
+            [Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: recs})],
+        )
+
+        written = {}
+        for what, count in counting.writes:
+            written[what] = written.get(what, 0) + count
+        assert written["INSERT records"] == 1
+        assert written["DELETE records"] == 1
+        assert written["INSERT links"] == 1
+        assert written["DELETE links"] == 1
+        store._db = counting.db
+
+    with SqliteStateStore(path) as store:
+        got = store.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)
+        assert len(got) == 999
+        assert got["5"].get("Name") == "Renamed"
+        assert "6" not in got
+        assert len(store.load_state().table("customers-organizations")) == 999
+
+
+def test_records_can_be_found_by_normalised_email_and_name(tmp_path: Path) -> None:
+    with SqliteStateStore(tmp_path / "s.db") as store:
+        store.save(
+            SyncState(),
+            [
+                Snapshot.of(
+                    System.ZENDESK, [user("1", "Kari@Example.NO"), user("2", "other@x.no")]
+                ),
+                Snapshot.of(System.POWEROFFICE, [customer("3", "  Acme AS ")]),
+            ],
+        )
+        assert [
+            r.id for r in store.find_records(System.ZENDESK, Kind.USER, email=" kari@example.no")
+        ] == ["1"]
+        assert [
+            r.id for r in store.find_records(System.POWEROFFICE, Kind.CUSTOMER, name="ACME as")
+        ] == ["3"]
+
+
+def test_a_failed_save_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with SqliteStateStore(path) as store:
+        store.save(full_state(), [Snapshot.of(System.POWEROFFICE, [customer("1", "A")])])
+        bad = Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: {"2": customer("2", "B")}})
+        # A cursor that cannot be stored fails half-way through the transaction.
+        broken = attrs.evolve(full_state(), cursors={"x": object()})  # type: ignore[dict-item]
+        with pytest.raises(sqlite3.Error):
+            store.save(broken, [bad])
+    with SqliteStateStore(path) as store:
+        assert store.load_state() == full_state()
+        assert list(store.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)) == ["1"]
+
+
+# A child that saves generation after generation of a large state; every record, link and the
+# cursor of one generation carry its number, so a torn save would show mixed numbers.
+SAVER = """
+import sys
+from adapters.sqlite import SqliteStateStore
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.state import Link, SyncState
+
+store = SqliteStateStore(sys.argv[1])
+n = int(sys.argv[2])
+gen = 0
+while True:
+    gen += 1
+    records = [Record(RecordKey.of(Kind.CUSTOMER, i), {"Name": f"gen {gen}"}) for i in range(n)]
+    links = [Link("customers-organizations", str(i), str(i), {"Name": f"gen {gen}"})
+             for i in range(n)]
+    state = SyncState(cursors={"gen": str(gen)}).with_links("customers-organizations", links)
+    store.save(state, [Snapshot.of(System.POWEROFFICE, records)])
+    print(gen, flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_a_process_killed_during_save_leaves_the_old_or_the_new_state(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    n = 20_000
+    for delay in (0.05, 0.13, 0.31):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SAVER, str(path), str(n)], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        proc.stdout.readline()  # at least one generation is committed
+        time.sleep(delay)  # land somewhere inside a later save
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+        with SqliteStateStore(path) as store:
+            state = store.load_state()
+            gen = state.cursors["gen"]
+            names = {r.get("Name") for r in store.load_mirror(System.POWEROFFICE)}
+            bases = {link.base["Name"] for link in state.table("customers-organizations")}
+            assert names == {f"gen {gen}"}
+            assert bases == {f"gen {gen}"}
+            assert len(state.table("customers-organizations")) == n
+            integrity = store._db.execute("PRAGMA integrity_check").fetchone()[0]
+            assert integrity == "ok"
+
+
+def test_reports_are_stored_as_json(tmp_path: Path) -> None:
+    with SqliteStateStore(tmp_path / "s.db") as store:
+        store.record_run({"run_id": "r1", "when": T0})
+        row = store._db.execute("SELECT report FROM runs").fetchone()[0]
+        assert json.loads(row) == {"run_id": "r1", "when": T0.isoformat(sep=" ")}
