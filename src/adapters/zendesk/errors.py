@@ -1,0 +1,119 @@
+"""Typed errors of the Zendesk adapter.
+
+Everything that stops a run is a ``SystemUnavailable`` (so the engine needs to know nothing of
+Zendesk); everything else is mapped to a per-write ``WriteError`` by the port. Messages carry
+Zendesk's error code and description, never credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from talkcore.ports import SystemUnavailable
+
+
+class ZendeskError(Exception):
+    """An error answer (or no usable answer) from Zendesk."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.details = details
+
+
+class ZendeskUnavailable(ZendeskError, SystemUnavailable):
+    """Zendesk cannot be used right now: unreachable, failing, or refusing our credentials."""
+
+
+class ZendeskUnauthorized(ZendeskUnavailable):
+    """401: the credentials were refused (wrong, expired or revoked)."""
+
+
+class ZendeskForbidden(ZendeskUnavailable):
+    """403: authenticated, but not allowed (or the feature is not enabled on the account)."""
+
+
+class ZendeskRateLimited(ZendeskUnavailable):
+    """429 kept coming after the bounded number of waits."""
+
+
+class ZendeskInDoubt(ZendeskError):
+    """A call that changes data failed in transit: it may or may not have been applied."""
+
+
+class ZendeskBadResponse(ZendeskError):
+    """A 2xx answer whose body was not the JSON expected (cut off, or an HTML page)."""
+
+
+class ZendeskNotFound(ZendeskError):
+    """404 RecordNotFound."""
+
+
+class ZendeskConflict(ZendeskError):
+    """409: the record was being changed by another request."""
+
+
+class ZendeskInvalid(ZendeskError):
+    """422 RecordInvalid / DuplicateValue: ``details`` names the fields."""
+
+
+class ZendeskTooManyValues(ZendeskError):
+    """400 TooManyValues: more than a bulk endpoint takes in one call."""
+
+
+class ZendeskTooManyJobs(ZendeskError):
+    """Too many background jobs queued on the account (at most 30)."""
+
+
+def describe(body: Mapping[str, Any] | None, status: int) -> tuple[str, str]:
+    """Zendesk's error code and a readable description from an error body."""
+    if not body:
+        return f"http_{status}", f"HTTP {status}"
+    error = body.get("error")
+    description = body.get("description")
+    if isinstance(error, Mapping):
+        # Some endpoints (403s) answer {"error": {"title": ..., "message": ...}}.
+        code = str(error.get("title") or f"http_{status}")
+        description = description or error.get("message")
+    else:
+        code = str(error) if error else f"http_{status}"
+    return code, str(description or code)
+
+
+def error_for(status: int, body: Mapping[str, Any] | None) -> ZendeskError:
+    """The typed exception for an error answer."""
+    code, description = describe(body, status)
+    details = body.get("details") if body else None
+    message = f"Zendesk answered {status} {code}: {description}"
+    kind: type[ZendeskError]
+    if code == "TooManyJobs":
+        kind = ZendeskTooManyJobs
+    elif code == "TooManyValues":
+        kind = ZendeskTooManyValues
+    elif status == 401:
+        kind = ZendeskUnauthorized
+    elif status == 403:
+        kind = ZendeskForbidden
+    elif status == 404:
+        kind = ZendeskNotFound
+    elif status == 409:
+        kind = ZendeskConflict
+    elif status == 422:
+        kind = ZendeskInvalid
+    elif status == 429:
+        kind = ZendeskRateLimited
+    elif status >= 500:
+        kind = ZendeskUnavailable
+    else:
+        kind = ZendeskError
+    return kind(message, status=status, code=code, details=details)

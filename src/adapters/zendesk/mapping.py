@@ -1,0 +1,112 @@
+"""The one place Zendesk's wire objects become talkcore records, and logical fields become wire.
+
+Zendesk user: ``email``, ``name``, ``organization_id``, ``external_id``, ``role``; modified is
+``updated_at``; active is ``active``. Organization: ``name``, ``external_id``; active is "not
+deleted". Errors found in Zendesk's ``details`` become ``WriteError`` naming record and field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from adapters.zendesk.wire import OrganizationDTO, UserDTO
+from talkcore.records import FieldValue, Kind, Record, RecordKey
+from talkcore.state import WriteError
+from talkcore.values import coerce
+
+USER_FIELDS = ("email", "name", "organization_id", "external_id", "role")
+ORGANIZATION_FIELDS = ("name", "external_id")
+WRITABLE = {Kind.USER: frozenset(USER_FIELDS), Kind.ORGANIZATION: frozenset(ORGANIZATION_FIELDS)}
+ORIGIN_FIELD = "external_id"
+
+
+def user_record(user: UserDTO) -> Record:
+    """A Zendesk user as a talkcore record."""
+    fields: dict[str, FieldValue] = {
+        "email": coerce(user.email),
+        "name": coerce(user.name),
+        "organization_id": coerce(user.organization_id),
+        "external_id": coerce(user.external_id),
+        "role": coerce(user.role),
+    }
+    return Record(RecordKey.of(Kind.USER, user.id), fields, user.updated_at, user.active)
+
+
+def organization_record(org: OrganizationDTO) -> Record:
+    """A Zendesk organization as a talkcore record; a deleted one is inactive."""
+    fields: dict[str, FieldValue] = {
+        "name": coerce(org.name),
+        "external_id": coerce(org.external_id),
+    }
+    return Record(
+        RecordKey.of(Kind.ORGANIZATION, org.id), fields, org.updated_at, org.deleted_at is None
+    )
+
+
+def wire_fields(kind: Kind, fields: Mapping[str, FieldValue]) -> dict[str, Any]:
+    """Logical fields as Zendesk's JSON: ids become numbers, empty values become null."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "organization_id" and kind is Kind.USER:
+            out[name] = int(value) if value and value.strip().isdigit() else None
+        else:
+            out[name] = value if value not in ("",) else None
+    return out
+
+
+def record_label(kind: Kind, ident: str | None) -> str:
+    """How a write error names its record, e.g. ``zendesk organization 77``."""
+    return f"zendesk {kind} {ident}" if ident else f"zendesk {kind}"
+
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+# "Name: Acme has already been taken" — Zendesk's details as text start with the field label.
+_LABELLED = re.compile(r"^\s*([A-Za-z_ ]+?)\s*:\s*(.*)$", re.DOTALL)
+
+
+def snake(code: str) -> str:
+    """``DuplicateValue`` → ``duplicate_value``."""
+    return _CAMEL.sub("_", code).lower() if code else code
+
+
+def write_error(
+    kind: Kind,
+    ident: str | None,
+    *,
+    error: str | None,
+    description: str | None,
+    details: Any,
+    retryable: bool = False,
+) -> WriteError:
+    """A ``WriteError`` from Zendesk's ``error``/``description``/``details``, naming the field.
+
+    ``details`` is either ``{field: [{"error": code, "description": text}]}`` (single calls) or
+    a text such as ``"Name: Acme has already been taken"`` (bulk job results).
+    """
+    field: str | None = None
+    code = error
+    message = description or error or "failed"
+    if isinstance(details, Mapping) and details:
+        field = str(next(iter(details)))
+        entries = details[field]
+        first = entries[0] if isinstance(entries, list) and entries else entries
+        if isinstance(first, Mapping):
+            code = str(first.get("error") or code or "")
+            message = str(first.get("description") or message)
+        elif first:
+            message = str(first)
+    elif isinstance(details, str) and details:
+        message = details
+        match = _LABELLED.match(details)
+        if match:
+            field = match.group(1).strip().lower().replace(" ", "_")
+        if "already been taken" in details and (not code or code.endswith("Failed")):
+            code = "DuplicateValue"
+    if field is not None and field not in WRITABLE.get(kind, frozenset()) and field != "value":
+        # A field we do not sync (or a label that is not a field): keep it in the message only.
+        field = field if field in ("email", "name", "external_id") else None
+    if field == "value" and kind is Kind.USER:
+        field = "email"  # identity errors talk about the identity's "value": the e-mail
+    return WriteError(snake(code or "failed"), message, record_label(kind, ident), field, retryable)

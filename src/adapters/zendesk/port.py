@@ -1,0 +1,143 @@
+"""``ZendeskPort``: Zendesk Support behind talkcore's ``SystemPort``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+
+from adapters.zendesk.auth import ZendeskAuth
+from adapters.zendesk.errors import ZendeskUnauthorized, ZendeskUnavailable
+from adapters.zendesk.limiter import RateLimiter
+from adapters.zendesk.reading import (
+    Batch,
+    read_all,
+    read_organizations_since,
+    read_users_since,
+    start_cursor,
+)
+from adapters.zendesk.transport import RetryPolicy, ZendeskHttp
+from adapters.zendesk.wire import UserDTO, WireError, member, structure
+from adapters.zendesk.writing import ZendeskWriter
+from talkcore.records import Kind, ReadResult, Record, System
+from talkcore.state import WriteRequest, WriteResult
+
+log = structlog.get_logger()
+
+KINDS = frozenset({Kind.USER, Kind.ORGANIZATION})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def cursor_name(kind: Kind) -> str:
+    """The key of ``kind``'s cursor in ``ReadResult.cursors``."""
+    return f"{System.ZENDESK}:{kind}"
+
+
+class ZendeskPort:
+    """Reads and writes Zendesk users and organizations through an injected ``httpx.Client``.
+
+    ``base_url`` is ``https://{subdomain}.zendesk.com`` (or a stand-in); ``sleep`` and ``now``
+    are injectable so that rate limits, retries and job polling can be tested without waiting.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        auth: ZendeskAuth,
+        *,
+        rate_limit_per_minute: int = 200,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = _utcnow,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._now = now
+        limiter = RateLimiter(rate_limit_per_minute, sleep=sleep, now=now)
+        self.http = ZendeskHttp(client, base_url, auth, limiter=limiter, sleep=sleep, retry=retry)
+        self._writer = ZendeskWriter(self.http, sleep=sleep)
+
+    def __repr__(self) -> str:
+        return f"ZendeskPort({self.http.base_url!r})"
+
+    @property
+    def system(self) -> System:
+        """Always ``System.ZENDESK``."""
+        return System.ZENDESK
+
+    @property
+    def bulk_users_enabled(self) -> bool:
+        """False once the account refused a bulk user call in this run."""
+        return self._writer.bulk_users
+
+    def check(self) -> str:
+        """One cheap authenticated call; a one-line description of who we are connected as.
+
+        Raises ``ZendeskUnauthorized``/``ZendeskForbidden``/``ZendeskUnavailable``.
+        """
+        body = self.http.get("/api/v2/users/me.json").body
+        raw = member(body, "user")
+        if not isinstance(raw, Mapping) or raw.get("id") is None:
+            # Zendesk answers /users/me for unauthenticated callers with an anonymous user.
+            raise ZendeskUnauthorized(
+                f"Zendesk at {self.http.host} did not accept the credentials (anonymous user)",
+                status=200,
+                code="anonymous",
+            )
+        try:
+            user = structure(raw, UserDTO)
+        except WireError as exc:
+            raise ZendeskUnavailable(f"Zendesk at {self.http.host}: {exc}") from exc
+        return f"Zendesk Support at {self.http.host}: signed in as user {user.id} ({user.role})"
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        """Users and organizations: all of them, or what changed since ``cursors``.
+
+        A kind without a cursor in ``cursors`` is read in full, but the result is then marked
+        as partial only when every requested kind was read incrementally.
+        """
+        wanted = frozenset(kinds) & KINDS
+        records: list[Record] = []
+        problems = []
+        new_cursors: dict[str, str] = {}
+        full = True
+        for kind in sorted(wanted):
+            name = cursor_name(kind)
+            batch = Batch(kind)
+            since = None if cursors is None else cursors.get(name)
+            started = self._now()
+            if since is None:
+                read_all(self.http, kind, batch)
+                new_cursors[name] = start_cursor(started)
+            elif kind is Kind.USER:
+                full = False
+                new_cursors[name] = read_users_since(self.http, since, batch, self._now)
+            else:
+                full = False
+                new_cursors[name] = read_organizations_since(self.http, since, batch, self._now)
+            log.info(
+                "zendesk.read",
+                kind=str(kind),
+                incremental=since is not None,
+                records=len(batch.records),
+            )
+            records.extend(batch.records.values())
+            problems.extend(batch.problems)
+        return ReadResult(
+            System.ZENDESK, wanted, tuple(records), full, new_cursors, tuple(problems)
+        )
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Apply ``writes`` (organizations before users); one result per write, in order."""
+        return self._writer.apply(writes)
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        """The records of ``kind`` whose ``external_id`` is one of ``origin_keys``."""
+        if kind not in KINDS:
+            return {}
+        return self._writer.find_by_origin(kind, origin_keys)
