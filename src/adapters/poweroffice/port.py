@@ -1,0 +1,465 @@
+"""``PowerOfficePort``: talkcore's ``SystemPort`` for PowerOffice Go v2.
+
+Reads page through ``PageNumber``/``PageSize`` and, given a cursor, ask only for records changed
+since it (``lastChangedDateTimeOffsetGreaterThan``) minus an overlap window: the filter is
+exclusive and reads come from a replica about a second behind writes, so a small re-read is the
+price of never missing a change. Duplicates are folded by id.
+
+Writes PATCH only the properties that change (RFC 6902), POST creates carrying the origin key
+(customers ``ExternalImportReference``, contact persons ``ExternalCode``), and DELETE deletes.
+Each result holds the record as PowerOffice stored it: from the response, or re-read where
+the response is empty (departments).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import httpx
+import structlog
+
+from adapters.poweroffice.client import PowerOfficeClient
+from adapters.poweroffice.credentials import PowerOfficeCredentials
+from adapters.poweroffice.errors import (
+    PowerOfficeAccessDenied,
+    PowerOfficeOutcomeUnknown,
+    PowerOfficeRequestRejected,
+    PowerOfficeUnavailable,
+)
+from adapters.poweroffice.mapping import (
+    DTO_OF,
+    ORIGIN_FIELD,
+    ORIGIN_MAX_LENGTH,
+    UnwritableField,
+    json_patch,
+    origin_key_of,
+    to_record,
+    wire_fields,
+)
+from adapters.poweroffice.problems import describe, parse_problem, write_error
+from adapters.poweroffice.ratelimit import shared_limiter
+from adapters.poweroffice.wire import raw_id, structure_or_problems
+from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
+from talkcore.state import WriteError, WriteOp, WriteRequest, WriteResult
+
+log = structlog.get_logger()
+
+PRODUCTION_BASE_URL = "https://goapi.poweroffice.net/v2"
+PRODUCTION_TOKEN_URL = "https://goapi.poweroffice.net/OAuth/Token"  # noqa: S105 - a URL
+DEMO_BASE_URL = "https://goapi.poweroffice.net/Demo/v2"
+DEMO_TOKEN_URL = "https://goapi.poweroffice.net/Demo/OAuth/Token"  # noqa: S105 - a URL
+
+DEFAULT_PAGE_SIZE = 5000
+"""The API's documented default. The maximum (20000) would save a few calls, but a page of
+20000 full customer objects is tens of megabytes held at once and one slow response; at 10
+calls a second, 5000 a page still reads 50000 records a second."""
+
+COLLECTION: Mapping[Kind, str] = {
+    Kind.CUSTOMER: "/Customers",
+    Kind.CONTACT_PERSON: "/ContactPersons",
+    Kind.DEPARTMENT: "/Departments",
+    Kind.SUPPLIER: "/Suppliers",
+}
+WRITABLE = frozenset({Kind.CUSTOMER, Kind.CONTACT_PERSON, Kind.DEPARTMENT})
+_MAX_PAGES = 10_000
+
+
+def cursor_name(kind: Kind) -> str:
+    """The key of ``kind``'s cursor in ``ReadResult.cursors``."""
+    return f"{System.POWEROFFICE}:{kind}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_http_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
+    """An ``httpx.Client`` fit for PowerOffice: TLS verified, timeouts set, no redirects."""
+    from adapters.poweroffice.client import DEFAULT_TIMEOUT
+
+    return httpx.Client(verify=True, timeout=timeout or DEFAULT_TIMEOUT, follow_redirects=False)
+
+
+class PowerOfficePort:
+    """PowerOffice Go v2 behind talkcore's ``SystemPort`` (see the module docstring).
+
+    ``client`` is injected (tests pass a mock or WSGI transport; production uses
+    :func:`make_http_client`). ``sleep`` and ``now`` are injectable so waiting and token expiry
+    can be tested without waiting. The rate limit is shared by every port of the process with
+    the same subscription key.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        token_url: str,
+        creds: PowerOfficeCredentials,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], datetime] = _utc_now,
+        requests_per_second: float = 10.0,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        overlap: timedelta = timedelta(seconds=5),
+        replica_lag: float = 1.5,
+    ) -> None:
+        self.base_url = base_url
+        self._api = PowerOfficeClient(
+            http=client,
+            base_url=base_url,
+            token_url=token_url,
+            credentials=creds,
+            limiter=shared_limiter(creds.limiter_id(), requests_per_second),
+            sleep=sleep,
+            now=now,
+        )
+        self._sleep = sleep
+        self._page_size = page_size
+        self._overlap = overlap
+        self._replica_lag = replica_lag
+
+    def __repr__(self) -> str:
+        return f"PowerOfficePort(base_url={self.base_url!r})"
+
+    @property
+    def system(self) -> System:
+        """Always ``System.POWEROFFICE``."""
+        return System.POWEROFFICE
+
+    # -- check --------------------------------------------------------------------------
+
+    def check(self) -> str:
+        """Fetch a token and make one cheap call; a line saying what worked, or a typed error."""
+        self._api.invalidate_token()
+        self._api.token()
+        reply = self._api.call("GET", "/Customers", params={"PageSize": 1})
+        if not reply.ok:
+            raise PowerOfficeRequestRejected(describe(parse_problem(reply), reply.status))
+        return f"PowerOffice Go at {self.base_url}: token issued, customers readable"
+
+    # -- read ---------------------------------------------------------------------------
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        """Read ``kinds``: everything when ``cursors`` is ``None``, else changes since them.
+
+        A kind without a cursor (or with an unreadable one) is read whole. Records that cannot
+        be read go to ``problems``; a full read with problems is not reported ``full``, since a
+        record missing from it would otherwise look deleted.
+        """
+        unknown = kinds - DTO_OF.keys()
+        if unknown:
+            raise ValueError(f"PowerOffice holds no {', '.join(sorted(unknown))}")
+        records: list[Record] = []
+        problems: list[RecordProblem] = []
+        new_cursors: dict[str, str] = {}
+        for kind in sorted(kinds):
+            name = cursor_name(kind)
+            since = _parse_cursor(cursors.get(name)) if cursors else None
+            params: dict[str, str | int] = {}
+            if since is not None:
+                params["lastChangedDateTimeOffsetGreaterThan"] = (since - self._overlap).isoformat()
+            by_id: dict[str, Record] = {}
+            latest = since
+            for item in self._pages(COLLECTION[kind], params):
+                parsed = self._parse(kind, item, problems)
+                if parsed is None:
+                    continue
+                known = by_id.get(parsed.id)
+                if known is None or _newer(parsed, known):
+                    by_id[parsed.id] = parsed
+                if parsed.modified is not None and (latest is None or parsed.modified > latest):
+                    latest = parsed.modified
+            records.extend(by_id.values())
+            if latest is not None:
+                new_cursors[name] = latest.astimezone(UTC).isoformat()
+            log.info("poweroffice.read", kind=str(kind), records=len(by_id), since=str(since))
+        return ReadResult(
+            System.POWEROFFICE,
+            kinds,
+            tuple(records),
+            full=cursors is None and not problems,
+            cursors=new_cursors,
+            problems=tuple(problems),
+        )
+
+    def _parse(self, kind: Kind, item: Any, problems: list[RecordProblem]) -> Record | None:
+        parsed = structure_or_problems(item, DTO_OF[kind])
+        if isinstance(parsed, list):
+            rid = raw_id(item) or "(no usable Id)"
+            for problem in parsed:
+                problems.append(
+                    RecordProblem(System.POWEROFFICE, kind, rid, problem.field, problem.message)
+                )
+            return None
+        return to_record(kind, parsed)
+
+    def _pages(self, path: str, params: Mapping[str, str | int]) -> Iterator[Any]:
+        """Every item of a paged collection; stops on 204, a short page or no next link."""
+        first_ids: set[str] = set()
+        for page in range(1, _MAX_PAGES + 1):
+            query = {**params, "PageNumber": page, "PageSize": self._page_size}
+            reply = self._api.call("GET", path, params=query)
+            if not reply.ok:
+                raise PowerOfficeRequestRejected(
+                    f"GET {path}: {describe(parse_problem(reply), reply.status)}"
+                )
+            if reply.status == 204 or reply.body is None:
+                return
+            if not isinstance(reply.body, list):
+                raise PowerOfficeUnavailable(f"GET {path} answered something other than a list")
+            first = raw_id(reply.body[0]) if reply.body else None
+            if first is not None and first in first_ids:
+                # A server that ignores PageNumber would otherwise page forever.
+                log.warning("poweroffice.paging_stuck", path=path, page=page)
+                return
+            if first is not None:
+                first_ids.add(first)
+            yield from reply.body
+            if len(reply.body) < self._page_size or not _has_next_page(reply.headers):
+                return
+        raise PowerOfficeUnavailable(f"GET {path}: more than {_MAX_PAGES} pages")
+
+    # -- find ---------------------------------------------------------------------------
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        """Records of ``kind`` carrying any of ``origin_keys`` in their origin field.
+
+        Customers are looked up by ``externalImportReference``, contact persons by
+        ``externalCodes``. Departments have no origin field in the API, so none is found.
+        """
+        if kind not in ORIGIN_FIELD or not origin_keys:
+            return {}
+        wanted = {key.casefold(): key for key in origin_keys}
+        queries: list[dict[str, str | int]]
+        if kind is Kind.CUSTOMER:
+            queries = [{"externalImportReference": key} for key in origin_keys]
+        else:
+            plain = [k for k in origin_keys if "," not in k]
+            queries = [
+                {"externalCodes": ",".join(plain[i : i + 50])} for i in range(0, len(plain), 50)
+            ]
+            queries += [{"externalCodes": k} for k in origin_keys if "," in k]
+        found: dict[str, Record] = {}
+        for params in queries:
+            for item in self._pages(COLLECTION[kind], params):
+                parsed = structure_or_problems(item, DTO_OF[kind])
+                if isinstance(parsed, list):
+                    continue
+                key = origin_key_of(kind, parsed)
+                if key is not None and key.casefold() in wanted:
+                    found[wanted[key.casefold()]] = to_record(kind, parsed)
+        return found
+
+    # -- apply --------------------------------------------------------------------------
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Apply each write in turn (the API has no bulk calls); one result per write.
+
+        A missing access role fails the write with an explanation; an unreachable or failing
+        PowerOffice raises ``SystemUnavailable``.
+        """
+        results = []
+        for write in writes:
+            try:
+                results.append(self._apply_one(write))
+            except PowerOfficeAccessDenied as exc:
+                results.append(_fail(write, "access_denied", str(exc)))
+        return results
+
+    def _apply_one(self, write: WriteRequest) -> WriteResult:
+        if write.kind not in WRITABLE:
+            return _fail(write, "unsupported", f"PowerOffice {write.kind} records are not written")
+        try:
+            if write.op is WriteOp.CREATE:
+                return self._create(write)
+            if write.op is WriteOp.UPDATE:
+                return self._update(write)
+            return self._delete(write)
+        except UnwritableField as exc:
+            return _fail(write, "unwritable", exc.message, exc.field)
+
+    def _item_path(self, write: WriteRequest) -> str | WriteResult:
+        if write.id is None:
+            return _fail(write, "missing_id", f"a {write.op} needs the record's id")
+        if write.kind is Kind.CONTACT_PERSON:
+            party = write.current.get("partyId")
+            if not party:
+                return _fail(
+                    write,
+                    "missing_parent",
+                    "a contact person is addressed under its customer: needs current['partyId']",
+                    "partyId",
+                )
+            return f"/ContactPersons/{party}/{write.id}"
+        return f"{COLLECTION[write.kind]}/{write.id}"
+
+    def _update(self, write: WriteRequest) -> WriteResult:
+        path = self._item_path(write)
+        if isinstance(path, WriteResult):
+            return path
+        wire = wire_fields(write.kind, write.fields)
+        if not wire:
+            return self._reread(write, path, {})
+        reply = self._api.call(
+            "PATCH", path, json_body=json_patch(wire), content_type="application/json-patch+json"
+        )
+        if not reply.ok:
+            return WriteResult(
+                write.item_id, error=write_error(write.kind, reply, _label(write), wire)
+            )
+        if reply.body is not None:
+            return self._stored(write, reply.body)
+        return self._reread(write, path, write.fields)
+
+    def _create(self, write: WriteRequest) -> WriteResult:
+        fields = dict(write.fields)
+        path = COLLECTION[write.kind]
+        if write.kind is Kind.CONTACT_PERSON:
+            party = fields.pop("partyId", None) or write.current.get("partyId")
+            if not party:
+                return _fail(write, "missing_parent", "a contact person needs a partyId", "partyId")
+            path = f"/ContactPersons/{party}"
+        body = wire_fields(write.kind, fields)
+        origin_field = ORIGIN_FIELD.get(write.kind)
+        if write.origin_key and origin_field:
+            if len(write.origin_key) > ORIGIN_MAX_LENGTH:
+                return _fail(
+                    write,
+                    "origin_key_too_long",
+                    f"origin key exceeds the {ORIGIN_MAX_LENGTH} characters {origin_field} holds",
+                )
+            body[origin_field] = write.origin_key
+        if write.kind is Kind.CONTACT_PERSON:
+            # Both are required members of ContactPersonPostDto (null allowed).
+            body.setdefault("FirstName", None)
+            body.setdefault("LastName", None)
+        if write.kind is Kind.DEPARTMENT:
+            body.setdefault("IsActive", True)  # the API defaults new departments to inactive
+        try:
+            reply = self._api.call("POST", path, json_body=body)
+        except PowerOfficeOutcomeUnknown as exc:
+            return self._reconcile(write, str(exc))
+        if not reply.ok:
+            return WriteResult(
+                write.item_id, error=write_error(write.kind, reply, _label(write), body)
+            )
+        if reply.body is None:
+            return self._reconcile(write, "POST answered without the created record")
+        return self._stored(write, reply.body)
+
+    def _reconcile(self, write: WriteRequest, why: str) -> WriteResult:
+        """After a POST of unknown outcome: find the record by origin key instead of re-sending."""
+        if write.origin_key and write.kind in ORIGIN_FIELD:
+            self._sleep(self._replica_lag)  # reads lag writes; give the create time to show
+            found = self.find_by_origin(write.kind, [write.origin_key]).get(write.origin_key)
+            if found is not None:
+                log.info("poweroffice.create_reconciled", kind=str(write.kind), id=found.id)
+                return WriteResult(write.item_id, found)
+            return _fail(
+                write,
+                "not_created",
+                f"{why}; no record carries the origin key, so it was not created",
+                retryable=True,
+            )
+        return _fail(write, "outcome_unknown", f"{why}; without an origin key it cannot be checked")
+
+    def _delete(self, write: WriteRequest) -> WriteResult:
+        path = self._item_path(write)
+        if isinstance(path, WriteResult):
+            return path
+        reply = self._api.call("DELETE", path)
+        if reply.ok or reply.status == 404:
+            return WriteResult(write.item_id)  # 404: already gone, which is what was asked
+        if reply.status == 409:
+            error = write_error(write.kind, reply, _label(write), code="in_use")
+            message = (
+                f"PowerOffice will not delete this {write.kind}: it is in use (for example by "
+                f"transactions or as an active supplier); archive or deactivate it instead. "
+                f"{error.message}"
+            )
+            return WriteResult(write.item_id, error=attrs.evolve(error, message=message))
+        return WriteResult(write.item_id, error=write_error(write.kind, reply, _label(write)))
+
+    def _stored(self, write: WriteRequest, body: Any) -> WriteResult:
+        problems: list[RecordProblem] = []
+        record = self._parse(write.kind, body, problems)
+        if record is None:
+            detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            return _fail(
+                write, "unreadable_response", f"the stored record could not be read: {detail}"
+            )
+        return WriteResult(write.item_id, record)
+
+    def _reread(
+        self, write: WriteRequest, path: str, written: Mapping[str, str | None]
+    ) -> WriteResult:
+        """Read back a record whose write answered with no body (departments)."""
+        record: Record | None = None
+        for attempt in range(2):
+            reply = self._api.call("GET", path)
+            if not reply.ok or reply.body is None:
+                break
+            result = self._stored(write, reply.body)
+            record = result.record
+            if record is None or all(record.get(k) == v for k, v in written.items()):
+                return result
+            if attempt == 0:
+                self._sleep(self._replica_lag)  # the replica may not have the write yet
+        if record is None:
+            return WriteResult(write.item_id)  # applied; the engine trusts what was written
+        # Still stale after waiting: the write succeeded, so report what was written.
+        return WriteResult(write.item_id, attrs.evolve(record, fields={**record.fields, **written}))
+
+
+def _label(write: WriteRequest) -> str:
+    return f"poweroffice {write.kind} {write.id or write.origin_key or ''}".strip()
+
+
+def _fail(
+    write: WriteRequest,
+    code: str,
+    message: str,
+    field: str | None = None,
+    *,
+    retryable: bool = False,
+) -> WriteResult:
+    return WriteResult(
+        write.item_id, error=WriteError(code, message, _label(write), field, retryable)
+    )
+
+
+def _newer(candidate: Record, known: Record) -> bool:
+    if candidate.modified is None:
+        return known.modified is None
+    return known.modified is None or candidate.modified >= known.modified
+
+
+def _parse_cursor(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        log.warning("poweroffice.bad_cursor", cursor=value)
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _has_next_page(headers: Mapping[str, str]) -> bool:
+    """False only when an ``X-Pagination`` header is present and names no next page."""
+    raw = headers.get("X-Pagination")
+    if raw is None:
+        return True
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return True
+    if not isinstance(info, dict):
+        return True
+    folded = {str(k).casefold(): v for k, v in info.items()}
+    return "nextpagelink" not in folded or bool(folded["nextpagelink"])
