@@ -1,0 +1,255 @@
+"""The Zendesk adapter against our own fixtures: every call it makes, and what it parses."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from zendesk_support import EMAIL, TOKEN, Replay, Sleeps, load, make_port
+
+from adapters.zendesk import ZendeskAuth
+from talkcore.records import Kind, RecordKey, System
+from talkcore.state import WriteOp, WriteRequest
+
+USER = f"{System.ZENDESK}:{Kind.USER}"
+ORG = f"{System.ZENDESK}:{Kind.ORGANIZATION}"
+
+
+def create_org(item: str, name: str, origin: str) -> WriteRequest:
+    return WriteRequest(item, WriteOp.CREATE, Kind.ORGANIZATION, None, {"name": name}, origin)
+
+
+def test_full_read_follows_cursor_pages_and_maps_records() -> None:
+    replay = Replay(load("read_all"))
+    result = make_port(replay).read(frozenset({Kind.USER, Kind.ORGANIZATION}), None)
+    replay.done()
+
+    assert result.full
+    assert result.problems == ()
+    by_key = {r.key: r for r in result.records}
+    kari = by_key[RecordKey.of(Kind.USER, 11)]
+    assert kari.fields == {
+        "email": "kari@acme.example",
+        "name": "Kari Nordmann",
+        "organization_id": "501",
+        "external_id": None,
+        "role": "end-user",
+    }
+    assert kari.modified == datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
+    assert kari.active
+    assert not by_key[RecordKey.of(Kind.USER, 13)].active
+    acme = by_key[RecordKey.of(Kind.ORGANIZATION, 501)]
+    assert acme.fields == {"name": "Acme AS", "external_id": "poweroffice:customer:1"}
+    assert len(result.records) == 5
+    # A full read still hands back cursors, so the next run can go incremental.
+    assert set(result.cursors) == {USER, ORG}
+
+
+def test_full_read_sends_auth_to_our_host_only() -> None:
+    replay = Replay(load("read_all"))
+    make_port(replay).read(frozenset({Kind.USER, Kind.ORGANIZATION}), None)
+    expected = "Basic " + base64.b64encode(f"{EMAIL}/token:{TOKEN}".encode()).decode()
+    assert {r.headers["authorization"] for r in replay.requests} == {expected}
+    assert {r.url.host for r in replay.requests} == {"acme.zendesk.com"}
+
+
+def test_oauth_token_is_sent_as_bearer() -> None:
+    replay = Replay(load("check"))
+    port = make_port(replay, auth=ZendeskAuth.oauth("oauth-SECRET"))
+    assert "user 99 (admin)" in port.check()
+    assert replay.requests[0].headers["authorization"] == "Bearer oauth-SECRET"
+
+
+def test_incremental_read_dedupes_marks_deleted_and_returns_next_cursors() -> None:
+    replay = Replay(load("incremental"))
+    cursors = {ORG: "start:1772000000", USER: "cursor:MTc3MjAwMDAwMC4wfHwxMXw="}
+    result = make_port(replay).read(frozenset({Kind.USER, Kind.ORGANIZATION}), cursors)
+    replay.done()
+
+    assert not result.full
+    orgs = {r.id: r for r in result.records if r.kind is Kind.ORGANIZATION}
+    assert set(orgs) == {"501", "502", "503"}
+    assert orgs["501"].get("name") == "Acme Holding AS"  # the later copy wins
+    assert not orgs["503"].active
+    assert orgs["502"].active
+    users = {r.id: r for r in result.records if r.kind is Kind.USER}
+    assert users["11"].get("email") == "kari.n@acme.example"
+    assert not users["13"].active
+    # The record that does not fit is reported, naming record and field, not dropped silently.
+    assert [(p.record_id, p.field) for p in result.problems] == [("14", "active")]
+    assert result.cursors == {ORG: "start:1772020000", USER: "cursor:BBB"}
+
+
+def test_incremental_start_time_is_kept_over_a_minute_in_the_past() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    seen: list[str] = []
+
+    def handler(request):  # type: ignore[no-untyped-def]
+        import httpx
+
+        seen.append(request.url.params["start_time"])
+        return httpx.Response(200, json={"organizations": [], "end_of_stream": True, "end_time": 1})
+
+    port = make_port(handler, now=lambda: now)
+    port.read(frozenset({Kind.ORGANIZATION}), {ORG: f"start:{int(now.timestamp())}"})
+    assert int(seen[0]) <= int(now.timestamp()) - 61
+
+
+def test_create_organizations_in_bulk_polls_the_job_and_reads_back() -> None:
+    replay = Replay(load("create_organizations"))
+    sleeps = Sleeps()
+    port = make_port(replay, sleep=sleeps)
+    results = port.apply(
+        [
+            create_org("a", "Acme AS", "poweroffice:customer:1"),
+            create_org("b", "Salg", "poweroffice:department:7"),
+        ]
+    )
+    replay.done()
+    assert [r.ok for r in results] == [True, True]
+    assert results[0].record is not None and results[0].record.id == "601"
+    assert results[0].record.get("external_id") == "poweroffice:customer:1"
+    assert results[1].record is not None and results[1].record.id == "602"
+    assert results[1].record.modified == datetime(2026, 3, 1, 12, 0, 4, tzinfo=UTC)
+    assert sleeps == sorted(sleeps) and len(sleeps) == 2  # polled with growing back-off
+
+
+def test_update_organizations_with_update_many() -> None:
+    replay = Replay(load("update_organizations"))
+    write = WriteRequest("u", WriteOp.UPDATE, Kind.ORGANIZATION, "601", {"name": "Acme Holding AS"})
+    [result] = make_port(replay).apply([write])
+    replay.done()
+    assert result.ok and result.record is not None
+    assert result.record.get("name") == "Acme Holding AS"
+
+
+def test_job_that_fails_half_its_items() -> None:
+    replay = Replay(load("job_half_failed"))
+    names = ["Alfa AS", "Beta AS", "Gamma AS", "Delta AS"]
+    writes = [
+        create_org(f"i{n}", name, f"poweroffice:customer:{n}") for n, name in enumerate(names, 1)
+    ]
+    results = make_port(replay).apply(writes)
+    replay.done()
+    assert [r.ok for r in results] == [True, False, True, False]
+    assert [r.record.id for r in results if r.record] == ["701", "703"]
+    dup = results[1].error
+    assert dup is not None
+    assert (dup.code, dup.field) == ("duplicate_value", "name")
+    assert "poweroffice:customer:2" in dup.record and "already been taken" in dup.message
+    too_long = results[3].error
+    assert too_long is not None and too_long.field == "name"
+    assert too_long.code == "organization_create_failed"
+
+
+def test_duplicate_organization_name_422() -> None:
+    replay = Replay(load("duplicate_organization_name"))
+    [result] = make_port(replay).apply([create_org("d", "acme as ", "poweroffice:customer:9")])
+    replay.done()
+    assert result.error is not None
+    assert result.error.code == "duplicate_value"
+    assert result.error.field == "name"
+    assert result.error.record == "zendesk organization poweroffice:customer:9"
+
+
+def test_timeout_during_create_many_is_reconciled_by_origin_key() -> None:
+    replay = Replay(load("create_in_doubt"))
+    port = make_port(replay)
+    results = port.apply(
+        [
+            create_org("n", "Nord AS", "poweroffice:customer:21"),
+            create_org("s", "Sør AS", "poweroffice:customer:22"),
+        ]
+    )
+    replay.done()  # the found one was not sent again; the missing one was sent once more
+    posts = [r for r in replay.requests if r.method == "POST"]
+    assert len(posts) == 2
+    assert [r.record.id for r in results if r.record] == ["801", "802"]
+
+
+def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> None:
+    replay = Replay(load("users_bulk_forbidden"))
+    port = make_port(replay)
+    first = port.apply(
+        [
+            WriteRequest("k", WriteOp.UPDATE, Kind.USER, "11", {"organization_id": "601"}),
+            WriteRequest("o", WriteOp.UPDATE, Kind.USER, "12", {"name": "Ola Nordmann"}),
+        ]
+    )
+    assert [r.ok for r in first] == [True, True]
+    assert first[0].record is not None and first[0].record.get("organization_id") == "601"
+    assert not port.bulk_users_enabled
+    [second] = port.apply(
+        [WriteRequest("p", WriteOp.UPDATE, Kind.USER, "13", {"organization_id": None})]
+    )
+    replay.done()  # no second update_many was tried
+    assert second.ok and second.record is not None
+
+
+def test_users_bulk_update_reads_back_stored_values() -> None:
+    replay = Replay(load("users_bulk_update"))
+    write = WriteRequest("k", WriteOp.UPDATE, Kind.USER, "11", {"organization_id": "601"})
+    [result] = make_port(replay).apply([write])
+    replay.done()
+    assert result.record is not None and result.record.get("organization_id") == "601"
+
+
+def test_primary_email_change_goes_through_identities() -> None:
+    replay = Replay(load("change_email"))
+    write = WriteRequest(
+        "e", WriteOp.UPDATE, Kind.USER, "11", {"email": "Kari.Nordmann@Acme.example"}
+    )
+    [result] = make_port(replay).apply([write])
+    replay.done()
+    assert result.record is not None
+    assert result.record.get("email") == "kari.nordmann@acme.example"  # as stored
+
+
+def test_deletes() -> None:
+    replay = Replay(load("deletes"))
+    results = make_port(replay).apply(
+        [
+            WriteRequest("u", WriteOp.DELETE, Kind.USER, "13"),
+            WriteRequest("o", WriteOp.DELETE, Kind.ORGANIZATION, "503"),
+        ]
+    )
+    replay.done()  # organizations go first even when listed after users
+    assert [r.item_id for r in results] == ["u", "o"]
+    assert all(r.ok for r in results)
+
+
+def test_find_by_origin() -> None:
+    replay = Replay(load("find_by_origin"))
+    port = make_port(replay)
+    orgs = port.find_by_origin(
+        Kind.ORGANIZATION, ["poweroffice:customer:1", "poweroffice:customer:2"]
+    )
+    users = port.find_by_origin(
+        Kind.USER, ["poweroffice:contact_person:5", "poweroffice:contact_person:6"]
+    )
+    replay.done()
+    assert {k: r.id for k, r in orgs.items()} == {"poweroffice:customer:1": "601"}
+    assert {k: r.id for k, r in users.items()} == {"poweroffice:contact_person:6": "15"}
+
+
+@pytest.mark.parametrize(
+    ("write", "code", "field"),
+    [
+        (
+            WriteRequest("x", WriteOp.UPDATE, Kind.CUSTOMER, "1", {"Name": "x"}),
+            "unsupported_kind",
+            None,
+        ),
+        (
+            WriteRequest("x", WriteOp.UPDATE, Kind.USER, "1", {"phone": "1"}),
+            "unsupported_field",
+            "phone",
+        ),
+        (WriteRequest("x", WriteOp.UPDATE, Kind.USER, None, {"name": "x"}), "missing_id", None),
+    ],
+)
+def test_refused_writes_send_nothing(write: WriteRequest, code: str, field: str | None) -> None:
+    replay = Replay([])
+    [result] = make_port(replay).apply([write])
+    assert result.error is not None and (result.error.code, result.error.field) == (code, field)
