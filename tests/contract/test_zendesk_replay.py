@@ -108,11 +108,14 @@ def test_create_organizations_in_bulk_polls_the_job_and_reads_back() -> None:
     )
     replay.done()
     assert [r.ok for r in results] == [True, True]
-    assert results[0].record is not None and results[0].record.id == "601"
+    assert results[0].record is not None
+    assert results[0].record.id == "601"
     assert results[0].record.get("external_id") == "poweroffice:customer:1"
-    assert results[1].record is not None and results[1].record.id == "602"
+    assert results[1].record is not None
+    assert results[1].record.id == "602"
     assert results[1].record.modified == datetime(2026, 3, 1, 12, 0, 4, tzinfo=UTC)
-    assert sleeps == sorted(sleeps) and len(sleeps) == 2  # polled with growing back-off
+    assert sleeps == sorted(sleeps)
+    assert len(sleeps) == 2
 
 
 def test_update_organizations_with_update_many() -> None:
@@ -120,7 +123,8 @@ def test_update_organizations_with_update_many() -> None:
     write = WriteRequest("u", WriteOp.UPDATE, Kind.ORGANIZATION, "601", {"name": "Acme Holding AS"})
     [result] = make_port(replay).apply([write])
     replay.done()
-    assert result.ok and result.record is not None
+    assert result.ok
+    assert result.record is not None
     assert result.record.get("name") == "Acme Holding AS"
 
 
@@ -137,9 +141,11 @@ def test_job_that_fails_half_its_items() -> None:
     dup = results[1].error
     assert dup is not None
     assert (dup.code, dup.field) == ("duplicate_value", "name")
-    assert "poweroffice:customer:2" in dup.record and "already been taken" in dup.message
+    assert "poweroffice:customer:2" in dup.record
+    assert "already been taken" in dup.message
     too_long = results[3].error
-    assert too_long is not None and too_long.field == "name"
+    assert too_long is not None
+    assert too_long.field == "name"
     assert too_long.code == "organization_create_failed"
 
 
@@ -178,13 +184,15 @@ def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> 
         ]
     )
     assert [r.ok for r in first] == [True, True]
-    assert first[0].record is not None and first[0].record.get("organization_id") == "601"
+    assert first[0].record is not None
+    assert first[0].record.get("organization_id") == "601"
     assert not port.bulk_users_enabled
     [second] = port.apply(
         [WriteRequest("p", WriteOp.UPDATE, Kind.USER, "13", {"organization_id": None})]
     )
     replay.done()  # no second update_many was tried
-    assert second.ok and second.record is not None
+    assert second.ok
+    assert second.record is not None
 
 
 def test_users_bulk_update_reads_back_stored_values() -> None:
@@ -192,7 +200,8 @@ def test_users_bulk_update_reads_back_stored_values() -> None:
     write = WriteRequest("k", WriteOp.UPDATE, Kind.USER, "11", {"organization_id": "601"})
     [result] = make_port(replay).apply([write])
     replay.done()
-    assert result.record is not None and result.record.get("organization_id") == "601"
+    assert result.record is not None
+    assert result.record.get("organization_id") == "601"
 
 
 def test_primary_email_change_goes_through_identities() -> None:
@@ -252,4 +261,5 @@ def test_find_by_origin() -> None:
 def test_refused_writes_send_nothing(write: WriteRequest, code: str, field: str | None) -> None:
     replay = Replay([])
     [result] = make_port(replay).apply([write])
-    assert result.error is not None and (result.error.code, result.error.field) == (code, field)
+    assert result.error is not None
+    assert (result.error.code, result.error.field) == (code, field)

@@ -26,7 +26,7 @@ RECORDED = HERE.parents[1].parent / "shared" / "fixtures" / "zendesk-recorded"
 BASE_URL = "https://acme.zendesk.com"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EMAIL = "agent@acme.example"
-TOKEN = "tok-SECRET-123"  # noqa: S105 - a fake credential, checked for leaks
+TOKEN = "tok-SECRET-123"
 
 
 def load(name: str) -> list[dict[str, Any]]:
