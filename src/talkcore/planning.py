@@ -401,6 +401,8 @@ class _Planner:
             value = self._zendesk_value(flow, po, prop, po_val)
             if value is None:
                 return
+            if isinstance(value, str) and not self._claim_name(flow, po, zd, prop, value):
+                return
             to_zd.append(
                 FieldChange(prop.zendesk, value, rule, base, po_val, zd_shown, prop.poweroffice)
             )
@@ -440,6 +442,29 @@ class _Planner:
         to_po.append(
             FieldChange(prop.poweroffice, written, rule, base, po_val, zd_shown, prop.poweroffice)
         )
+
+    def _claim_name(self, flow: Flow, po: Record, zd: Record, prop: PropertyMap, name: str) -> bool:
+        """Claim an organization name for a rename; report a collision if another holds it."""
+        if flow.zendesk_kind is not Kind.ORGANIZATION or prop is not _name_property(flow):
+            return True
+        key = name_key(name)
+        if key is None:
+            return True
+        holder = self._name_holder(key)
+        if holder is not None and holder != zd.key:
+            self.items.append(
+                NameCollision(
+                    f"collision:{flow.id}:{po.key}",
+                    flow.id,
+                    po.key,
+                    name,
+                    holder,
+                    "rename_name_taken",
+                )
+            )
+            return False
+        self.names[key] = zd.key
+        return True
 
     def _decide(
         self,

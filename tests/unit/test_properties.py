@@ -1,0 +1,290 @@
+"""Laws of the sync, checked over random snapshots and random edit histories (hypothesis).
+
+- fixpoint: a sync right after a sync plans nothing;
+- convergence: after a sync every linked pair agrees on every synced property, unless a report
+  of that run says why not;
+- no duplicates: no record has two counterparts in a flow, no origin key is created twice;
+- crash safety: a crash after any write, then a rerun, ends where a run without the crash ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from adapters.memory import MemorySystem
+from talkcore.dataflow import DEFAULT_DATAFLOW
+from talkcore.engine import RunReport
+from talkcore.plan import (
+    Conflict,
+    InvalidValue,
+    NameCollision,
+    ReferenceProblem,
+    UnsupportedChange,
+)
+from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
+from talkcore.records import Kind
+from talkcore.values import normalise
+
+from .world import World
+
+NAMES = ["Acme", "acme ", "Beta", "Gamma AS", "Oslo", "Bergen", "Ærlig AS", ""]
+EMAILS = ["ola@x.no", "OLA@x.no", "kari@x.no", "per@y.no", "anne@z.no", " lise@x.no", "bad"]
+
+customers = st.dictionaries(
+    st.integers(1, 8),
+    st.tuples(st.sampled_from(NAMES), st.booleans(), st.sampled_from([*EMAILS, None])),
+    max_size=6,
+)
+departments = st.dictionaries(st.integers(20, 24), st.sampled_from(NAMES), max_size=3)
+contacts = st.dictionaries(
+    st.integers(100, 110),
+    st.tuples(st.sampled_from(EMAILS), st.sampled_from(["1", "2", "3", "50", "99"])),
+    max_size=6,
+)
+users = st.dictionaries(st.integers(500, 510), st.sampled_from(EMAILS), max_size=6)
+orgs = st.dictionaries(st.integers(900, 905), st.sampled_from(NAMES), max_size=3)
+
+EDIT = st.one_of(
+    st.tuples(st.just("rename_customer"), st.integers(1, 8), st.sampled_from(NAMES)),
+    st.tuples(st.just("rename_org"), st.integers(0, 10), st.sampled_from(NAMES)),
+    st.tuples(st.just("po_email"), st.integers(100, 110), st.sampled_from(EMAILS)),
+    st.tuples(st.just("zd_email"), st.integers(0, 10), st.sampled_from(EMAILS)),
+    st.tuples(st.just("move_user"), st.integers(0, 10), st.integers(0, 10)),
+    st.tuples(st.just("deactivate_user"), st.integers(0, 10), st.just("")),
+    st.tuples(st.just("remove_customer"), st.integers(1, 8), st.just("")),
+)
+policies = st.sampled_from(list(ConflictPolicy))
+
+
+def build(world: World, data: dict[str, Any]) -> None:
+    for cid, (name, person, email) in data["customers"].items():
+        world.po.put(
+            Kind.CUSTOMER,
+            cid,
+            Name=name,
+            IsPerson="true" if person else "false",
+            EmailAddress=email,
+        )
+    world.po.put(Kind.SUPPLIER, 50, Name="Leverandør")
+    for did, name in data["departments"].items():
+        world.po.put(Kind.DEPARTMENT, did, Name=name)
+    for pid, (email, party) in data["contacts"].items():
+        world.po.put(Kind.CONTACT_PERSON, pid, emailAddress=email, partyId=party)
+    seen: set[str] = set()
+    for uid, email in data["users"].items():
+        key = email.strip().casefold()
+        if key not in seen:  # Zendesk e-mails are unique
+            seen.add(key)
+            world.zd.put(Kind.USER, uid, email=email, name=f"User {uid}")
+    taken: set[str] = set()
+    for oid, name in data["orgs"].items():
+        key = name.strip().casefold()
+        if key and key not in taken:  # Zendesk names are unique
+            taken.add(key)
+            world.zd.put(Kind.ORGANIZATION, oid, name=name)
+
+
+def nth(system: MemorySystem, kind: Kind, index: int) -> str | None:
+    ids = sorted(system.records.get(kind, {}))
+    return ids[index % len(ids)] if ids else None
+
+
+def edit(world: World, op: tuple[str, int, Any]) -> None:
+    name, target, value = op
+    if name == "rename_customer" and str(target) in world.po.records.get(Kind.CUSTOMER, {}):
+        world.po.edit(Kind.CUSTOMER, str(target), Name=value)
+    elif name == "rename_org" and (oid := nth(world.zd, Kind.ORGANIZATION, target)):
+        world.zd.apply([_update(Kind.ORGANIZATION, oid, name=value)])
+    elif name == "po_email" and str(target) in world.po.records.get(Kind.CONTACT_PERSON, {}):
+        world.po.edit(Kind.CONTACT_PERSON, str(target), emailAddress=value)
+    elif name == "zd_email" and (uid := nth(world.zd, Kind.USER, target)):
+        world.zd.apply([_update(Kind.USER, uid, email=value)])
+    elif name == "move_user" and (uid := nth(world.zd, Kind.USER, target)):
+        oid = nth(world.zd, Kind.ORGANIZATION, value)
+        world.zd.apply([_update(Kind.USER, uid, organization_id=oid)])
+    elif name == "deactivate_user" and (uid := nth(world.zd, Kind.USER, target)):
+        world.zd.deactivate(Kind.USER, uid)
+    elif name == "remove_customer" and str(target) in world.po.records.get(Kind.CUSTOMER, {}):
+        world.po.remove(Kind.CUSTOMER, str(target))
+
+
+def _update(kind: Kind, rid: str, **fields: Any) -> Any:
+    from talkcore.state import WriteOp, WriteRequest
+
+    return WriteRequest("edit", WriteOp.UPDATE, kind, rid, fields)
+
+
+def world_from(data: dict[str, Any], policy: ConflictPolicy) -> World:
+    world = World(policy=SyncPolicy(default=FlowPolicy(conflict=policy)))
+    build(world, data)
+    return world
+
+
+WORLD = st.fixed_dictionaries(
+    {
+        "customers": customers,
+        "departments": departments,
+        "contacts": contacts,
+        "users": users,
+        "orgs": orgs,
+    }
+)
+BUSY_WORLD = st.fixed_dictionaries(
+    {
+        "customers": st.dictionaries(
+            st.integers(1, 8),
+            st.tuples(st.sampled_from(NAMES), st.booleans(), st.sampled_from([*EMAILS, None])),
+            min_size=3,
+            max_size=6,
+        ),
+        "departments": departments,
+        "contacts": st.dictionaries(
+            st.integers(100, 110),
+            st.tuples(st.sampled_from(EMAILS), st.sampled_from(["1", "2", "3", "50", "99"])),
+            min_size=2,
+            max_size=6,
+        ),
+        "users": st.dictionaries(st.integers(500, 510), st.sampled_from(EMAILS), min_size=2),
+        "orgs": orgs,
+    }
+)
+"""Worlds with enough work that a crash point usually falls inside the run."""
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def explained(report: RunReport) -> set[str]:
+    """Record keys (as strings) that a report of this run explains a disagreement for."""
+    keys: set[str] = set()
+    for item in report.plan:
+        if isinstance(item, Conflict):
+            keys |= {str(item.poweroffice), str(item.zendesk)}
+        elif isinstance(item, ReferenceProblem | UnsupportedChange | InvalidValue | NameCollision):
+            keys.add(str(item.record))
+    failed = {r.item_id for r in report.failures}
+    for write in report.plan.writes():
+        if write.id in failed:
+            keys.add(str(getattr(write, "target", getattr(write, "source", ""))))
+            if hasattr(write, "poweroffice_id"):
+                keys.add(f"poweroffice:{write.flow}:{write.poweroffice_id}")
+    return keys
+
+
+def disagreements(world: World, report: RunReport) -> list[str]:
+    problems = []
+    excused = explained(report)
+    state = world.store.state
+    for flow in DEFAULT_DATAFLOW:
+        for link in state.table(flow.id):
+            po = world.po.records[flow.poweroffice_kind].get(link.poweroffice_id)
+            zd = world.zd.records[flow.zendesk_kind].get(link.zendesk_id)
+            if po is None or zd is None:
+                continue
+            if str(po.key) in excused or str(zd.key) in excused:
+                continue
+            if any(link.poweroffice_id in k for k in excused if k.startswith("poweroffice:")):
+                continue
+            for prop in flow.properties:
+                left = normalise(po.get(prop.poweroffice), prop.compare_as)
+                right = normalise(zd.get(prop.zendesk), prop.compare_as)
+                if prop.is_reference:
+                    ref = state.table(prop.reference_flow or "").for_zendesk(right or "")
+                    right = ref.poweroffice_id if ref else right
+                if left != right:
+                    problems.append(f"{flow.id} {link}: {prop.poweroffice} {left!r} != {right!r}")
+    return problems
+
+
+@SETTINGS
+@given(WORLD, policies, st.lists(EDIT, max_size=8))
+def test_fixpoint_convergence_and_no_duplicates(
+    data: dict[str, Any], policy: ConflictPolicy, edits: list[tuple[str, int, Any]]
+) -> None:
+    world = world_from(data, policy)
+    report = world.sync()
+    for op in edits:
+        edit(world, op)
+        report = world.sync()
+        assert disagreements(world, report) == []
+        again = world.sync()
+        assert again.plan.changes() == [], [type(i).__name__ for i in again.plan.changes()]
+    for flow in DEFAULT_DATAFLOW:
+        zd_ids = [link.zendesk_id for link in world.store.state.table(flow.id)]
+        assert len(zd_ids) == len(set(zd_ids))
+    origins = [
+        org.get("external_id")
+        for org in world.zd.records.get(Kind.ORGANIZATION, {}).values()
+        if org.get("external_id")
+    ]
+    assert len(origins) == len(set(origins))
+
+
+class Crash(Exception):
+    pass
+
+
+def canonical(world: World) -> dict[str, Any]:
+    """Both systems' content with generated ids replaced by what they stand for."""
+    org_label = {
+        oid: (org.get("external_id") or f"seeded:{oid}")
+        for oid, org in world.zd.records.get(Kind.ORGANIZATION, {}).items()
+    }
+    zd_users = sorted(
+        (u.id, u.get("email"), org_label.get(u.get("organization_id") or ""), u.active)
+        for u in world.zd.records.get(Kind.USER, {}).values()
+    )
+    zd_orgs = sorted(
+        (label, world.zd.records[Kind.ORGANIZATION][oid].get("name"))
+        for oid, label in org_label.items()
+    )
+    po = sorted(
+        (str(r.key), tuple(sorted((k, v) for k, v in r.fields.items())))
+        for kind in world.po.records.values()
+        for r in kind.values()
+    )
+    return {"users": zd_users, "orgs": zd_orgs, "po": po}
+
+
+@SETTINGS
+@given(BUSY_WORLD, st.lists(EDIT, max_size=4), st.integers(1, 3), st.booleans())
+def test_crash_after_any_write_then_rerun_ends_as_without_crash(
+    data: dict[str, Any], edits: list[tuple[str, int, Any]], crash_at: int, first_run: bool
+) -> None:
+    def run(crash: bool) -> World:
+        world = world_from(data, ConflictPolicy.NEWEST)
+        if crash and first_run:
+            sync_crashing_after(world, crash_at)
+        world.sync()
+        for op in edits:
+            edit(world, op)
+        if crash and not first_run:
+            sync_crashing_after(world, crash_at)
+        world.sync()
+        world.sync()
+        return world
+
+    clean, crashed = run(False), run(True)
+    assert canonical(crashed) == canonical(clean)
+    assert attrs.asdict(crashed.store.state)["links"] == attrs.asdict(clean.store.state)["links"]
+
+
+def sync_crashing_after(world: World, writes: int) -> None:
+    """Run a sync that dies right after its ``writes``-th applied write (either system)."""
+    count = 0
+
+    def after_write(_: object) -> None:
+        nonlocal count
+        count += 1
+        if count == writes:
+            raise Crash
+
+    world.po.after_write = world.zd.after_write = after_write
+    try:
+        world.sync()
+    except Crash:
+        pass
+    finally:
+        world.po.after_write = world.zd.after_write = None
