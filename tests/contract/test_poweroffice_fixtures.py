@@ -1,0 +1,57 @@
+"""Every PowerOffice fixture agrees with the v2 OpenAPI document (or breaks it on purpose)."""
+
+from __future__ import annotations
+
+import pytest
+from poweroffice_openapi import SPEC_MISSING_REASON, load_spec
+from poweroffice_support import fixture_names, load_fixture, validate_fixture_statically
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_fixture_matches_spec(name: str) -> None:
+    spec = load_spec()
+    if spec is None:
+        pytest.skip(SPEC_MISSING_REASON)
+    assert validate_fixture_statically(spec, name) == []
+
+
+def test_there_are_fixtures_for_every_call_the_adapter_makes() -> None:
+    calls = {
+        (
+            ex["request"]["method"],
+            ex["request"]["path"].rsplit("/", 1)[0]
+            if ex["request"]["path"].rsplit("/", 1)[-1].isdigit()
+            else ex["request"]["path"],
+        )
+        for name in fixture_names()
+        for ex in load_fixture(name)["exchanges"]
+    }
+    expected = {
+        ("POST", "/OAuth/Token"),
+        ("GET", "/v2/Customers"),
+        ("GET", "/v2/ContactPersons"),
+        ("GET", "/v2/Departments"),
+        ("GET", "/v2/Suppliers"),
+        ("GET", "/v2/Departments"),
+        ("PATCH", "/v2/Customers"),
+        ("PATCH", "/v2/ContactPersons/101"),
+        ("PATCH", "/v2/Departments"),
+        ("POST", "/v2/Customers"),
+        ("POST", "/v2/ContactPersons"),
+        ("DELETE", "/v2/Customers"),
+        ("DELETE", "/v2/Departments"),
+        ("DELETE", "/v2/ContactPersons/300"),
+    }
+    assert expected <= calls
+
+
+def test_the_validator_catches_a_wrong_fixture() -> None:
+    spec = load_spec()
+    if spec is None:
+        pytest.skip(SPEC_MISSING_REASON)
+    with pytest.raises(AssertionError, match="not of type 'integer'"):
+        spec.check_response("GET", "/Customers", 200, "application/json", [{"Id": "101"}])
+    with pytest.raises(AssertionError, match="not declared"):
+        spec.check_request("GET", "/Customers", [("lastChangedSince", "x")], None, None)
+    with pytest.raises(AssertionError, match="content type"):
+        spec.check_request("PATCH", "/Customers/1", [], "application/json", [])
