@@ -251,9 +251,9 @@ class ZendeskWriter:
                 "PUT", f"/api/v2/{_PLURAL[kind]}/update_many.json", json_body=payload
             )
             job = self.jobs.wait(reply)
-        except ZendeskForbidden:
+        except ZendeskForbidden as exc:
             if kind is not Kind.USER:
-                raise
+                return {w.item_id: self._failure(w, exc) for w in chunk}
             log.info("zendesk.users.bulk_disabled", fallback="single calls")
             self.bulk_users = False
             return {w.item_id: self._update_single(kind, w) for w in chunk}
