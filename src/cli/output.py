@@ -1,0 +1,319 @@
+"""What the CLI prints: plans, run summaries, status and queues; progress on stderr.
+
+Data goes to stdout (plain lines, or rich tables); progress and diagnostics go to stderr.
+
+The JSON printed by ``plan --json`` and ``sync --json`` is the engine's run report
+(``RunReport.to_json``), one object::
+
+    {"run_id": str, "started": iso, "finished": iso, "full": bool, "dry_run": bool,
+     "summary": {<item kind>: count, ..., "applied": n, "failed": n, "read_problems": n},
+     "items": [{"kind": <item kind>, "id": str, "flow": str, ...every field, "rule": str}],
+     "failures": [{"item": id, "error": {"code", "message", "record", "field", "retryable"}}],
+     "problems": [{"system", "kind", "record_id", "field", "message"}],
+     "reconciled": [item id, ...]}
+
+Item kinds: create, update, delete, link, unlink, advance_base, conflict, ambiguity,
+reference_problem, unsupported_change, name_collision, invalid_value, delete_cap_reached.
+Record keys are ``system:kind:id`` strings; a value written to a record the same run creates
+is ``{"pending": <create item id>}``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from talkcore.engine import RunReport
+from talkcore.plan import (
+    AdvanceBase,
+    Ambiguity,
+    Conflict,
+    Create,
+    Delete,
+    DeleteCapReached,
+    EndLink,
+    FieldChange,
+    InvalidValue,
+    NameCollision,
+    NewLink,
+    PendingId,
+    PlanItem,
+    ReferenceProblem,
+    UnsupportedChange,
+    Update,
+    item_kind,
+)
+from talkcore.state import Link, SyncState
+
+
+def stdout_console() -> Console:
+    """A console on stdout; wide when not a terminal, so tables are not cut."""
+    return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def emit_json(data: object) -> None:
+    """Print ``data`` as indented JSON on stdout."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _v(value: object) -> str:
+    if isinstance(value, PendingId):
+        return f"<id of {value.item_id}>"
+    return "(empty)" if value is None else repr(value)
+
+
+def _change(change: FieldChange, explain: bool) -> str:
+    line = f"{change.property} := {_v(change.value)} ({change.rule})"
+    if explain:
+        line += (
+            f"  [base {_v(change.base)}, poweroffice {_v(change.poweroffice)},"
+            f" zendesk {_v(change.zendesk)}]"
+        )
+    return line
+
+
+def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
+    """One plan item as human-readable lines (the first names it, the rest detail it)."""
+    kind = item_kind(item)
+    if isinstance(item, Create):
+        fields = ", ".join(f"{k}={_v(v)}" for k, v in item.fields.items())
+        return [f"{kind}: {item.kind} in {item.system} from {item.source} ({fields})"]
+    if isinstance(item, Update):
+        head = f"{kind}: {item.target}"
+        return [head, *(f"    {_change(c, explain)}" for c in item.changes)]
+    if isinstance(item, Delete):
+        return [f"{kind}: {item.target} because {item.because} is gone ({item.rule})"]
+    if isinstance(item, NewLink):
+        on = f", matched on {item.matched_on!r}" if item.matched_on else ""
+        lines = [f"{kind}: {item.poweroffice} <-> {item.zendesk} ({item.rule}{on})"]
+        if explain and item.base:
+            lines.append("    base: " + ", ".join(f"{k}={_v(v)}" for k, v in item.base.items()))
+        return lines
+    if isinstance(item, EndLink):
+        return [f"{kind}: {item.poweroffice} <-> {item.zendesk}: {item.gone} is {item.rule}"]
+    if isinstance(item, AdvanceBase):
+        return [
+            f"{kind}: poweroffice {item.poweroffice_id} {item.property} -> {_v(item.value)}"
+            f" ({item.rule})"
+        ]
+    if isinstance(item, Conflict):
+        winner = f"{item.winner} wins" if item.winner else "held for a person"
+        return [
+            f"{kind}: {item.key}: {item.property} base {_v(item.base)}, poweroffice"
+            f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
+            f" {winner} ({item.policy}, {item.rule})"
+        ]
+    if isinstance(item, Ambiguity):
+        names = ", ".join(str(c) for c in item.candidates)
+        return [f"{kind}: {_v(item.value)} matches {names} ({item.rule})"]
+    if isinstance(item, ReferenceProblem | UnsupportedChange):
+        return [f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"]
+    if isinstance(item, NameCollision):
+        return [
+            f"{kind}: {item.record} name {_v(item.name)} is held by {item.holder} ({item.rule})"
+        ]
+    if isinstance(item, InvalidValue):
+        return [f"{kind}: {item.record} {item.property}: {item.message} ({item.rule})"]
+    if isinstance(item, DeleteCapReached):
+        return [
+            f"{kind}: {item.planned} deletes of {item.links} links exceed the cap of"
+            f" {item.cap:.0%}; none propagated ({item.rule})"
+        ]
+    raise TypeError(f"unknown plan item {item!r}")  # pragma: no cover - every type is above
+
+
+def render_plan(report: RunReport, *, explain: bool = False) -> None:
+    """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``."""
+    by_flow: dict[str, list[PlanItem]] = {}
+    for item in report.plan:
+        if isinstance(item, AdvanceBase) and not explain:
+            continue
+        by_flow.setdefault(item.flow, []).append(item)
+    if not by_flow:
+        typer.echo("Nothing to do: both systems agree with the last sync.")
+    for flow, items in by_flow.items():
+        typer.echo(f"{flow}:")
+        for item in items:
+            for line in item_lines(item, explain):
+                typer.echo(f"  {line}")
+    for problem in report.problems:
+        typer.echo(f"read problem: {problem}")
+
+
+def summary_table(report: RunReport, title: str) -> Table:
+    """Counts per item kind that occurred, plus applied and failed writes."""
+    table = Table(title=title, show_header=True)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    summary = report.to_json()["summary"]
+    for name, count in summary.items():
+        if count or name in ("applied", "failed"):
+            table.add_row(name, str(count))
+    return table
+
+
+def render_failures(report: RunReport) -> None:
+    """List every failed write with the error naming its record and field."""
+    for result in report.failures:
+        typer.echo(f"failed: {result.item_id}: {result.error}")
+
+
+def _age(text: str | None, now: datetime) -> str:
+    if not text:
+        return "never"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return "-"
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = int((now - when).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s ago"
+    if seconds < 7200:
+        return f"{seconds // 60}m ago"
+    if seconds < 172800:
+        return f"{seconds // 3600}h ago"
+    return f"{seconds // 86400}d ago"
+
+
+def status_data(
+    state: SyncState, runs: Sequence[Mapping[str, Any]], flows: Iterable[str], now: datetime
+) -> dict[str, Any]:
+    """The status as JSON-ready data."""
+    return {
+        "last_full_sync": state.last_full_sync.isoformat() if state.last_full_sync else None,
+        "links": {flow: len(state.table(flow)) for flow in flows},
+        "conflicts": len(state.conflicts),
+        "resolved_awaiting_sync": len(state.resolutions),
+        "ambiguities": len(state.ambiguities),
+        "cursors": {
+            name: {"value": value, "age": _age(value, now)}
+            for name, value in sorted(state.cursors.items())
+        },
+        "runs": [
+            {
+                "run_id": run.get("run_id"),
+                "started": run.get("started"),
+                "full": run.get("full"),
+                "applied": (run.get("summary") or {}).get("applied"),
+                "failed": (run.get("summary") or {}).get("failed"),
+            }
+            for run in runs
+        ],
+    }
+
+
+def render_status(data: Mapping[str, Any], now: datetime) -> None:
+    """Print the status as tables."""
+    console = stdout_console()
+    runs = Table(title="Last runs")
+    for column in ("run", "started", "full", "applied", "failed"):
+        runs.add_column(column)
+    for run in data["runs"]:
+        runs.add_row(
+            str(run["run_id"]),
+            f"{run['started']} ({_age(run['started'], now)})",
+            "yes" if run["full"] else "no",
+            str(run["applied"]),
+            str(run["failed"]),
+        )
+    if not data["runs"]:
+        runs.add_row("(no runs yet)", "", "", "", "")
+    console.print(runs)
+    links = Table(title="Links per flow")
+    links.add_column("flow")
+    links.add_column("links", justify="right")
+    for flow, count in data["links"].items():
+        links.add_row(flow, str(count))
+    console.print(links)
+    cursors = Table(title="Cursors")
+    cursors.add_column("cursor")
+    cursors.add_column("age")
+    for name, cursor in data["cursors"].items():
+        cursors.add_row(name, cursor["age"])
+    console.print(cursors)
+    console.print(
+        Text(
+            f"Last full sync: {data['last_full_sync'] or 'never'}"
+            f" ({_age(data['last_full_sync'], now)})\n"
+            f"Conflicts waiting for a person: {data['conflicts']}"
+            f" ({data['resolved_awaiting_sync']} resolved, applied on the next sync)\n"
+            f"Ambiguities waiting for a person: {data['ambiguities']}"
+        )
+    )
+
+
+def link_data(link: Link) -> dict[str, Any]:
+    """One link as JSON-ready data."""
+    return attrs.asdict(link)
+
+
+@attrs.define
+class ProgressObserver:
+    """Shows a run's phases: progress bars on a terminal, plain lines on stderr otherwise."""
+
+    console: Console
+    live: bool
+    _progress: Progress | None = None
+    _tasks: dict[str, TaskID] = attrs.field(factory=dict)
+
+    @classmethod
+    def for_stderr(cls, enabled: bool = True) -> ProgressObserver:
+        """Bars when stderr is a terminal (and ``enabled``), plain lines otherwise."""
+        console = Console(file=sys.stderr)
+        return cls(console, enabled and console.is_terminal)
+
+    def __enter__(self) -> ProgressObserver:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def event(self, name: str, data: Mapping[str, object]) -> None:
+        """Advance the bar of the phase the event belongs to, or print it as a line."""
+        system = str(data.get("system", ""))
+        if self._progress is None:
+            details = " ".join(f"{k}={v}" for k, v in data.items() if k != "summary")
+            self.console.print(Text(f"{name} {details}".rstrip()), soft_wrap=True)
+            return
+        progress = self._progress
+        if name == "read.start":
+            self._tasks[f"read:{system}"] = progress.add_task(f"read {system}", total=None)
+        elif name == "read.done":
+            task = self._tasks.get(f"read:{system}")
+            count = int(str(data.get("count", 0)))
+            if task is not None:
+                progress.update(task, total=count, completed=count)
+        elif name == "apply.start":
+            total = int(str(data.get("total", 0)))
+            self._tasks[f"apply:{system}"] = progress.add_task(f"write {system}", total=total)
+        elif name == "apply.progress":
+            task = self._tasks.get(f"apply:{system}")
+            if task is not None:
+                progress.update(task, completed=int(str(data.get("done", 0))))
+        elif name == "apply.done":
+            task = self._tasks.get(f"apply:{system}")
+            if task is not None:
+                done = int(str(data.get("applied", 0))) + int(str(data.get("failed", 0)))
+                progress.update(task, completed=done)
