@@ -28,6 +28,7 @@ from poweroffice_openapi import (
 )
 
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
+from adapters.poweroffice.ratelimit import RateLimiter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "poweroffice"
 HOST = "https://po.test"
@@ -92,6 +93,9 @@ class FakeTime:
         self.sleeps.append(seconds)
         self.current += timedelta(seconds=seconds)
 
+    def monotonic(self) -> float:
+        return self.current.timestamp()
+
     def advance(self, seconds: float) -> None:
         self.current += timedelta(seconds=seconds)
 
@@ -132,7 +136,13 @@ class Replay:
     def client(self) -> httpx.Client:
         return httpx.Client(transport=httpx.MockTransport(self.handler))
 
-    def port(self, time: FakeTime, tag: str, **options: Any) -> PowerOfficePort:
+    def port(
+        self, time: FakeTime, tag: str, *, shared_limit: bool = False, **options: Any
+    ) -> PowerOfficePort:
+        """The adapter over this replay; its rate limiter runs on ``time`` unless shared."""
+        if not shared_limit:
+            rate = options.pop("requests_per_second", 10.0)
+            options["limiter"] = RateLimiter(rate, clock=time.monotonic)
         return PowerOfficePort(
             self.client(),
             BASE_URL,

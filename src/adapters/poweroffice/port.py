@@ -42,7 +42,7 @@ from adapters.poweroffice.mapping import (
     wire_fields,
 )
 from adapters.poweroffice.problems import describe, parse_problem, write_error
-from adapters.poweroffice.ratelimit import shared_limiter
+from adapters.poweroffice.ratelimit import RateLimiter, shared_limiter
 from adapters.poweroffice.wire import raw_id, structure_or_problems
 from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
 from talkcore.state import WriteError, WriteOp, WriteRequest, WriteResult
@@ -91,7 +91,7 @@ class PowerOfficePort:
     ``client`` is injected (tests pass a mock or WSGI transport; production uses
     :func:`make_http_client`). ``sleep`` and ``now`` are injectable so waiting and token expiry
     can be tested without waiting. The rate limit is shared by every port of the process with
-    the same subscription key.
+    the same subscription key, unless a ``limiter`` is given (tests, with a fake clock).
     """
 
     def __init__(
@@ -107,6 +107,7 @@ class PowerOfficePort:
         page_size: int = DEFAULT_PAGE_SIZE,
         overlap: timedelta = timedelta(seconds=5),
         replica_lag: float = 1.5,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url
         self._api = PowerOfficeClient(
@@ -114,7 +115,7 @@ class PowerOfficePort:
             base_url=base_url,
             token_url=token_url,
             credentials=creds,
-            limiter=shared_limiter(creds.limiter_id(), requests_per_second),
+            limiter=limiter or shared_limiter(creds.limiter_id(), requests_per_second),
             sleep=sleep,
             now=now,
         )
