@@ -1,0 +1,1284 @@
+"""A local stand-in for the Zendesk Support API (users, identities, organizations, bulk jobs,
+incremental exports), written from Zendesk's documentation and recorded traffic, independently
+of the real adapter.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import attrs
+
+from adapters.sandbox.base import SandboxApp
+from adapters.sandbox.faults import Controller
+from adapters.sandbox.wsgi import Match, Request, Response, Router
+
+_EMAIL = re.compile(r"^[^@\s;,<>]+@[^@\s;,<>]+\.[^@\s;,<>.]+$")
+_ROLES = ("end-user", "agent", "admin")
+MAX_PAGE_SIZE = 100
+MAX_BULK = 100
+MAX_QUEUED_JOBS = 30
+EXPORT_PAGE_SIZE = 1000
+
+# Writable user properties and their defaults (the rest of a user is read-only here).
+_USER_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "email": None,
+    "time_zone": "Europe/Oslo",
+    "iana_time_zone": "Europe/Oslo",
+    "phone": None,
+    "shared_phone_number": None,
+    "photo": None,
+    "locale_id": 1,
+    "locale": "en-US",
+    "organization_id": None,
+    "role": "end-user",
+    "verified": False,
+    "external_id": None,
+    "tags": [],
+    "alias": None,
+    "active": True,
+    "shared": False,
+    "shared_agent": False,
+    "last_login_at": None,
+    "two_factor_auth_enabled": False,
+    "signature": None,
+    "details": None,
+    "notes": None,
+    "role_type": None,
+    "custom_role_id": None,
+    "moderator": False,
+    "ticket_restriction": "requested",
+    "only_private_comments": False,
+    "restricted_agent": True,
+    "suspended": False,
+    "default_group_id": None,
+    "report_csv": False,
+    "user_fields": {},
+}
+_USER_WRITABLE = frozenset(
+    {
+        "name",
+        "email",
+        "phone",
+        "organization_id",
+        "role",
+        "verified",
+        "external_id",
+        "tags",
+        "alias",
+        "signature",
+        "details",
+        "notes",
+        "time_zone",
+        "locale",
+        "suspended",
+        "user_fields",
+        "moderator",
+        "ticket_restriction",
+        "only_private_comments",
+        "default_group_id",
+        "custom_role_id",
+    }
+)
+_ORG_DEFAULTS: dict[str, Any] = {
+    "name": None,
+    "shared_tickets": False,
+    "shared_comments": False,
+    "external_id": None,
+    "domain_names": [],
+    "details": None,
+    "notes": None,
+    "group_id": None,
+    "tags": [],
+    "organization_fields": {},
+}
+_ORG_WRITABLE = frozenset(_ORG_DEFAULTS)
+
+
+@attrs.frozen
+class ZendeskCredentials:
+    """An agent's e-mail with an API token, and an OAuth access token (secrets hidden in reprs)."""
+
+    email: str
+    api_token: str = attrs.field(repr=False)
+    oauth_token: str = attrs.field(repr=False)
+
+    @classmethod
+    def generate(cls, email: str = "admin@sandbox.example") -> ZendeskCredentials:
+        """Fresh random tokens for the given agent e-mail."""
+        return cls(email, secrets.token_hex(20), secrets.token_hex(32))
+
+
+class _Invalid(Exception):
+    """A 422 RecordInvalid with per-field details."""
+
+    def __init__(self, field: str, error: str, description: str) -> None:
+        super().__init__(description)
+        self.field = field
+        self.error = error
+        self.description = description
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": "RecordInvalid",
+            "description": "Record validation errors",
+            "details": {self.field: [{"description": self.description, "error": self.error}]},
+        }
+
+
+@attrs.define
+class _Job:
+    id: str
+    kind: str  # "users" or "organizations"
+    action: str  # "create", "update", "create_or_update"
+    items: list[dict[str, Any]]
+    submitted: float
+    polls: int = 0
+    results: list[dict[str, Any]] | None = None
+    completed_at: float | None = None
+
+
+def _stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _encode_cursor(*parts: object) -> str:
+    return base64.urlsafe_b64encode("|".join(str(p) for p in parts).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> list[str] | None:
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+class ZendeskSandbox(SandboxApp):
+    """In-memory Zendesk Support: `/api/v2/...` for users, identities, organizations and jobs.
+
+    `app` is the WSGI application. Seed with `add_user`/`add_organization`; read back with
+    `dump()`. `rate_limit` (requests per minute) is off when None; `bulk_users_enabled=False`
+    makes the bulk user endpoints answer 403; jobs complete on the `job_polls`-th poll of
+    their status, or once `job_seconds` have passed on `clock`.
+    """
+
+    name = "zendesk"
+
+    def __init__(
+        self,
+        *,
+        credentials: ZendeskCredentials | None = None,
+        clock: Callable[[], float] = time.time,
+        rate_limit: int | None = None,
+        bulk_users_enabled: bool = True,
+        job_polls: int = 2,
+        job_seconds: float | None = None,
+        controller: Controller | None = None,
+        base_url: str = "https://sandbox.zendesk.example",
+    ) -> None:
+        super().__init__(controller)
+        self.credentials = credentials or ZendeskCredentials.generate()
+        self.clock = clock
+        self.rate_limit = rate_limit
+        self.bulk_users_enabled = bulk_users_enabled
+        self.job_polls = job_polls
+        self.job_seconds = job_seconds
+        self.base_url = base_url
+        self.users: dict[int, dict[str, Any]] = {}
+        self.organizations: dict[int, dict[str, Any]] = {}
+        self.deleted_organizations: dict[int, dict[str, Any]] = {}
+        self.identities: dict[int, dict[str, Any]] = {}
+        self.jobs: dict[str, _Job] = {}
+        self._updated: dict[tuple[str, int], int] = {}
+        self._next_user = 7_000_000_001
+        self._next_org = 8_000_000_001
+        self._next_identity = 9_000_000_001
+        self._job_seq = 0
+        self._window = (-1, 0)  # (minute, requests counted in it)
+        self.router = Router(suffix=".json")
+        self._routes()
+        admin = self._create_user({"name": "Sandbox Admin", "email": self.credentials.email})
+        admin["role"] = "admin"
+        admin["verified"] = True
+        self.admin_id = int(admin["id"])
+
+    # -- seeding and inspection (Python side) -----------------------------------------------------
+
+    def add_user(
+        self,
+        *,
+        name: str,
+        email: str | None = None,
+        organization_id: int | None = None,
+        external_id: str | None = None,
+        active: bool = True,
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Store a user (validated like a create); inactive users are stored soft-deleted."""
+        with self._lock:
+            user = self._create_user(
+                {
+                    "name": name,
+                    "email": email,
+                    "organization_id": organization_id,
+                    "external_id": external_id,
+                    **fields,
+                }
+            )
+            if not active:
+                self._soft_delete(user)
+            return self._render_user(user, self.base_url)
+
+    def add_organization(
+        self, *, name: str, external_id: str | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """Store an organization (validated like a create)."""
+        with self._lock:
+            org = self._create_org({"name": name, "external_id": external_id, **fields})
+            return self._render_org(org, self.base_url)
+
+    def add_identity(self, user_id: int, email: str) -> dict[str, Any]:
+        """Add a (secondary unless it is the first) e-mail identity to a user."""
+        with self._lock:
+            return self._render_identity(self._add_identity(self.users[user_id], email))
+
+    def settle_jobs(self) -> None:
+        """Complete every pending job now."""
+        with self._lock:
+            for job in self.jobs.values():
+                if job.results is None:
+                    self._complete(job)
+
+    def dump(self) -> dict[str, Any]:
+        """Every record, by kind (deleted organizations listed apart)."""
+        with self._lock:
+            return {
+                "users": [
+                    self._render_user(u, self.base_url) for _, u in sorted(self.users.items())
+                ],
+                "organizations": [
+                    self._render_org(o, self.base_url)
+                    for _, o in sorted(self.organizations.items())
+                ],
+                "deleted_organizations": [
+                    self._render_org(o, self.base_url)
+                    for _, o in sorted(self.deleted_organizations.items())
+                ],
+                "identities": [
+                    self._render_identity(i) for _, i in sorted(self.identities.items())
+                ],
+                "jobs": [self._render_job(j, self.base_url) for j in self.jobs.values()],
+            }
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        add = self.router.add
+        p = "/api/v2"
+        add("GET", f"{p}/users", self._list_users)
+        add("POST", f"{p}/users", self._post_user)
+        add("GET", f"{p}/users/me", self._me)
+        add("GET", f"{p}/users/show_many", self._show_many_users)
+        add("GET", f"{p}/users/search", self._search_users)
+        add("POST", f"{p}/users/create_or_update", self._create_or_update_user)
+        add("POST", f"{p}/users/create_many", self._bulk("users", "create"))
+        add("PUT", f"{p}/users/update_many", self._bulk("users", "update"))
+        add("POST", f"{p}/users/create_or_update_many", self._bulk("users", "create_or_update"))
+        add("GET", f"{p}/users/{{id:int}}", self._get_user)
+        add("PUT", f"{p}/users/{{id:int}}", self._put_user)
+        add("DELETE", f"{p}/users/{{id:int}}", self._delete_user)
+        add("GET", f"{p}/users/{{id:int}}/identities", self._list_identities)
+        add("POST", f"{p}/users/{{id:int}}/identities", self._post_identity)
+        add("GET", f"{p}/users/{{id:int}}/identities/{{identity_id:int}}", self._get_identity)
+        add(
+            "PUT",
+            f"{p}/users/{{id:int}}/identities/{{identity_id:int}}/make_primary",
+            self._make_primary,
+        )
+        add("GET", f"{p}/organizations", self._list_orgs)
+        add("POST", f"{p}/organizations", self._post_org)
+        add("GET", f"{p}/organizations/show_many", self._show_many_orgs)
+        add("GET", f"{p}/organizations/search", self._search_orgs)
+        add("POST", f"{p}/organizations/create_many", self._bulk("organizations", "create"))
+        add("PUT", f"{p}/organizations/update_many", self._bulk("organizations", "update"))
+        add("GET", f"{p}/organizations/{{id:int}}", self._get_org)
+        add("PUT", f"{p}/organizations/{{id:int}}", self._put_org)
+        add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
+        add("GET", f"{p}/job_statuses/{{id:str}}", self._get_job)
+        add("GET", f"{p}/incremental/users/cursor", self._export_users_cursor)
+        add("GET", f"{p}/incremental/users", self._export_users_time)
+        add("GET", f"{p}/incremental/organizations", self._export_orgs_time)
+
+    # -- auth, limits, errors ----------------------------------------------------------------------
+
+    def authorise(self, request: Request, match: Match) -> Response | None:
+        """API token (basic `{email}/token:{token}`) or OAuth bearer token, then the rate limit."""
+        if not self._authenticated(request.headers.get("authorization", "")):
+            return Response.json(401, {"error": "Couldn't authenticate you"})
+        if self.rate_limit is None:
+            return None
+        minute, used = self._window_now()
+        if used >= self.rate_limit:
+            retry = max(1, math.ceil((minute + 1) * 60 - self.clock()))
+            return Response.json(
+                429,
+                {
+                    "error": "APIRateLimitExceeded",
+                    "description": "Number of allowed API requests per minute exceeded",
+                },
+                [("Retry-After", str(retry))],
+            )
+        return None
+
+    def _authenticated(self, header: str) -> bool:
+        scheme, _, value = header.partition(" ")
+        value = value.strip()
+        if scheme.lower() == "bearer":
+            return secrets.compare_digest(value, self.credentials.oauth_token)
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, _, token = decoded.partition(":")
+        expected_user = f"{self.credentials.email}/token"
+        return secrets.compare_digest(user.lower(), expected_user.lower()) and (
+            secrets.compare_digest(token, self.credentials.api_token)
+        )
+
+    def _window_now(self) -> tuple[int, int]:
+        minute = int(self.clock() // 60)
+        if self._window[0] != minute:
+            self._window = (minute, 0)
+        return self._window
+
+    def decorate(self, response: Response, request: Request) -> Response:
+        """Count the request against the minute's budget and report it in headers."""
+        if response.status in (401, 429):
+            minute, used = self._window_now()
+        else:
+            minute, used = self._window_now()
+            used += 1
+            self._window = (minute, used)
+        limit = self.rate_limit if self.rate_limit is not None else 700
+        remaining = max(0, limit - used)
+        reset = max(1, math.ceil((minute + 1) * 60 - self.clock()))
+        return response.with_headers(
+            [
+                ("X-Rate-Limit", str(limit)),
+                ("X-Rate-Limit-Remaining", str(remaining)),
+                ("ratelimit-limit", str(limit)),
+                ("rate-limit", str(limit)),
+                ("rate-limit-remaining", str(remaining)),
+                ("rate-limit-reset", str(reset)),
+            ]
+        )
+
+    def error(self, status: int, detail: str, request: Request) -> Response:
+        """A Zendesk-style error body."""
+        names = {
+            400: "InvalidValue",
+            403: "Forbidden",
+            404: "InvalidEndpoint",
+            405: "InvalidEndpoint",
+            409: "Conflict",
+            422: "RecordInvalid",
+            429: "APIRateLimitExceeded",
+            500: "InternalError",
+        }
+        return Response.json(status, {"error": names.get(status, "Error"), "description": detail})
+
+    def before_request(self, request: Request) -> None:
+        """Complete jobs whose time has come."""
+        if self.job_seconds is None:
+            return
+        for job in self.jobs.values():
+            if job.results is None and self.clock() >= job.submitted + self.job_seconds:
+                self._complete(job)
+
+    # -- users: reads ------------------------------------------------------------------------------
+
+    def _list_users(self, request: Request) -> Response:
+        roles = set(request.params("role")) | set(request.params("role[]"))
+        users = [
+            u
+            for _, u in sorted(self.users.items())
+            if u["active"] and (not roles or u["role"] in roles)
+        ]
+        return self._paged(
+            request, "users", [self._render_user(u, request.base_url) for u in users]
+        )
+
+    def _me(self, request: Request) -> Response:
+        return Response.json(
+            200, {"user": self._render_user(self.users[self.admin_id], request.base_url)}
+        )
+
+    def _get_user(self, request: Request, id: str) -> Response:
+        user = self.users.get(int(id))
+        if user is None:
+            return _not_found()
+        return Response.json(200, {"user": self._render_user(user, request.base_url)})
+
+    def _show_many_users(self, request: Request) -> Response:
+        ids = request.params("ids")
+        externals = request.params("external_ids")
+        if len(ids) > MAX_BULK or len(externals) > MAX_BULK:
+            return _too_many("users", "shown")
+        wanted_ids = {int(i) for i in ids if i.isdigit()}
+        wanted_ext = {e.lower() for e in externals}
+        found = [
+            u
+            for _, u in sorted(self.users.items())
+            if u["id"] in wanted_ids or (u["external_id"] or "").lower() in wanted_ext
+        ]
+        return _listing("users", [self._render_user(u, request.base_url) for u in found])
+
+    def _search_users(self, request: Request) -> Response:
+        query = (request.param("query") or "").strip()
+        external = request.param("external_id")
+        matches: list[dict[str, Any]] = []
+        for _, user in sorted(self.users.items()):
+            if not user["active"]:
+                continue
+            if external is not None:
+                if (user["external_id"] or "").lower() == external.lower():
+                    matches.append(user)
+            elif self._user_matches(user, query):
+                matches.append(user)
+        return _listing("users", [self._render_user(u, request.base_url) for u in matches])
+
+    def _user_matches(self, user: dict[str, Any], query: str) -> bool:
+        field, sep, value = query.partition(":")
+        if not sep:
+            field, value = "", query
+        value = value.strip().strip('"').lower()
+        if not value:
+            return False
+        emails = {i["value"] for i in self._identities_of(int(user["id"]))}
+        if field in ("email", ""):
+            if value in emails:
+                return True
+            if field == "email":
+                return False
+        if field in ("external_id", ""):
+            if (user["external_id"] or "").lower() == value:
+                return True
+            if field == "external_id":
+                return False
+        if field in ("name", ""):
+            return value in (user["name"] or "").lower()
+        return False
+
+    # -- users: writes -----------------------------------------------------------------------------
+
+    def _post_user(self, request: Request) -> Response:
+        payload = _object(request.json(), "user")
+        if payload is None:
+            return self.error(400, 'The body must be {"user": {...}}', request)
+        try:
+            user = self._create_user(payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        self.wrote()
+        rendered = self._render_user(user, request.base_url)
+        return Response.json(201, {"user": rendered}, [("Location", str(rendered["url"]))])
+
+    def _put_user(self, request: Request, id: str) -> Response:
+        user = self.users.get(int(id))
+        if user is None or not user["active"]:
+            return _not_found()
+        payload = _object(request.json(), "user")
+        if payload is None:
+            return self.error(400, 'The body must be {"user": {...}}', request)
+        try:
+            changed = self._update_user(user, payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        if changed:
+            self.wrote()
+        return Response.json(200, {"user": self._render_user(user, request.base_url)})
+
+    def _create_or_update_user(self, request: Request) -> Response:
+        payload = _object(request.json(), "user")
+        if payload is None:
+            return self.error(400, 'The body must be {"user": {...}}', request)
+        try:
+            existing = self._match_user(payload)
+            if existing is None:
+                user = self._create_user(payload)
+                status = 201
+                changed = True
+            else:
+                user = existing
+                changed = self._update_user(user, payload)
+                status = 200
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        if changed:
+            self.wrote()
+        return Response.json(status, {"user": self._render_user(user, request.base_url)})
+
+    def _delete_user(self, request: Request, id: str) -> Response:
+        user = self.users.get(int(id))
+        if user is None or not user["active"]:
+            return _not_found()
+        self._soft_delete(user)
+        self.wrote()
+        return Response.json(200, {"user": self._render_user(user, request.base_url)})
+
+    def _match_user(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        external = payload.get("external_id")
+        email = payload.get("email")
+        for user in self.users.values():
+            if not user["active"]:
+                continue
+            if (
+                external not in (None, "")
+                and (user["external_id"] or "").lower() == str(external).lower()
+            ):
+                return user
+        if isinstance(email, str) and email.strip():
+            owner = self._email_owner(email.strip().lower())
+            if owner is not None:
+                return self.users[owner]
+        return None
+
+    def _create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
+        fields = self._clean_user_fields(payload, None)
+        if not (fields.get("name") or "").strip():
+            raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
+        now = self.clock()
+        user_id = self._next_user
+        self._next_user += 1
+        email = fields.pop("email", None)
+        user = {
+            "id": user_id,
+            "url": "",
+            **_USER_DEFAULTS,
+            "created_at": _stamp(now),
+            "updated_at": _stamp(now),
+        }
+        user.update(fields)
+        user["tags"] = list(user["tags"])
+        self.users[user_id] = user
+        self._updated[("user", user_id)] = int(now)
+        if email:
+            self._add_identity(user, email)
+        return user
+
+    def _update_user(self, user: dict[str, Any], payload: dict[str, Any]) -> bool:
+        fields = self._clean_user_fields(payload, int(user["id"]))
+        if "name" in fields and not (fields["name"] or "").strip():
+            raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
+        email = fields.pop("email", None)
+        changed = False
+        for key, value in fields.items():
+            if user.get(key) != value:
+                user[key] = value
+                changed = True
+        if email and email not in {i["value"] for i in self._identities_of(int(user["id"]))}:
+            # A plain PUT of `email` adds a secondary identity; the primary stays (as Zendesk does).
+            self._add_identity(user, email)
+            changed = True
+        if changed:
+            self._touch("user", user)
+        return changed
+
+    def _clean_user_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
+        fields = {k: v for k, v in payload.items() if k in _USER_WRITABLE}
+        if "name" in fields and isinstance(fields["name"], str):
+            fields["name"] = fields["name"].strip()
+        if "email" in fields:
+            fields["email"] = self._clean_email(fields["email"], own_id, "email")
+        if fields.get("external_id") is not None:
+            external = str(fields["external_id"])
+            fields["external_id"] = external
+            for other in self.users.values():
+                if (
+                    other["id"] != own_id
+                    and other["active"]
+                    and (other["external_id"] or "").lower() == external.lower()
+                ):
+                    raise _Invalid(
+                        "external_id",
+                        "DuplicateValue",
+                        f"External: {external} has already been taken",
+                    )
+        if fields.get("organization_id") is not None:
+            org_id = fields["organization_id"]
+            if not isinstance(org_id, int) or org_id not in self.organizations:
+                raise _Invalid(
+                    "organization_id", "InvalidValue", f"Organization: {org_id} is invalid"
+                )
+        if "role" in fields and fields["role"] not in _ROLES:
+            raise _Invalid("role", "InvalidValue", f"Role: {fields['role']} is not valid")
+        if "tags" in fields and not isinstance(fields["tags"], list):
+            raise _Invalid("tags", "InvalidValue", "Tags: must be a list")
+        return fields
+
+    def _clean_email(self, raw: Any, own_id: int | None, field: str) -> str | None:
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return None
+        if not isinstance(raw, str) or not _EMAIL.match(raw.strip()):
+            raise _Invalid(field, "InvalidFormat", f"Email: {raw} is not properly formatted")
+        email = raw.strip().lower()
+        owner = self._email_owner(email)
+        if owner is not None and owner != own_id:
+            label = "Email" if field == "email" else "Value"
+            raise _Invalid(
+                field, "DuplicateValue", f"{label}: {email} is already being used by another user"
+            )
+        return email
+
+    def _email_owner(self, email: str) -> int | None:
+        for identity in self.identities.values():
+            if identity["value"] == email and self.users[identity["user_id"]]["active"]:
+                return int(identity["user_id"])
+        return None
+
+    def _soft_delete(self, user: dict[str, Any]) -> None:
+        user["active"] = False
+        self._touch("user", user)
+
+    def _touch(self, kind: str, record: dict[str, Any]) -> None:
+        """Move updated_at: never backwards, and at least a second on from the previous value."""
+        key = (kind, int(record["id"]))
+        moment = max(int(self.clock()), self._updated.get(key, 0) + 1)
+        self._updated[key] = moment
+        record["updated_at"] = _stamp(moment)
+
+    # -- identities ---------------------------------------------------------------------------
+
+    def _identities_of(self, user_id: int) -> list[dict[str, Any]]:
+        return [i for _, i in sorted(self.identities.items()) if i["user_id"] == user_id]
+
+    def _add_identity(self, user: dict[str, Any], raw_email: Any) -> dict[str, Any]:
+        email = self._clean_email(raw_email, int(user["id"]), "email")
+        if email is None:
+            raise _Invalid("value", "BlankValue", "Value: cannot be blank")
+        existing = self._identities_of(int(user["id"]))
+        now = _stamp(self.clock())
+        identity = {
+            "url": "",
+            "id": self._next_identity,
+            "user_id": user["id"],
+            "type": "email",
+            "value": email,
+            "verified": False,
+            "primary": not existing,
+            "deliverable_state": "deliverable",
+            "undeliverable_count": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        self._next_identity += 1
+        self.identities[int(identity["id"])] = identity
+        if identity["primary"]:
+            user["email"] = email
+        self._touch("user", user)
+        return identity
+
+    def _list_identities(self, request: Request, id: str) -> Response:
+        user = self.users.get(int(id))
+        if user is None:
+            return _not_found()
+        items = [self._render_identity(i, request.base_url) for i in self._identities_of(int(id))]
+        return _listing("identities", items)
+
+    def _get_identity(self, request: Request, id: str, identity_id: str) -> Response:
+        identity = self.identities.get(int(identity_id))
+        if identity is None or identity["user_id"] != int(id):
+            return _not_found()
+        return Response.json(200, {"identity": self._render_identity(identity, request.base_url)})
+
+    def _post_identity(self, request: Request, id: str) -> Response:
+        user = self.users.get(int(id))
+        if user is None or not user["active"]:
+            return _not_found()
+        payload = _object(request.json(), "identity")
+        if payload is None or payload.get("type", "email") != "email":
+            return self.error(400, "Only e-mail identities are supported here", request)
+        try:
+            identity = self._add_identity(user, payload.get("value"))
+        except _Invalid as exc:
+            exc.field = "value"
+            return Response.json(422, exc.body())
+        self.wrote()
+        return Response.json(201, {"identity": self._render_identity(identity, request.base_url)})
+
+    def _make_primary(self, request: Request, id: str, identity_id: str) -> Response:
+        user = self.users.get(int(id))
+        identity = self.identities.get(int(identity_id))
+        if user is None or identity is None or identity["user_id"] != int(id):
+            return _not_found()
+        if not identity["primary"]:
+            for other in self._identities_of(int(id)):
+                other["primary"] = other["id"] == identity["id"]
+            user["email"] = identity["value"]
+            self._touch("user", user)
+            self.wrote()
+        items = [self._render_identity(i, request.base_url) for i in self._identities_of(int(id))]
+        return Response.json(200, {"identities": items})
+
+    # -- organizations ------------------------------------------------------------------------
+
+    def _list_orgs(self, request: Request) -> Response:
+        orgs = [
+            self._render_org(o, request.base_url) for _, o in sorted(self.organizations.items())
+        ]
+        return self._paged(request, "organizations", orgs)
+
+    def _get_org(self, request: Request, id: str) -> Response:
+        org = self.organizations.get(int(id))
+        if org is None:
+            return _not_found()
+        return Response.json(200, {"organization": self._render_org(org, request.base_url)})
+
+    def _show_many_orgs(self, request: Request) -> Response:
+        ids = request.params("ids")
+        externals = request.params("external_ids")
+        if len(ids) > MAX_BULK or len(externals) > MAX_BULK:
+            return _too_many("organizations", "shown")
+        wanted_ids = {int(i) for i in ids if i.isdigit()}
+        wanted_ext = {e.lower() for e in externals}
+        found = [
+            o
+            for _, o in sorted(self.organizations.items())
+            if o["id"] in wanted_ids or (o["external_id"] or "").lower() in wanted_ext
+        ]
+        return _listing("organizations", [self._render_org(o, request.base_url) for o in found])
+
+    def _search_orgs(self, request: Request) -> Response:
+        external = request.param("external_id")
+        name = request.param("name")
+        if external is None and name is None:
+            return self.error(400, "Give external_id or name", request)
+        found = []
+        for _, org in sorted(self.organizations.items()):
+            by_external = external is not None and _same(org["external_id"], external)
+            if by_external or (name is not None and _name_key(org["name"]) == _name_key(name)):
+                found.append(org)
+        return _listing("organizations", [self._render_org(o, request.base_url) for o in found])
+
+    def _post_org(self, request: Request) -> Response:
+        payload = _object(request.json(), "organization")
+        if payload is None:
+            return self.error(400, 'The body must be {"organization": {...}}', request)
+        try:
+            org = self._create_org(payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        self.wrote()
+        rendered = self._render_org(org, request.base_url)
+        return Response.json(201, {"organization": rendered}, [("Location", str(rendered["url"]))])
+
+    def _put_org(self, request: Request, id: str) -> Response:
+        org = self.organizations.get(int(id))
+        if org is None:
+            return _not_found()
+        payload = _object(request.json(), "organization")
+        if payload is None:
+            return self.error(400, 'The body must be {"organization": {...}}', request)
+        try:
+            changed = self._update_org(org, payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        if changed:
+            self.wrote()
+        return Response.json(200, {"organization": self._render_org(org, request.base_url)})
+
+    def _delete_org(self, request: Request, id: str) -> Response:
+        org = self.organizations.pop(int(id), None)
+        if org is None:
+            return _not_found()
+        self.deleted_organizations[int(id)] = org
+        for user in self.users.values():
+            if user["organization_id"] == int(id):
+                user["organization_id"] = None
+                self._touch("user", user)
+        self.wrote()
+        return Response.empty(204)
+
+    def _create_org(self, payload: dict[str, Any]) -> dict[str, Any]:
+        fields = self._clean_org_fields(payload, None)
+        if not fields.get("name"):
+            raise _Invalid("name", "BlankValue", "Name: cannot be blank")
+        now = self.clock()
+        org_id = self._next_org
+        self._next_org += 1
+        org = {
+            "url": "",
+            "id": org_id,
+            **_ORG_DEFAULTS,
+            "created_at": _stamp(now),
+            "updated_at": _stamp(now),
+        }
+        # Keep Zendesk's key order: created/updated sit between external_id and domain_names.
+        order = [
+            "url", "id", "name", "shared_tickets", "shared_comments", "external_id",
+            "created_at", "updated_at", "domain_names", "details", "notes", "group_id", "tags",
+            "organization_fields",
+        ]  # fmt: skip
+        org.update(fields)
+        org = {key: org[key] for key in order}
+        self.organizations[org_id] = org
+        self._updated[("organization", org_id)] = int(now)
+        return org
+
+    def _update_org(self, org: dict[str, Any], payload: dict[str, Any]) -> bool:
+        fields = self._clean_org_fields(payload, int(org["id"]))
+        if "name" in fields and not fields["name"]:
+            raise _Invalid("name", "BlankValue", "Name: cannot be blank")
+        changed = False
+        for key, value in fields.items():
+            if org.get(key) != value:
+                org[key] = value
+                changed = True
+        if changed:
+            self._touch("organization", org)
+        return changed
+
+    def _clean_org_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
+        fields = {k: v for k, v in payload.items() if k in _ORG_WRITABLE}
+        if "name" in fields:
+            name = fields["name"].strip() if isinstance(fields["name"], str) else None
+            fields["name"] = name
+            if name and any(
+                o["id"] != own_id and _name_key(o["name"]) == _name_key(name)
+                for o in self.organizations.values()
+            ):
+                raise _Invalid("name", "DuplicateValue", "Name: has already been taken")
+        if fields.get("external_id") is not None:
+            external = str(fields["external_id"])
+            fields["external_id"] = external
+            if any(
+                o["id"] != own_id and (o["external_id"] or "").lower() == external.lower()
+                for o in self.organizations.values()
+            ):
+                raise _Invalid(
+                    "external_id", "DuplicateValue", "External ID: has already been taken"
+                )
+        return fields
+
+    # -- bulk jobs ----------------------------------------------------------------------------
+
+    def _bulk(self, kind: str, action: str) -> Callable[[Request], Response]:
+        singular = kind[:-1]
+
+        def handler(request: Request) -> Response:
+            if kind == "users" and not self.bulk_users_enabled:
+                return Response.json(
+                    403,
+                    {
+                        "error": "Forbidden",
+                        "description": "You do not have access to this page. Please contact the "
+                        "account owner of this help desk for further help.",
+                    },
+                )
+            body = request.json()
+            items = self._bulk_items(request, body, kind, singular)
+            if items is None:
+                return self.error(400, f"The body must hold a list of {kind}", request)
+            if len(items) > MAX_BULK:
+                verb = {"create": "created", "update": "updated"}.get(action, "created or updated")
+                return _too_many(kind, verb)
+            pending = sum(1 for j in self.jobs.values() if j.results is None)
+            if pending >= MAX_QUEUED_JOBS:
+                return Response.json(
+                    429,
+                    {
+                        "error": "TooManyJobs",
+                        "description": f"Maximum of {MAX_QUEUED_JOBS} jobs may be queued",
+                    },
+                )
+            self._job_seq += 1
+            job_id = f"V3-{self._job_seq:08x}{secrets.token_hex(12)}"
+            job = _Job(job_id, kind, action, items, self.clock())
+            self.jobs[job_id] = job
+            if self.job_polls <= 0 and self.job_seconds is None:
+                self._complete(job)
+            return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
+
+        return handler
+
+    def _bulk_items(
+        self, request: Request, body: Any, kind: str, singular: str
+    ) -> list[dict[str, Any]] | None:
+        if not isinstance(body, dict):
+            return None
+        ids = request.params("ids")
+        if ids and isinstance(body.get(singular), dict):
+            # update_many?ids=1,2 with one change set for all of them.
+            return [{**body[singular], "id": int(i)} for i in ids if i.isdigit()]
+        items = body.get(kind)
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            return None
+        return list(items)
+
+    def _get_job(self, request: Request, id: str) -> Response:
+        job = self.jobs.get(id)
+        if job is None:
+            return _not_found()
+        if job.results is None:
+            job.polls += 1
+            timed_out = self.job_seconds is not None and (
+                self.clock() >= job.submitted + self.job_seconds
+            )
+            if job.polls >= self.job_polls or timed_out:
+                self._complete(job)
+        return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
+
+    def _complete(self, job: _Job) -> None:
+        results: list[dict[str, Any]] = []
+        wrote = False
+        for index, item in enumerate(job.items):
+            try:
+                result, changed = self._apply_item(job, item)
+            except _Invalid as exc:
+                results.append(
+                    {
+                        "index": index,
+                        "status": "Failed",
+                        "error": exc.error,
+                        "details": exc.description,
+                    }
+                )
+                continue
+            except LookupError:
+                results.append(
+                    {
+                        "index": index,
+                        "status": "Failed",
+                        "error": "RecordNotFound",
+                        "details": f"{job.kind[:-1].title()} {item.get('id')} not found",
+                    }
+                )
+                continue
+            wrote = wrote or changed
+            results.append(result)
+        job.results = results
+        job.completed_at = self.clock()
+        if wrote:
+            self.wrote()
+
+    def _apply_item(self, job: _Job, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if job.kind == "organizations":
+            if job.action == "create":
+                org = self._create_org(item)
+                return {"id": org["id"], "status": "Created"}, True
+            target = self.organizations.get(_int(item.get("id")))
+            if target is None:
+                raise LookupError(item.get("id"))
+            changed = self._update_org(target, item)
+            return {"id": target["id"], "status": "Updated"}, changed
+        if job.action == "create":
+            user = self._create_user(item)
+            return {"id": user["id"], "status": "Created"}, True
+        if job.action == "create_or_update":
+            existing = self._match_user(item)
+            if existing is None:
+                user = self._create_user(item)
+                return {"id": user["id"], "status": "Created"}, True
+            changed = self._update_user(existing, item)
+            return {"id": existing["id"], "status": "Updated"}, changed
+        user_or_none = self.users.get(_int(item.get("id")))
+        if user_or_none is None or not user_or_none["active"]:
+            raise LookupError(item.get("id"))
+        changed = self._update_user(user_or_none, item)
+        return {"id": user_or_none["id"], "status": "Updated"}, changed
+
+    # -- incremental exports ------------------------------------------------------------------
+
+    def _start_time(self, request: Request) -> int | Response:
+        raw = request.param("start_time")
+        if raw is None or not raw.lstrip("-").isdigit():
+            return Response.json(
+                400, {"error": "InvalidValue", "description": "start_time is required"}
+            )
+        start = int(raw)
+        if start > self.clock() - 60:
+            return Response.json(
+                400,
+                {
+                    "error": "InvalidValue",
+                    "description": "Too recent start_time. Use a start_time older than 1 minute",
+                },
+            )
+        return start
+
+    def _per_page(self, request: Request) -> int:
+        raw = request.param("per_page")
+        if raw and raw.isdigit():
+            return max(1, min(EXPORT_PAGE_SIZE, int(raw)))
+        return EXPORT_PAGE_SIZE
+
+    def _export_order(self, kind: str, records: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
+        return sorted((self._updated[(kind, int(r["id"]))], int(r["id"])) for r in records)
+
+    def _export_users_cursor(self, request: Request) -> Response:
+        per_page = self._per_page(request)
+        cursor = request.param("cursor")
+        if cursor is not None:
+            parts = _decode_cursor(cursor)
+            if parts is None or len(parts) != 2 or not all(p.isdigit() for p in parts):
+                return self.error(400, "Invalid cursor", request)
+            position = (int(parts[0]), int(parts[1]))
+        else:
+            start = self._start_time(request)
+            if isinstance(start, Response):
+                return start
+            position = (start, -1)
+        order = [key for key in self._export_order("user", self.users.values()) if key > position]
+        page = order[:per_page]
+        end = len(order) <= per_page
+        last = page[-1] if page else position
+        after = _encode_cursor(last[0], max(last[1], 0))
+        query = {"cursor": after}
+        if request.param("per_page"):
+            query["per_page"] = str(per_page)
+        base = f"{request.base_url}/api/v2/incremental/users/cursor.json"
+        return Response.json(
+            200,
+            {
+                "users": [self._render_user(self.users[i], request.base_url) for _, i in page],
+                "after_url": f"{base}?{urlencode(query)}",
+                "before_url": None,
+                "after_cursor": after,
+                "before_cursor": None,
+                "end_of_stream": end,
+            },
+        )
+
+    def _time_export(
+        self, request: Request, kind: str, records: dict[int, dict[str, Any]], path: str
+    ) -> Response:
+        start = self._start_time(request)
+        if isinstance(start, Response):
+            return start
+        per_page = self._per_page(request)
+        order = [key for key in self._export_order(kind, records.values()) if key[0] >= start]
+        page = order[:per_page]
+        # Records sharing the last second all go on this page, or a client could loop forever.
+        while len(page) < len(order) and page and order[len(page)][0] == page[-1][0]:
+            page.append(order[len(page)])
+        end = len(page) == len(order)
+        end_time = page[-1][0] if page else start
+        query = {"start_time": str(end_time)}
+        if request.param("per_page"):
+            query["per_page"] = str(per_page)
+        render = self._render_user if kind == "user" else self._render_org
+        base = f"{request.base_url}/api/v2/incremental/{path}.json"
+        return Response.json(
+            200,
+            {
+                path: [render(records[i], request.base_url) for _, i in page],
+                "next_page": f"{base}?{urlencode(query)}",
+                "count": len(page),
+                "end_of_stream": end,
+                "end_time": end_time,
+            },
+        )
+
+    def _export_users_time(self, request: Request) -> Response:
+        return self._time_export(request, "user", self.users, "users")
+
+    def _export_orgs_time(self, request: Request) -> Response:
+        return self._time_export(request, "organization", self.organizations, "organizations")
+
+    # -- paging and rendering -----------------------------------------------------------------
+
+    def _paged(self, request: Request, key: str, items: list[dict[str, Any]]) -> Response:
+        size_raw = request.param("page[size]")
+        path = f"{request.base_url}{request.path}"
+        if size_raw is None and (request.param("page[after]") or request.param("page[before]")):
+            size_raw = str(MAX_PAGE_SIZE)
+        if size_raw is None:
+            return _offset_page(request, key, items, path)
+        if not size_raw.isdigit() or not 1 <= int(size_raw) <= MAX_PAGE_SIZE:
+            return Response.json(
+                400,
+                {
+                    "error": "InvalidPaginationParameter",
+                    "description": f"page[size] must be between 1 and {MAX_PAGE_SIZE}",
+                },
+            )
+        size = int(size_raw)
+        after = request.param("page[after]")
+        before = request.param("page[before]")
+        ids = [int(item["id"]) for item in items]
+        if after:
+            mark = _cursor_id(after)
+            if mark is None:
+                return _bad_cursor()
+            window = [i for i in ids if i > mark]
+            page_ids = window[:size]
+            has_more = len(window) > size
+        elif before:
+            mark = _cursor_id(before)
+            if mark is None:
+                return _bad_cursor()
+            window = [i for i in ids if i < mark]
+            page_ids = window[-size:]
+            has_more = len(window) > size
+        else:
+            page_ids = ids[:size]
+            has_more = len(ids) > size
+        by_id = {int(item["id"]): item for item in items}
+        after_cursor = _encode_cursor("id", page_ids[-1]) if page_ids else None
+        before_cursor = _encode_cursor("id", page_ids[0]) if page_ids else None
+
+        def link(name: str, cursor: str | None) -> str | None:
+            if cursor is None:
+                return None
+            return f"{path}?{urlencode({f'page[{name}]': cursor, 'page[size]': size})}"
+
+        return Response.json(
+            200,
+            {
+                key: [by_id[i] for i in page_ids],
+                "meta": {
+                    "has_more": has_more,
+                    "after_cursor": after_cursor,
+                    "before_cursor": before_cursor,
+                },
+                "links": {
+                    "prev": link("before", before_cursor),
+                    "next": link("after", after_cursor),
+                },
+            },
+        )
+
+    def _render_user(self, user: dict[str, Any], base_url: str) -> dict[str, Any]:
+        out = dict(user)
+        out["url"] = f"{base_url}/api/v2/users/{user['id']}.json"
+        out["tags"] = list(user["tags"])
+        return out
+
+    def _render_org(self, org: dict[str, Any], base_url: str) -> dict[str, Any]:
+        out = dict(org)
+        out["url"] = f"{base_url}/api/v2/organizations/{org['id']}.json"
+        out["tags"] = list(org["tags"])
+        out["domain_names"] = list(org["domain_names"])
+        return out
+
+    def _render_identity(
+        self, identity: dict[str, Any], base_url: str | None = None
+    ) -> dict[str, Any]:
+        out = dict(identity)
+        out["url"] = (
+            f"{base_url or self.base_url}/api/v2/users/{identity['user_id']}/identities/"
+            f"{identity['id']}.json"
+        )
+        return out
+
+    def _render_job(self, job: _Job, base_url: str) -> dict[str, Any]:
+        total = len(job.items)
+        if job.results is not None:
+            progress: int | None = total
+            status = "completed"
+            finished = datetime.fromtimestamp(job.completed_at or 0, UTC)
+            message: str | None = f"Completed at {finished:%Y-%m-%d %H:%M:%S} +0000"
+        elif job.polls == 0:
+            progress, status, message = None, "queued", None
+        else:
+            progress = min(total, total * job.polls // max(1, self.job_polls))
+            status = "working"
+            noun = "User" if job.kind == "users" else "organization"
+            message = f"Creating {noun} #{progress}"
+        return {
+            "id": job.id,
+            "url": f"{base_url}/api/v2/job_statuses/{job.id}.json",
+            "total": total,
+            "progress": progress,
+            "status": status,
+            "message": message,
+            "results": None if job.results is None else [dict(r) for r in job.results],
+        }
+
+
+# -- module helpers --------------------------------------------------------------------------
+
+
+def _same(left: Any, right: Any) -> bool:
+    return str(left or "").lower() == str(right or "").lower()
+
+
+def _name_key(name: Any) -> str:
+    return str(name or "").strip().casefold()
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def _object(body: Any, key: str) -> dict[str, Any] | None:
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        return None
+    return dict(body[key])
+
+
+def _not_found() -> Response:
+    return Response.json(404, {"error": "RecordNotFound", "description": "Not found"})
+
+
+def _too_many(kind: str, verb: str) -> Response:
+    return Response.json(
+        400,
+        {
+            "error": "TooManyValues",
+            "description": f"Maximum {MAX_BULK} {kind} may be {verb} per call",
+        },
+    )
+
+
+def _bad_cursor() -> Response:
+    return Response.json(
+        400, {"error": "InvalidPaginationParameter", "description": "Invalid cursor"}
+    )
+
+
+def _cursor_id(cursor: str) -> int | None:
+    parts = _decode_cursor(cursor)
+    if parts is None or len(parts) != 2 or parts[0] != "id" or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def _listing(key: str, items: list[dict[str, Any]]) -> Response:
+    return Response.json(
+        200, {key: items, "next_page": None, "previous_page": None, "count": len(items)}
+    )
+
+
+def _offset_page(request: Request, key: str, items: list[dict[str, Any]], path: str) -> Response:
+    page_raw = request.param("page") or "1"
+    per_raw = request.param("per_page") or str(MAX_PAGE_SIZE)
+    page = int(page_raw) if page_raw.isdigit() and int(page_raw) > 0 else 1
+    per_page = min(MAX_PAGE_SIZE, int(per_raw)) if per_raw.isdigit() and int(per_raw) > 0 else 100
+    start = (page - 1) * per_page
+    chunk = items[start : start + per_page]
+    extra = {"per_page": str(per_page)} if request.param("per_page") else {}
+    next_page = (
+        f"{path}?{urlencode({'page': page + 1, **extra})}"
+        if start + per_page < len(items)
+        else None
+    )
+    previous = f"{path}?{urlencode({'page': page - 1, **extra})}" if page > 1 else None
+    return Response.json(
+        200, {key: chunk, "next_page": next_page, "previous_page": previous, "count": len(items)}
+    )
