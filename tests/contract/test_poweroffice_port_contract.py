@@ -19,7 +19,8 @@ from typing import Any, Protocol
 import attrs
 import httpx
 import pytest
-from poweroffice_support import FakeTime, Replay
+from poweroffice_openapi import check_token_request, check_token_response, load_spec
+from poweroffice_support import TOKEN_PATH, FakeTime, Replay
 
 from adapters.memory import MemorySystem, memory_poweroffice
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
@@ -65,6 +66,28 @@ class MemoryBackend:
 
 
 @attrs.define
+class SpecCheckedTransport(httpx.BaseTransport):
+    """Checks every request the adapter sends, and every answer, against the v2 document."""
+
+    inner: httpx.BaseTransport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        spec = load_spec()
+        if request.url.path == TOKEN_PATH:
+            check_token_request(request)
+        elif spec is not None:
+            spec.check_httpx_request(request, "/v2")
+        response = self.inner.handle_request(request)
+        response.read()
+        response.request = request
+        if request.url.path == TOKEN_PATH:
+            check_token_response(response)
+        elif spec is not None:
+            spec.check_httpx_response(response, "/v2")
+        return response
+
+
+@attrs.define
 class SandboxBackend:
     sandbox: Any
     port: PowerOfficePort
@@ -77,7 +100,7 @@ class SandboxBackend:
         keys = sandbox.credentials
         time = FakeTime()
         port = PowerOfficePort(
-            httpx.Client(transport=httpx.WSGITransport(app=sandbox.app)),
+            httpx.Client(transport=SpecCheckedTransport(httpx.WSGITransport(app=sandbox.app))),
             "http://po-sandbox/v2",
             "http://po-sandbox/OAuth/Token",
             PowerOfficeCredentials(keys.application_key, keys.client_key, keys.subscription_key),
