@@ -30,11 +30,13 @@ from cli.logs import bind_run, configure_logging
 from cli.output import (
     ProgressObserver,
     emit_json,
+    item_json,
     item_lines,
     link_data,
     render_failures,
     render_plan,
     render_status,
+    report_json,
     status_data,
     stdout_console,
     summary_table,
@@ -42,7 +44,6 @@ from cli.output import (
 from cli.wiring import AppContext, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
-from talkcore.plan import describe
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
 from talkcore.records import System
 from talkcore.state import SyncState, link_by_hand, resolve_conflict, unlink
@@ -249,8 +250,7 @@ def plan(
                 observer=observer,
             )
     if as_json:
-        data = report.to_json()
-        emit_json({k: v for k, v in data.items() if k not in ("failures", "reconciled")})
+        emit_json(report_json(report, dry_run=True))
         return
     render_plan(report, explain=explain)
     stdout_console().print(summary_table(report, "Plan"))
@@ -283,9 +283,11 @@ def _render_sync(report: RunReport, as_json: bool, compact: bool) -> None:
         if compact:
             import json
 
-            typer.echo(json.dumps(report.to_json(), ensure_ascii=False, default=str))
+            typer.echo(
+                json.dumps(report_json(report, dry_run=False), ensure_ascii=False, default=str)
+            )
         else:
-            emit_json(report.to_json())
+            emit_json(report_json(report, dry_run=False))
         return
     for item in report.plan.reports():
         for line in item_lines(item):
@@ -464,7 +466,7 @@ def list_conflicts(
     if as_json:
         emit_json(
             [
-                {**describe(c), "key": key, "resolved": state.resolutions.get(key)}
+                {**item_json(c), "key": key, "resolved": state.resolutions.get(key)}
                 for key, c in state.conflicts.items()
             ]
         )
@@ -503,7 +505,7 @@ def list_ambiguities(
     with failing_cleanly():
         _, state = _load(_app(ctx))
     if as_json:
-        emit_json([describe(a) for a in state.ambiguities])
+        emit_json([item_json(a) for a in state.ambiguities])
         return
     for ambiguity in state.ambiguities:
         typer.echo(f"{ambiguity.flow}: {item_lines(ambiguity)[0]}")

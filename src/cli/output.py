@@ -8,6 +8,7 @@ The JSON printed by ``plan --json`` and ``sync --json`` is the engine's run repo
     {"run_id": str, "started": iso, "finished": iso, "full": bool, "dry_run": bool,
      "summary": {<item kind>: count, ..., "applied": n, "failed": n, "read_problems": n},
      "items": [{"kind": <item kind>, "id": str, "flow": str, ...every field, "rule": str}],
+               (a create's record kind is "record_kind")
      "failures": [{"item": id, "error": {"code", "message", "record", "field", "retryable"}}],
      "problems": [{"system", "kind", "record_id", "field", "message"}],
      "reconciled": [item id, ...]}
@@ -51,6 +52,7 @@ from talkcore.plan import (
     ReferenceProblem,
     UnsupportedChange,
     Update,
+    describe,
     item_kind,
 )
 from talkcore.state import Link, SyncState
@@ -59,6 +61,29 @@ from talkcore.state import Link, SyncState
 def stdout_console() -> Console:
     """A console on stdout; wide when not a terminal, so tables are not cut."""
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+
+
+def item_json(item: PlanItem) -> dict[str, Any]:
+    """One plan item as JSON: ``describe`` with ``kind`` always the item kind.
+
+    ``describe`` lets a ``Create``'s own ``kind`` field (the record kind) overwrite the item
+    kind; here the record kind moves to ``record_kind`` so ``kind`` means one thing.
+    """
+    data = describe(item)
+    if "kind" in data and data["kind"] != item_kind(item):
+        data["record_kind"] = data["kind"]
+    data["kind"] = item_kind(item)
+    return data
+
+
+def report_json(report: RunReport, *, dry_run: bool) -> dict[str, Any]:
+    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``."""
+    data = report.to_json()
+    data["items"] = [item_json(item) for item in report.plan]
+    if dry_run:
+        data.pop("failures", None)
+        data.pop("reconciled", None)
+    return data
 
 
 def emit_json(data: object) -> None:

@@ -1,0 +1,419 @@
+"""Every command through Typer's CliRunner, against in-memory systems and both state stores.
+
+The wiring is swapped for one that hands out in-memory PowerOffice and Zendesk fakes; the state
+store is either the in-memory one or a real SQLite file, so every command runs on both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import attrs
+import pytest
+from typer.testing import CliRunner, Result
+
+from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, memory_zendesk
+from adapters.sqlite import SqliteStateStore
+from cli.config import Settings
+from cli.main import app
+from cli.wiring import AppContext
+from talkcore.ports import StateStore, SystemPort, SystemUnavailable
+from talkcore.records import Kind, ReadResult, Record, System
+from talkcore.state import WriteError, WriteRequest, WriteResult
+
+CUSTOMERS = "customers-organizations"
+CONTACTS = "contact-persons-users"
+
+
+@attrs.define
+class Flaky:
+    """A system port around a memory system that can fail writes, reads or its check."""
+
+    inner: MemorySystem
+    fail_names: set[str] = attrs.field(factory=set)
+    down: bool = False
+    on_apply: Callable[[], None] | None = None
+
+    @property
+    def system(self) -> System:
+        return self.inner.system
+
+    def check(self) -> str:
+        if self.down:
+            raise SystemUnavailable(f"{self.system} refused the credentials (401)")
+        return f"{self.system} in memory"
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        if self.down:
+            raise SystemUnavailable(f"{self.system} is down")
+        return self.inner.read(kinds, cursors)
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        if self.on_apply is not None:
+            self.on_apply()
+        results = []
+        for write in writes:
+            if write.fields.get("name") in self.fail_names:
+                error = WriteError("invalid", "rejected by test", f"{self.system} organization")
+                results.append(WriteResult(write.item_id, error=error))
+            else:
+                results.extend(self.inner.apply([write]))
+        return results
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        return self.inner.find_by_origin(kind, origin_keys)
+
+
+@attrs.define
+class FakeWiring:
+    """In-memory systems; the store is shared memory or a SQLite file opened per command."""
+
+    poweroffice: Flaky
+    zendesk: Flaky
+    store_kind: str
+    memory_store: MemoryStateStore = attrs.field(factory=MemoryStateStore)
+
+    def systems(self, settings: Settings, stack: ExitStack) -> tuple[SystemPort, SystemPort]:
+        return self.poweroffice, self.zendesk
+
+    def store(self, settings: Settings, stack: ExitStack) -> StateStore:
+        if self.store_kind == "memory":
+            return self.memory_store
+        return stack.enter_context(SqliteStateStore(settings.state_path))
+
+
+@attrs.define
+class Cli:
+    """Runs talksync commands against the fakes."""
+
+    wiring: FakeWiring
+    state_path: Path
+    env: dict[str, str] = attrs.field(factory=dict)
+    waits: list[float] = attrs.field(factory=list)
+    stop_after_waits: int = 0
+
+    @property
+    def po(self) -> MemorySystem:
+        return self.wiring.poweroffice.inner
+
+    @property
+    def zd(self) -> MemorySystem:
+        return self.wiring.zendesk.inner
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        return len(self.waits) >= self.stop_after_waits
+
+    def __call__(self, *args: str) -> Result:
+        obj = AppContext(wiring=self.wiring, env=self.env, wait=self.wait)
+        argv = ["--state", str(self.state_path), "--log-format", "json", *args]
+        return CliRunner().invoke(app, argv, obj=obj)
+
+    def open_store(self) -> StateStore:
+        if self.wiring.store_kind == "memory":
+            return self.wiring.memory_store
+        return SqliteStateStore(self.state_path)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def cli(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.chdir(tmp_path)
+    po, zd = memory_poweroffice(), memory_zendesk()
+    po.put(Kind.CUSTOMER, 1, Name="Acme AS", EmailAddress=None, IsPerson="false")
+    po.put(Kind.CUSTOMER, 2, Name="Beta AS", EmailAddress=None, IsPerson="false")
+    po.put(
+        Kind.CONTACT_PERSON,
+        11,
+        emailAddress="kari@acme.no",
+        partyId="1",
+        firstName="Kari",
+        lastName="Nordmann",
+    )
+    zd.put(Kind.USER, 501, email="kari@acme.no", name="Kari Nordmann", organization_id=None)
+    wiring = FakeWiring(Flaky(po), Flaky(zd), request.param)
+    return Cli(wiring, tmp_path / "talksync.db")
+
+
+def ok(result: Result, code: int = 0) -> Result:
+    assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def organizations(zd: MemorySystem) -> dict[str, str | None]:
+    return {r.id: r.get("name") for r in zd.records.get(Kind.ORGANIZATION, {}).values()}
+
+
+# -- plan ------------------------------------------------------------------------------------
+
+
+def test_plan_prints_what_would_happen_and_writes_nothing(cli: Cli) -> None:
+    out = ok(cli("plan")).stdout
+    assert f"{CUSTOMERS}:" in out
+    assert "create: organization in zendesk from poweroffice:customer:1" in out
+    assert "link: poweroffice:contact_person:11 <-> zendesk:user:501 (identity" in out
+    assert cli.po.applied == []
+    assert cli.zd.applied == []
+    store = cli.open_store()
+    assert store.load_state().links == {}
+    assert len(store.load_mirror(System.ZENDESK)) == 0
+
+
+def test_plan_json_has_a_summary_and_every_item(cli: Cli) -> None:
+    data = json.loads(ok(cli("plan", "--json")).stdout)
+    assert data["dry_run"] is True
+    assert data["summary"]["create"] == 2
+    assert data["summary"]["link"] == 1
+    kinds = {item["kind"] for item in data["items"]}
+    assert kinds == {"create", "link", "update"}
+    creates = [item for item in data["items"] if item["kind"] == "create"]
+    assert {item["record_kind"] for item in creates} == {"organization"}
+    # The user's organization is one this run creates: its id is pending until then.
+    (update,) = [item for item in data["items"] if item["kind"] == "update"]
+    assert update["target"] == "zendesk:user:501"
+    assert update["changes"][0]["value"] == {"pending": "create:customers-organizations:1"}
+    assert all(item["flow"] and item["id"] for item in data["items"])
+
+
+def test_plan_explain_shows_base_and_both_sides(cli: Cli) -> None:
+    ok(cli("sync"))
+    org_id = next(iter(organizations(cli.zd)))
+    linked = next(r for r in cli.zd.records[Kind.ORGANIZATION].values() if r.id == org_id)
+    cli.zd.edit(Kind.ORGANIZATION, linked.id, name="Renamed in Zendesk")
+    out = ok(cli("plan", "--explain")).stdout
+    assert "Name := 'Renamed in Zendesk' (zendesk_changed)" in out
+    assert "[base 'Acme AS', poweroffice 'Acme AS', zendesk 'Renamed in Zendesk']" in out
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def test_sync_applies_the_plan_and_a_second_sync_does_nothing(cli: Cli) -> None:
+    result = ok(cli("sync"))
+    assert sorted(organizations(cli.zd).values()) == ["Acme AS", "Beta AS"]
+    assert "applied" in result.stdout
+    store = cli.open_store()
+    assert len(store.load_state().table(CUSTOMERS)) == 2
+    assert len(store.load_state().table(CONTACTS)) == 1
+
+    again = json.loads(ok(cli("sync", "--json")).stdout)
+    assert again["summary"]["applied"] == 0
+    assert again["items"] == []
+
+
+def test_sync_lists_failed_records_and_exits_1(cli: Cli) -> None:
+    cli.wiring.zendesk.fail_names = {"Beta AS"}
+    result = ok(cli("sync"), 1)
+    assert "failed: create:" in result.stdout
+    assert "rejected by test" in result.stdout
+    assert list(organizations(cli.zd).values()) == ["Acme AS"]
+
+
+def test_sync_exits_3_when_a_system_cannot_be_reached(cli: Cli) -> None:
+    cli.wiring.zendesk.down = True
+    result = ok(cli("sync"), 3)
+    assert "could not reach a system: zendesk is down" in result.stderr
+
+
+def test_sync_refuses_while_another_run_holds_the_state(cli: Cli) -> None:
+    store = cli.open_store()
+    with store.lock():
+        result = ok(cli("sync"), 4)
+    assert "another talksync run" in result.stderr
+    assert cli.zd.applied == []
+
+
+def test_sync_every_runs_until_told_to_stop(cli: Cli) -> None:
+    cli.stop_after_waits = 2
+    out = ok(cli("sync", "--every", "5m", "--json")).stdout
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert len(reports) == 2  # the second wait said stop
+    assert cli.waits == [300.0, 300.0]
+    assert reports[0]["summary"]["applied"] == 3
+    assert reports[1]["summary"]["applied"] == 0
+
+
+def test_ctrl_c_finishes_the_current_run_saves_and_stops(cli: Cli) -> None:
+    interrupted: list[bool] = []
+
+    def press_ctrl_c_once() -> None:
+        if not interrupted:
+            interrupted.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    cli.wiring.zendesk.on_apply = press_ctrl_c_once
+    ok(cli("sync", "--every", "1m"))
+    assert cli.waits == []  # stopped after the run instead of waiting for the next
+    assert sorted(organizations(cli.zd).values()) == ["Acme AS", "Beta AS"]
+    assert len(cli.open_store().load_state().table(CUSTOMERS)) == 2
+
+
+def test_a_bad_interval_is_a_usage_error(cli: Cli) -> None:
+    result = ok(cli("sync", "--every", "soon"), 2)
+    assert "--every: 'soon' is not a duration" in result.stderr
+
+
+def test_log_lines_are_json_with_the_run_id(cli: Cli) -> None:
+    result = ok(cli("sync"))
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    starts = [line for line in lines if line.get("event") == "sync.start"]
+    assert len(starts) == 1
+    assert len(starts[0]["run_id"]) == 12
+    assert "kari@acme.no" not in result.stderr
+
+
+# -- the queues a person works through -------------------------------------------------------
+
+
+def manual_conflicts(cli: Cli) -> None:
+    config = cli.state_path.parent / "manual.toml"
+    config.write_text(f'[flows.{CUSTOMERS}]\nconflict = "manual"\n')
+    cli.env["__config"] = str(config)
+
+
+def run_with_config(cli: Cli, *args: str) -> Result:
+    return cli("--config", cli.env["__config"], *args)
+
+
+def test_a_held_conflict_is_listed_and_resolved_by_hand(cli: Cli) -> None:
+    manual_conflicts(cli)
+    ok(run_with_config(cli, "sync"))
+    org = next(r for r in cli.zd.records[Kind.ORGANIZATION].values() if r.get("name") == "Acme AS")
+    cli.po.edit(Kind.CUSTOMER, "1", Name="Acme Holding AS")
+    cli.zd.edit(Kind.ORGANIZATION, org.id, name="ACME")
+    ok(run_with_config(cli, "sync"))
+
+    listed = ok(run_with_config(cli, "conflicts")).stdout
+    key = f"{CUSTOMERS}/1/Name"
+    assert key in listed
+    assert "'Acme Holding AS'" in listed
+    assert "'ACME'" in listed
+    assert "held for a person" in listed
+
+    ok(run_with_config(cli, "conflicts", "resolve", key, "--take", "zendesk"))
+    assert "zendesk wins" in ok(run_with_config(cli, "conflicts", "list")).stdout
+    ok(run_with_config(cli, "sync"))
+    assert cli.po.records[Kind.CUSTOMER]["1"].get("Name") == "ACME"
+    assert json.loads(ok(run_with_config(cli, "conflicts", "list", "--json")).stdout) == []
+
+
+def test_resolving_an_unknown_conflict_names_it(cli: Cli) -> None:
+    result = ok(cli("conflicts", "resolve", "nope/1/Name", "--take", "poweroffice"), 2)
+    assert "no open conflict 'nope/1/Name'" in result.stderr
+
+
+def test_an_ambiguity_is_listed_and_decided_by_hand(cli: Cli) -> None:
+    cli.po.put(Kind.CONTACT_PERSON, 12, emailAddress="KARI@acme.no", partyId="2")
+    ok(cli("sync"))
+    listed = ok(cli("ambiguities")).stdout
+    assert "poweroffice:contact_person:11" in listed
+    assert "poweroffice:contact_person:12" in listed
+    data = json.loads(ok(cli("ambiguities", "list", "--json")).stdout)
+    assert data[0]["kind"] == "ambiguity"
+
+    ok(cli("ambiguities", "link", CONTACTS, "12", "501"))
+    links = json.loads(ok(cli("links", "list", "--flow", CONTACTS, "--json")).stdout)
+    assert [(link["poweroffice_id"], link["zendesk_id"]) for link in links] == [("12", "501")]
+    assert json.loads(ok(cli("ambiguities", "list", "--json")).stdout) == []
+
+
+def test_links_are_listed_filtered_and_unlinked(cli: Cli) -> None:
+    ok(cli("sync"))
+    listed = ok(cli("links")).stdout.splitlines()
+    assert len(listed) == 3
+    by_id = ok(cli("links", "list", "--id", "501")).stdout.splitlines()
+    assert by_id == [f"{CONTACTS}\tpoweroffice 11\tzendesk 501"]
+
+    ok(cli("links", "unlink", CUSTOMERS, "1"))
+    remaining = json.loads(ok(cli("links", "list", "--flow", CUSTOMERS, "--json")).stdout)
+    assert [link["poweroffice_id"] for link in remaining] == ["2"]
+
+
+def test_unlinking_what_is_not_linked_is_a_usage_error(cli: Cli) -> None:
+    result = ok(cli("links", "unlink", CUSTOMERS, "999"), 2)
+    assert "no link in customers-organizations for PowerOffice record 999" in result.stderr
+    assert "no flow 'bogus'" in ok(cli("links", "unlink", "bogus", "1"), 2).stderr
+
+
+# -- status, check, dataflow, init, config ---------------------------------------------------
+
+
+def test_status_shows_runs_links_and_cursors(cli: Cli) -> None:
+    ok(cli("sync"))
+    data = json.loads(ok(cli("status", "--json")).stdout)
+    assert data["links"][CUSTOMERS] == 2
+    assert data["links"][CONTACTS] == 1
+    assert len(data["runs"]) == 1
+    assert data["runs"][0]["applied"] == 3  # two organizations, one user's organization
+    assert "zendesk:user" in data["cursors"]
+    assert data["last_full_sync"] is not None
+    text = ok(cli("status")).stdout
+    assert "Links per flow" in text
+    assert CUSTOMERS in text
+
+
+def test_status_on_a_fresh_state_says_no_runs(cli: Cli) -> None:
+    assert "(no runs yet)" in ok(cli("status")).stdout
+
+
+def test_check_reports_each_system(cli: Cli) -> None:
+    assert ok(cli("check")).stdout.splitlines() == [
+        "ok: poweroffice in memory",
+        "ok: zendesk in memory",
+    ]
+    cli.wiring.poweroffice.down = True
+    result = ok(cli("check"), 3)
+    assert "error: poweroffice: poweroffice refused the credentials (401)" in result.stderr
+    assert "ok: zendesk in memory" in result.stdout
+
+
+def test_dataflow_prints_the_checklist(cli: Cli) -> None:
+    rst = ok(cli("dataflow")).stdout
+    assert ".. list-table::" in rst
+    assert "Contact person to User" in rst
+    markdown = ok(cli("dataflow", "--format", "markdown")).stdout
+    assert "| PowerOffice property | Zendesk property | Data type |" in markdown
+
+
+def test_init_writes_a_config_that_loads(cli: Cli, tmp_path: Path) -> None:
+    out = ok(cli("init")).stdout
+    assert "TALKSYNC_ZENDESK_API_TOKEN" in out
+    assert (tmp_path / "talksync.toml").is_file()
+    assert "exists" in ok(cli("init"), 2).stderr
+    ok(cli("init", "--force"))
+    ok(cli("--config", "talksync.toml", "plan"))
+
+
+def test_a_config_error_exits_2_naming_the_key(cli: Cli, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'[flows.{CUSTOMERS}]\nconflict = "loudest"\n')
+    result = ok(cli("--config", str(bad), "plan"), 2)
+    assert f"flows.{CUSTOMERS}.conflict: expected one of" in result.stderr
+
+
+def test_the_real_wiring_lists_missing_secrets(tmp_path: Path) -> None:
+    obj = AppContext(env={})
+    result = CliRunner().invoke(app, ["--state", str(tmp_path / "s.db"), "check"], obj=obj)
+    assert result.exit_code == 2
+    assert "TALKSYNC_POWEROFFICE_APPLICATION_KEY" in result.stderr
+    assert "TALKSYNC_ZENDESK_SUBDOMAIN" in result.stderr
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).stdout.startswith("talksync ")
+    help_text = runner.invoke(app, ["sync", "--help"]).stdout
+    assert "Exit codes" in help_text
+
+
+def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "talksync.db"
+    path.write_text("garbage " * 200)
+    obj = AppContext(env={})
+    result = CliRunner().invoke(app, ["--state", str(path), "status"], obj=obj)
+    assert result.exit_code == 2
+    assert "not a usable talksync state file" in result.stderr
