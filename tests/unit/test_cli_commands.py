@@ -9,12 +9,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 import attrs
 import pytest
+import structlog
 from typer.testing import CliRunner, Result
 
 from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, memory_zendesk
@@ -28,6 +29,14 @@ from talkcore.state import WriteError, WriteRequest, WriteResult
 
 CUSTOMERS = "customers-organizations"
 CONTACTS = "contact-persons-users"
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """The CLI configures structlog globally; put it back so later tests log normally."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 @attrs.define
