@@ -192,6 +192,7 @@ class PowerOfficeSandbox(SandboxApp):
         self._next_person_id = 5_000_001
         self._next_department_id = 3_001
         self._next_customer_no = 10_000
+        self._customer_numbers: dict[int, int] = {}  # Number -> customer Id
         self._next_supplier_no = 50_000
         self.customers = _Table("Customer", CUSTOMER_DTO_FIELDS)
         self.contact_persons = _Table("Contact person", CONTACT_PERSON_DTO_FIELDS)
@@ -415,6 +416,7 @@ class PowerOfficeSandbox(SandboxApp):
         }
         if row["Number"] is None:
             row["Number"] = self._new_customer_no()
+        self._customer_numbers[row["Number"]] = customer_id
         self._put(self.customers, customer_id, row, stamp)
         return self._dto(self.customers, customer_id)
 
@@ -427,9 +429,11 @@ class PowerOfficeSandbox(SandboxApp):
         ):
             raise _Invalid("FirstName", "A person customer needs a FirstName or a Name.")
         number = fields.get("Number")
-        if number is not None and any(
-            row.get("Number") == number and customer_id != own_id
-            for customer_id, row in self.customers.rows.items()
+        holder = self._customer_numbers.get(number) if number is not None else None
+        if (
+            holder is not None
+            and holder != own_id
+            and self.customers.rows.get(holder, {}).get("Number") == number
         ):
             raise _Invalid("Number", f"Customer number {number} is already in use.")
 
@@ -701,6 +705,8 @@ class PowerOfficeSandbox(SandboxApp):
             return self._invalid(exc, request)
         if changed:
             self._put(table, row_id, updated, self._stamp())
+            if table is self.customers and updated.get("Number") is not None:
+                self._customer_numbers[updated["Number"]] = row_id
             self.wrote()
         if success_status == 204:
             return Response.empty(204)
@@ -750,8 +756,7 @@ class PowerOfficeSandbox(SandboxApp):
         return self._next_department_id - 1
 
     def _new_customer_no(self) -> int:
-        used = {row.get("Number") for row in self.customers.rows.values()}
-        while self._next_customer_no in used:
+        while self._next_customer_no in self._customer_numbers:
             self._next_customer_no += 1
         self._next_customer_no += 1
         return self._next_customer_no - 1

@@ -1,12 +1,235 @@
-"""Generated, deterministic data sets for both sandboxes (placeholder; filled in below)."""
+"""Generated, deterministic data sets for both sandboxes, with Norwegian-flavoured names.
+
+`seed_sandboxes` builds `size` customers (about a fifth of them persons), about three contact
+persons per company customer, `size // 20` departments (at least one), a few suppliers, and
+Zendesk users matching most contact persons and person customers, plus the awkward cases a
+sync must handle (see `SeedCases`).
+"""
 
 from __future__ import annotations
+
+import random
+from typing import Any
+
+import attrs
 
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.zendesk import ZendeskSandbox
 
 
-def seed_sandboxes(po: PowerOfficeSandbox, zd: ZendeskSandbox, *, size: int, seed: int) -> None:
-    """Fill both sandboxes with a realistic data set of about `size` customers."""
-    for n in range(size):
-        po.add_customer(Name=f"Kunde {seed}-{n}")
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+FIRST_NAMES = _words(
+    "Kari Ola Ingrid Lars Nora Jonas Sigrid Magnus Astrid Henrik Solveig Eirik Marit Håkon "
+    "Ragnhild Øystein Liv Torbjørn Åse Bjørn Hanne Knut Silje Sindre Tuva Vegard Maja Even "
+    "Gunnhild Trygve Ida Aksel Frøydis Sverre Oda Mats"
+)
+LAST_NAMES = _words(
+    "Nordmann Hansen Johansen Olsen Larsen Andersen Pedersen Nilsen Kristiansen Jensen Karlsen "
+    "Johnsen Pettersen Eriksen Berg Haugen Hagen Bakken Solberg Dahl Lie Strand Lund Moen "
+    "Sæther Bråthen Kvamme Fjeld Haugland Østby Aasen Vik Myhre Ødegård Holm Rønning"
+)
+PLACES = _words(
+    "Bergen Tromsø Bodø Ålesund Drammen Hamar Lillehammer Molde Harstad Florø Voss Røros "
+    "Kongsberg Arendal Steinkjer Narvik Gjøvik Sandnes Haugesund Tønsberg"
+)
+TRADES = _words(
+    "Bygg Rør Elektro Regnskap Transport Eiendom Maskin Fisk Trelast Data Marine Bakeri "
+    "Entreprenør Consult Design Auto Maling Tak Glass Snekker"
+)
+DEPARTMENT_NAMES = _words(
+    "Salg Service Innkjøp Økonomi Lager Drift Kundestøtte Prosjekt Marked Produksjon"
+)
+_ASCII = str.maketrans({"æ": "ae", "ø": "o", "å": "a", "Æ": "Ae", "Ø": "O", "Å": "A", " ": ""})
+
+
+def _slug(text: str) -> str:
+    return "".join(ch for ch in text.translate(_ASCII).lower() if ch.isalnum())
+
+
+@attrs.frozen
+class SeedCases:
+    """Ids of the records that carry each awkward case (for tests and demos to point at)."""
+
+    customer_ids: tuple[int, ...]
+    person_customer_ids: tuple[int, ...]
+    contact_person_ids: tuple[int, ...]
+    department_ids: tuple[int, ...]
+    supplier_ids: tuple[int, ...]
+    zendesk_user_ids: tuple[int, ...]
+    zendesk_organization_ids: tuple[int, ...]
+    #: A Zendesk organization named like a customer, not linked to it (customer id, org id).
+    org_named_like_customer: tuple[int, int] | None
+    #: A department with the same name as a customer (department id, customer id).
+    department_named_like_customer: tuple[int, int] | None
+    #: Two contact persons (under different customers) sharing one e-mail address.
+    contact_persons_sharing_email: tuple[int, int] | None
+    #: A contact person whose ContactId is a supplier, not a customer.
+    contact_person_under_supplier: int | None
+    #: Zendesk users whose e-mail matches a contact person (user id, contact person id).
+    users_matching_contact_persons: tuple[tuple[int, int], ...]
+    #: Zendesk users whose e-mail matches a person customer (user id, customer id).
+    users_matching_person_customers: tuple[tuple[int, int], ...]
+
+
+def seed_sandboxes(
+    po: PowerOfficeSandbox, zd: ZendeskSandbox, *, size: int, seed: int
+) -> SeedCases:
+    """Fill both sandboxes with a generated data set of `size` customers, the same for a seed."""
+    rng = random.Random(seed)
+    names_used: set[str] = set()
+    emails_used: set[str] = set()
+
+    def unique_name(make: str) -> str:
+        name, n = make, 2
+        while name.casefold() in names_used:
+            name, n = f"{make} {n}", n + 1
+        names_used.add(name.casefold())
+        return name
+
+    def unique_email(local: str, domain: str) -> str:
+        email, n = f"{local}@{domain}", 2
+        while email.lower() in emails_used:
+            email, n = f"{local}{n}@{domain}", n + 1
+        emails_used.add(email.lower())
+        return email
+
+    customers: list[dict[str, Any]] = []
+    persons: list[dict[str, Any]] = []
+    contact_persons: list[dict[str, Any]] = []
+    for index in range(size):
+        is_person = index % 5 == 1
+        if is_person:
+            first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            local = f"{_slug(first)}.{_slug(last)}"
+            email = unique_email(local, rng.choice(("gmail.com", "online.no", "hotmail.no")))
+            customer = po.add_customer(
+                Name=unique_name(f"{first} {last}"),
+                IsPerson=True,
+                FirstName=first,
+                LastName=last,
+                EmailAddress=email,
+            )
+            persons.append(customer)
+            customers.append(customer)
+            continue
+        style = rng.randrange(3)
+        last = rng.choice(LAST_NAMES)
+        if style == 0:
+            name = f"{last} {rng.choice(TRADES)} AS"
+        elif style == 1:
+            name = f"{rng.choice(PLACES)} {rng.choice(TRADES)} AS"
+        else:
+            name = f"{last} & Sønner AS"
+        name = unique_name(name)
+        domain = f"{_slug(name.removesuffix(' AS'))}.no"
+        customer = po.add_customer(
+            Name=name,
+            IsPerson=False,
+            EmailAddress=unique_email("post", domain),
+            OrganizationNumber=str(900_000_000 + rng.randrange(99_999_999)),
+        )
+        customers.append(customer)
+        for _ in range(rng.choice((1, 2, 3, 3, 4, 5))):
+            first, surname = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+            local = f"{_slug(first)}.{_slug(surname)}"
+            email = unique_email(local, domain)
+            # Some addresses are typed with capitals in PowerOffice; matching must ignore case.
+            if rng.random() < 0.1:
+                email = email.capitalize()
+            contact_persons.append(
+                po.add_contact_person(
+                    customer["Id"], FirstName=first, LastName=surname, EmailAddress=email
+                )
+            )
+
+    departments = [
+        po.add_department(
+            Name=unique_name(f"{DEPARTMENT_NAMES[n % len(DEPARTMENT_NAMES)]} {n // 10 + 1}"),
+            Code=str(100 + n),
+        )
+        for n in range(max(1, size // 20))
+    ]
+    suppliers = [
+        po.add_supplier(Name=unique_name(f"{rng.choice(LAST_NAMES)} Leverandør AS"))
+        for _ in range(max(1, size // 25))
+    ]
+
+    # -- the awkward cases -----------------------------------------------------------------------
+    companies = [c for c in customers if not c["IsPerson"]]
+    supplier_person = po.add_contact_person(
+        suppliers[0]["Id"],
+        FirstName="Per",
+        LastName="Leverandør",
+        EmailAddress=unique_email("per", f"{_slug(str(suppliers[0]['Name']))}.no"),
+    )
+    shared: tuple[int, int] | None = None
+    if len(companies) >= 2:
+        shared_email = unique_email("faktura", "fellesinnboks.no")
+        a = po.add_contact_person(
+            companies[0]["Id"], FirstName="Felles", LastName="Faktura", EmailAddress=shared_email
+        )
+        b = po.add_contact_person(
+            companies[1]["Id"], FirstName="Felles", LastName="Innboks", EmailAddress=shared_email
+        )
+        contact_persons.extend([a, b])
+        shared = (int(a["Id"]), int(b["Id"]))
+    same_name_department: tuple[int, int] | None = None
+    if companies:
+        target = companies[-1]
+        department = po.add_department(Name=str(target["Name"]), Code=f"D{target['Id']}")
+        departments.append(department)
+        same_name_department = (int(department["Id"]), int(target["Id"]))
+
+    organizations: list[dict[str, Any]] = []
+    org_like_customer: tuple[int, int] | None = None
+    if companies:
+        target = companies[len(companies) // 2]
+        org = zd.add_organization(name=str(target["Name"]))
+        organizations.append(org)
+        org_like_customer = (int(target["Id"]), int(org["id"]))
+    for n in range(max(1, size // 50)):
+        organizations.append(zd.add_organization(name=f"Zendesk-kunde {n + 1}"))
+
+    # -- Zendesk users -------------------------------------------------------------------------
+    users: list[dict[str, Any]] = []
+    by_contact: list[tuple[int, int]] = []
+    by_person: list[tuple[int, int]] = []
+    zendesk_emails: set[str] = set()
+    for person in contact_persons:
+        email = str(person["EmailAddress"]).lower()
+        if email in zendesk_emails or (by_contact and rng.random() >= 0.7):
+            continue
+        zendesk_emails.add(email)
+        user = zd.add_user(name=f"{person['FirstName']} {person['LastName']}", email=email)
+        users.append(user)
+        by_contact.append((int(user["id"]), int(person["Id"])))
+    for customer in persons[::2]:
+        email = str(customer["EmailAddress"]).lower()
+        user = zd.add_user(name=str(customer["Name"]), email=email)
+        users.append(user)
+        zendesk_emails.add(email)
+        by_person.append((int(user["id"]), int(customer["Id"])))
+    for n in range(max(2, size // 10)):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        email = unique_email(f"{_slug(first)}.{_slug(last)}", "kunde.example")
+        org_id = int(organizations[n % len(organizations)]["id"]) if n % 3 == 0 else None
+        users.append(zd.add_user(name=f"{first} {last}", email=email, organization_id=org_id))
+
+    return SeedCases(
+        customer_ids=tuple(int(c["Id"]) for c in customers),
+        person_customer_ids=tuple(int(c["Id"]) for c in persons),
+        contact_person_ids=tuple(int(p["Id"]) for p in [*contact_persons, supplier_person]),
+        department_ids=tuple(int(d["Id"]) for d in departments),
+        supplier_ids=tuple(int(s["Id"]) for s in suppliers),
+        zendesk_user_ids=tuple(int(u["id"]) for u in users),
+        zendesk_organization_ids=tuple(int(o["id"]) for o in organizations),
+        org_named_like_customer=org_like_customer,
+        department_named_like_customer=same_name_department,
+        contact_persons_sharing_email=shared,
+        contact_person_under_supplier=int(supplier_person["Id"]),
+        users_matching_contact_persons=tuple(by_contact),
+        users_matching_person_customers=tuple(by_person),
+    )

@@ -200,6 +200,12 @@ class ZendeskSandbox(SandboxApp):
         self.identities: dict[int, dict[str, Any]] = {}
         self.jobs: dict[str, _Job] = {}
         self._updated: dict[tuple[str, int], int] = {}
+        # Lookup indexes (kept in step with the records) so large data sets stay fast.
+        self._emails: dict[str, int] = {}  # e-mail -> active user id
+        self._by_user: dict[int, list[int]] = {}  # user id -> identity ids
+        self._user_ext: dict[str, int] = {}  # lower-cased external_id -> active user id
+        self._org_names: dict[str, int] = {}  # name key -> organization id
+        self._org_ext: dict[str, int] = {}  # lower-cased external_id -> organization id
         self._next_user = 7_000_000_001
         self._next_org = 8_000_000_001
         self._next_identity = 9_000_000_001
@@ -416,9 +422,7 @@ class ZendeskSandbox(SandboxApp):
             for _, u in sorted(self.users.items())
             if u["active"] and (not roles or u["role"] in roles)
         ]
-        return self._paged(
-            request, "users", [self._render_user(u, request.base_url) for u in users]
-        )
+        return self._paged(request, "users", users, self._render_user)
 
     def _me(self, request: Request) -> Response:
         return Response.json(
@@ -541,14 +545,10 @@ class ZendeskSandbox(SandboxApp):
     def _match_user(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         external = payload.get("external_id")
         email = payload.get("email")
-        for user in self.users.values():
-            if not user["active"]:
-                continue
-            if (
-                external not in (None, "")
-                and (user["external_id"] or "").lower() == str(external).lower()
-            ):
-                return user
+        if external not in (None, ""):
+            by_external = self._user_ext.get(str(external).lower())
+            if by_external is not None:
+                return self.users[by_external]
         if isinstance(email, str) and email.strip():
             owner = self._email_owner(email.strip().lower())
             if owner is not None:
@@ -574,9 +574,17 @@ class ZendeskSandbox(SandboxApp):
         user["tags"] = list(user["tags"])
         self.users[user_id] = user
         self._updated[("user", user_id)] = int(now)
+        self._index_user_external(user, None)
         if email:
-            self._add_identity(user, email)
+            self._add_identity(user, email, touch=False)
         return user
+
+    def _index_user_external(self, user: dict[str, Any], old: str | None) -> None:
+        user_id = int(user["id"])
+        if old is not None and self._user_ext.get(old.lower()) == user_id:
+            del self._user_ext[old.lower()]
+        if user["external_id"] is not None and user["active"]:
+            self._user_ext[str(user["external_id"]).lower()] = user_id
 
     def _update_user(self, user: dict[str, Any], payload: dict[str, Any]) -> bool:
         fields = self._clean_user_fields(payload, int(user["id"]))
@@ -584,10 +592,13 @@ class ZendeskSandbox(SandboxApp):
             raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
         email = fields.pop("email", None)
         changed = False
+        old_external = user["external_id"]
         for key, value in fields.items():
             if user.get(key) != value:
                 user[key] = value
                 changed = True
+        if user["external_id"] != old_external:
+            self._index_user_external(user, old_external)
         if email and email not in {i["value"] for i in self._identities_of(int(user["id"]))}:
             # A plain PUT of `email` adds a secondary identity; the primary stays (as Zendesk does).
             self._add_identity(user, email)
@@ -605,17 +616,11 @@ class ZendeskSandbox(SandboxApp):
         if fields.get("external_id") is not None:
             external = str(fields["external_id"])
             fields["external_id"] = external
-            for other in self.users.values():
-                if (
-                    other["id"] != own_id
-                    and other["active"]
-                    and (other["external_id"] or "").lower() == external.lower()
-                ):
-                    raise _Invalid(
-                        "external_id",
-                        "DuplicateValue",
-                        f"External: {external} has already been taken",
-                    )
+            other = self._user_ext.get(external.lower())
+            if other is not None and other != own_id:
+                raise _Invalid(
+                    "external_id", "DuplicateValue", f"External: {external} has already been taken"
+                )
         if fields.get("organization_id") is not None:
             org_id = fields["organization_id"]
             if not isinstance(org_id, int) or org_id not in self.organizations:
@@ -643,13 +648,15 @@ class ZendeskSandbox(SandboxApp):
         return email
 
     def _email_owner(self, email: str) -> int | None:
-        for identity in self.identities.values():
-            if identity["value"] == email and self.users[identity["user_id"]]["active"]:
-                return int(identity["user_id"])
-        return None
+        return self._emails.get(email)
 
     def _soft_delete(self, user: dict[str, Any]) -> None:
+        # A deleted user's addresses and external_id are free for others to take.
         user["active"] = False
+        for identity in self._identities_of(int(user["id"])):
+            if self._emails.get(identity["value"]) == user["id"]:
+                del self._emails[identity["value"]]
+        self._index_user_external(user, user["external_id"])
         self._touch("user", user)
 
     def _touch(self, kind: str, record: dict[str, Any]) -> None:
@@ -662,9 +669,11 @@ class ZendeskSandbox(SandboxApp):
     # -- identities ---------------------------------------------------------------------------
 
     def _identities_of(self, user_id: int) -> list[dict[str, Any]]:
-        return [i for _, i in sorted(self.identities.items()) if i["user_id"] == user_id]
+        return [self.identities[i] for i in self._by_user.get(user_id, [])]
 
-    def _add_identity(self, user: dict[str, Any], raw_email: Any) -> dict[str, Any]:
+    def _add_identity(
+        self, user: dict[str, Any], raw_email: Any, *, touch: bool = True
+    ) -> dict[str, Any]:
         email = self._clean_email(raw_email, int(user["id"]), "email")
         if email is None:
             raise _Invalid("value", "BlankValue", "Value: cannot be blank")
@@ -685,9 +694,13 @@ class ZendeskSandbox(SandboxApp):
         }
         self._next_identity += 1
         self.identities[int(identity["id"])] = identity
+        self._by_user.setdefault(int(user["id"]), []).append(int(identity["id"]))
+        if user["active"]:
+            self._emails[email] = int(user["id"])
         if identity["primary"]:
             user["email"] = email
-        self._touch("user", user)
+        if touch:
+            self._touch("user", user)
         return identity
 
     def _list_identities(self, request: Request, id: str) -> Response:
@@ -735,10 +748,8 @@ class ZendeskSandbox(SandboxApp):
     # -- organizations ------------------------------------------------------------------------
 
     def _list_orgs(self, request: Request) -> Response:
-        orgs = [
-            self._render_org(o, request.base_url) for _, o in sorted(self.organizations.items())
-        ]
-        return self._paged(request, "organizations", orgs)
+        orgs = [o for _, o in sorted(self.organizations.items())]
+        return self._paged(request, "organizations", orgs, self._render_org)
 
     def _get_org(self, request: Request, id: str) -> Response:
         org = self.organizations.get(int(id))
@@ -804,6 +815,7 @@ class ZendeskSandbox(SandboxApp):
         if org is None:
             return _not_found()
         self.deleted_organizations[int(id)] = org
+        self._index_org(org, org["name"], org["external_id"], remove_only=True)
         for user in self.users.values():
             if user["organization_id"] == int(id):
                 user["organization_id"] = None
@@ -835,18 +847,35 @@ class ZendeskSandbox(SandboxApp):
         org = {key: org[key] for key in order}
         self.organizations[org_id] = org
         self._updated[("organization", org_id)] = int(now)
+        self._index_org(org, None, None)
         return org
+
+    def _index_org(
+        self, org: dict[str, Any], old_name: Any, old_external: Any, *, remove_only: bool = False
+    ) -> None:
+        org_id = int(org["id"])
+        if old_name is not None and self._org_names.get(_name_key(old_name)) == org_id:
+            del self._org_names[_name_key(old_name)]
+        if old_external is not None and self._org_ext.get(str(old_external).lower()) == org_id:
+            del self._org_ext[str(old_external).lower()]
+        if remove_only:
+            return
+        self._org_names[_name_key(org["name"])] = org_id
+        if org["external_id"] is not None:
+            self._org_ext[str(org["external_id"]).lower()] = org_id
 
     def _update_org(self, org: dict[str, Any], payload: dict[str, Any]) -> bool:
         fields = self._clean_org_fields(payload, int(org["id"]))
         if "name" in fields and not fields["name"]:
             raise _Invalid("name", "BlankValue", "Name: cannot be blank")
         changed = False
+        old_name, old_external = org["name"], org["external_id"]
         for key, value in fields.items():
             if org.get(key) != value:
                 org[key] = value
                 changed = True
         if changed:
+            self._index_org(org, old_name, old_external)
             self._touch("organization", org)
         return changed
 
@@ -855,18 +884,14 @@ class ZendeskSandbox(SandboxApp):
         if "name" in fields:
             name = fields["name"].strip() if isinstance(fields["name"], str) else None
             fields["name"] = name
-            if name and any(
-                o["id"] != own_id and _name_key(o["name"]) == _name_key(name)
-                for o in self.organizations.values()
-            ):
+            holder = self._org_names.get(_name_key(name))
+            if name and holder is not None and holder != own_id:
                 raise _Invalid("name", "DuplicateValue", "Name: has already been taken")
         if fields.get("external_id") is not None:
             external = str(fields["external_id"])
             fields["external_id"] = external
-            if any(
-                o["id"] != own_id and (o["external_id"] or "").lower() == external.lower()
-                for o in self.organizations.values()
-            ):
+            holder = self._org_ext.get(external.lower())
+            if holder is not None and holder != own_id:
                 raise _Invalid(
                     "external_id", "DuplicateValue", "External ID: has already been taken"
                 )
@@ -1099,13 +1124,19 @@ class ZendeskSandbox(SandboxApp):
 
     # -- paging and rendering -----------------------------------------------------------------
 
-    def _paged(self, request: Request, key: str, items: list[dict[str, Any]]) -> Response:
+    def _paged(
+        self,
+        request: Request,
+        key: str,
+        items: list[dict[str, Any]],
+        render: Callable[[dict[str, Any], str], dict[str, Any]],
+    ) -> Response:
         size_raw = request.param("page[size]")
         path = f"{request.base_url}{request.path}"
         if size_raw is None and (request.param("page[after]") or request.param("page[before]")):
             size_raw = str(MAX_PAGE_SIZE)
         if size_raw is None:
-            return _offset_page(request, key, items, path)
+            return _offset_page(request, key, items, path, render)
         if not size_raw.isdigit() or not 1 <= int(size_raw) <= MAX_PAGE_SIZE:
             return Response.json(
                 400,
@@ -1147,7 +1178,7 @@ class ZendeskSandbox(SandboxApp):
         return Response.json(
             200,
             {
-                key: [by_id[i] for i in page_ids],
+                key: [render(by_id[i], request.base_url) for i in page_ids],
                 "meta": {
                     "has_more": has_more,
                     "after_cursor": after_cursor,
@@ -1265,13 +1296,19 @@ def _listing(key: str, items: list[dict[str, Any]]) -> Response:
     )
 
 
-def _offset_page(request: Request, key: str, items: list[dict[str, Any]], path: str) -> Response:
+def _offset_page(
+    request: Request,
+    key: str,
+    items: list[dict[str, Any]],
+    path: str,
+    render: Callable[[dict[str, Any], str], dict[str, Any]],
+) -> Response:
     page_raw = request.param("page") or "1"
     per_raw = request.param("per_page") or str(MAX_PAGE_SIZE)
     page = int(page_raw) if page_raw.isdigit() and int(page_raw) > 0 else 1
     per_page = min(MAX_PAGE_SIZE, int(per_raw)) if per_raw.isdigit() and int(per_raw) > 0 else 100
     start = (page - 1) * per_page
-    chunk = items[start : start + per_page]
+    chunk = [render(item, request.base_url) for item in items[start : start + per_page]]
     extra = {"per_page": str(per_page)} if request.param("per_page") else {}
     next_page = (
         f"{path}?{urlencode({'page': page + 1, **extra})}"
