@@ -343,6 +343,9 @@ def load_settings(
         or zd.base_url
         or _subdomain_url(zd.subdomain, "zendesk.subdomain")
     )
+    if zendesk_url is not None:
+        # The adapter adds /api/v2 to every path; accept the API URL people copy from the docs.
+        zendesk_url = zendesk_url.rstrip("/").removesuffix("/api/v2")
     rate_text = env.get("TALKSYNC_ZENDESK_RATE_LIMIT")
     rate = zd.rate_limit_per_minute
     if rate_text:

@@ -7,7 +7,6 @@ run holds the state file.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import threading
 import uuid
@@ -529,16 +528,22 @@ def link_command(
 
 
 @sandbox_app.command("serve")
-def sandbox_serve() -> None:
-    """Run both sandboxes until interrupted, printing the export lines to use them."""
-    try:
-        server = importlib.import_module("adapters.sandbox.server")
-    except ImportError as exc:
-        raise fail(f"the sandbox is not available: {exc}", USAGE) from None
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        typer.echo("sandbox stopped", err=True)
+def sandbox_serve(
+    size: Annotated[int, typer.Option("--size", help="Customers to generate.")] = 20,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for the generated data.")] = 1,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", help="PowerOffice port (Zendesk takes the next; 0: any).")
+    ] = 0,
+    zendesk_rate_limit: Annotated[
+        int | None, typer.Option("--zendesk-rate-limit", help="Requests per minute.")
+    ] = None,
+) -> None:
+    """Serve both sandboxes until Ctrl-C, printing `export NAME=value` lines to use them."""
+    from adapters.sandbox.server import serve_forever
+
+    serve_forever(size, seed, host=host, port=port, zendesk_rate_limit=zendesk_rate_limit)
+    typer.echo("sandbox stopped", err=True)
 
 
 @app.command()

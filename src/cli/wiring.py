@@ -8,6 +8,7 @@ the context a wiring of in-memory fakes instead.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -31,8 +32,14 @@ class Wiring(Protocol):
         ...
 
 
+@attrs.define
 class RealWiring:
-    """PowerOffice Go and Zendesk over HTTPS, state in SQLite."""
+    """PowerOffice Go and Zendesk over HTTPS, state in SQLite.
+
+    ``sleep`` is how the adapters wait (rate limits, retries, job polling); tests shorten it.
+    """
+
+    sleep: Callable[[float], None] = time.sleep
 
     def systems(self, settings: Settings, stack: ExitStack) -> tuple[SystemPort, SystemPort]:
         """Both ports, or ConfigError listing every setting still missing."""
@@ -53,6 +60,7 @@ class RealWiring:
             PowerOfficeCredentials(
                 po.application_key or "", po.client_key or "", po.subscription_key or ""
             ),
+            sleep=self.sleep,
         )
         if zd.oauth_token:
             auth = ZendeskAuth.oauth(zd.oauth_token)
@@ -63,6 +71,7 @@ class RealWiring:
             zd.base_url or "",
             auth,
             rate_limit_per_minute=zd.rate_limit_per_minute,
+            sleep=self.sleep,
         )
         return poweroffice, zendesk
 
