@@ -43,17 +43,18 @@ def poweroffice_token(client: httpx.Client, po: PowerOfficeSandbox) -> httpx.Res
 
 def poweroffice_client(po: PowerOfficeSandbox, **kwargs: Any) -> httpx.Client:
     """An httpx client talking to the PowerOffice sandbox in-process, with a fresh token."""
-    client = httpx.Client(
-        transport=httpx.WSGITransport(app=po.app), base_url="https://po.sandbox", **kwargs
-    )
-    token = poweroffice_token(client, po).json()["access_token"]
-    client.headers.update(
-        {
+    transport = httpx.WSGITransport(app=po.app)
+    with httpx.Client(transport=transport, base_url="https://po.sandbox") as first:
+        token = poweroffice_token(first, po).json()["access_token"]
+    return httpx.Client(
+        transport=transport,
+        base_url="https://po.sandbox",
+        headers={
             "Ocp-Apim-Subscription-Key": po.credentials.subscription_key,
             "Authorization": f"Bearer {token}",
-        }
+        },
+        **kwargs,
     )
-    return client
 
 
 def json_patch(client: httpx.Client, url: str, ops: list[dict[str, Any]]) -> httpx.Response:

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sandbox_support import ZENDESK_RECORDED, shape_problems, zendesk_client
 
 from adapters.sandbox import FakeClock, ZendeskSandbox
-
-from sandbox_support import ZENDESK_RECORDED, shape_problems, zendesk_client
 
 RECORDINGS = sorted(ZENDESK_RECORDED.glob("*.json")) if ZENDESK_RECORDED.is_dir() else []
 pytestmark = pytest.mark.skipif(
