@@ -72,6 +72,11 @@ def test_check_plan_sync_status_against_the_sandboxes(
     for secret in (env["TALKSYNC_ZENDESK_API_TOKEN"], env["TALKSYNC_POWEROFFICE_CLIENT_KEY"]):
         assert secret not in synced.stdout + synced.stderr
 
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("talksync.db*"))
+    for name, value in env.items():
+        if name.endswith(("_KEY", "_TOKEN")):
+            assert value.encode() not in stored, f"{name} found in the state file"
+
     again = json.loads(talksync(env, state, "sync", "--json").stdout)
     writes = ("create", "update", "delete", "link", "unlink")
     assert {kind: again["summary"][kind] for kind in writes} == dict.fromkeys(writes, 0)

@@ -221,3 +221,8 @@ def test_durations(text: str, delta: timedelta) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_duration(text, what="--every")
+
+
+def test_a_zendesk_api_url_is_accepted_as_the_base_url() -> None:
+    env = {"TALKSYNC_ZENDESK_BASE_URL": "https://acme.zendesk.com/api/v2/"}
+    assert load_settings(None, env).zendesk.base_url == "https://acme.zendesk.com"

@@ -1,0 +1,105 @@
+"""How plans and progress are shown: item lines with reasons, bars on a terminal."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from cli.output import ProgressObserver, item_json, item_lines
+from talkcore.plan import Conflict, Create, FieldChange, NameCollision, PendingId, Update
+from talkcore.policy import ConflictPolicy
+from talkcore.records import Kind, RecordKey, System
+
+ORG = RecordKey.of(Kind.ORGANIZATION, "77")
+CUSTOMER = RecordKey.of(Kind.CUSTOMER, "1")
+
+
+def test_an_update_explained_shows_base_and_both_sides() -> None:
+    change = FieldChange(
+        "organization_id",
+        PendingId("create:x:1"),
+        "poweroffice_changed",
+        None,
+        "1",
+        None,
+        "partyId",
+    )
+    update = Update(
+        "update:u", "contact-persons-users", RecordKey.of(Kind.USER, "5"), "9", (change,)
+    )
+    plain = item_lines(update)
+    assert plain == [
+        "update: zendesk:user:5",
+        "    organization_id := <id of create:x:1> (poweroffice_changed)",
+    ]
+    explained = item_lines(update, explain=True)[1]
+    assert "[base (empty), poweroffice '1', zendesk (empty)]" in explained
+
+
+def test_a_conflict_line_names_both_values_the_policy_and_the_winner() -> None:
+    conflict = Conflict(
+        "c",
+        "customers-organizations",
+        CUSTOMER,
+        ORG,
+        "Name",
+        "A",
+        "B",
+        "C",
+        ConflictPolicy.NEWEST,
+        System.ZENDESK,
+        "conflict_newest_wins",
+    )
+    (line,) = item_lines(conflict)
+    assert "'B'" in line
+    assert "'C'" in line
+    assert "zendesk wins (newest, conflict_newest_wins)" in line
+
+
+def test_a_collision_names_the_holder() -> None:
+    (line,) = item_lines(
+        NameCollision(
+            "n",
+            "departments-organizations",
+            RecordKey.of(Kind.DEPARTMENT, "3"),
+            "Acme",
+            ORG,
+            "name_taken",
+        )
+    )
+    assert line == (
+        "name_collision: poweroffice:department:3 name 'Acme' is held by "
+        "zendesk:organization:77 (name_taken)"
+    )
+
+
+def test_item_json_keeps_item_kind_and_record_kind_apart() -> None:
+    create = Create(
+        "create:customers-organizations:1",
+        "customers-organizations",
+        Kind.ORGANIZATION,
+        CUSTOMER,
+        "poweroffice:customer:1",
+        {"name": "Acme"},
+    )
+    data = item_json(create)
+    assert data["kind"] == "create"
+    assert data["record_kind"] == "organization"
+    assert data["source"] == "poweroffice:customer:1"
+
+
+def test_progress_bars_on_a_terminal_and_lines_otherwise() -> None:
+    tty = io.StringIO()
+    with ProgressObserver(Console(file=tty, force_terminal=True, width=100), True) as bars:
+        bars.event("read.start", {"system": "zendesk", "full": True})
+        bars.event("read.done", {"system": "zendesk", "count": 12, "full": True})
+        bars.event("apply.start", {"system": "zendesk", "total": 4})
+        bars.event("apply.done", {"system": "zendesk", "applied": 3, "failed": 1})
+    assert "read zendesk" in tty.getvalue()
+    assert "4/4" in tty.getvalue()
+
+    plain = io.StringIO()
+    with ProgressObserver(Console(file=plain, width=100), False) as lines:
+        lines.event("read.done", {"system": "zendesk", "count": 12, "full": True})
+    assert plain.getvalue() == "read.done system=zendesk count=12 full=True\n"
