@@ -7,7 +7,7 @@ against any systems and any state store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from talkcore.records import (
     Kind,
     ReadResult,
     Record,
+    RecordKey,
     RecordProblem,
     Snapshot,
     System,
@@ -314,6 +315,7 @@ class _Run:
                 outcome = self.port(system).apply(requests)
                 self.store.journal_results(run_id, outcome)
                 stored = [r.record for r in outcome if r.ok and r.record is not None]
+                stored += self._gone(requests, outcome, mirrors[system])
                 mirrors[system] = upsert(mirrors[system], stored)
                 for result in outcome:
                     if (
@@ -333,6 +335,22 @@ class _Run:
                 )
         items = tuple(rewritten.get(item.id, item) for item in plan)
         return Plan(items), results
+
+    @staticmethod
+    def _gone(
+        requests: Sequence[WriteRequest], outcome: Sequence[WriteResult], mirror: Snapshot
+    ) -> list[Record]:
+        """Records a write found missing (404): marked inactive so the next plan ends the link."""
+        missing = {
+            r.item_id for r in outcome if r.error is not None and r.error.code == "not_found"
+        }
+        gone = []
+        for request in requests:
+            if request.item_id in missing and request.id is not None:
+                current = mirror.get(RecordKey.of(request.kind, request.id))
+                if current is not None:
+                    gone.append(attrs.evolve(current, active=False))
+        return gone
 
     def _phases(self) -> list[set[Flow]]:
         """Flows whose writes others refer to go first; the rest after."""

@@ -77,17 +77,37 @@ class _Planner:
     # Organization name keys taken (existing organizations and planned creates/renames).
     names: dict[str, RecordKey] = attrs.Factory(dict)
     names_built: bool = False
+    # Values this plan writes, by record: later flows match on them.
+    overlay: dict[RecordKey, dict[str, FieldValue]] = attrs.Factory(dict)
+    # Zendesk user e-mails taken (existing users and planned changes), built on first use.
+    emails: dict[str, RecordKey] | None = None
 
     def plan(self) -> Plan:
         for flow in self.dataflow:
             self.planned.setdefault(flow.id, {})
             self.planned_zendesk.setdefault(flow.id, set())
-            self._plan_flow(flow)
+        # Existing links of flows that refer to no other flow are merged first, so renames
+        # free organization names before any create claims one.
+        early = {f.id for f in self.dataflow if not any(p.is_reference for p in f.properties)}
+        # A rehearsal settles which names the renames free, so a rename onto a name another
+        # rename vacates is not reported as a collision only because of the order of records.
+        rehearsal_start = len(self.items)
+        for flow in self.dataflow:
+            if flow.id in early:
+                self._merge_all(flow, self._existing_links(flow))
+        del self.items[rehearsal_start:]
+        for flow in self.dataflow:
+            if flow.id in early:
+                self._merge_all(flow, self._existing_links(flow))
+        for flow in self.dataflow:
+            live = [] if flow.id in early else self._existing_links(flow)
+            self._merge_all(flow, live + self._new_links(flow))
         return Plan(tuple(self.items))
 
     # -- one flow -----------------------------------------------------------------------
 
-    def _plan_flow(self, flow: Flow) -> None:
+    def _existing_links(self, flow: Flow) -> list[tuple[Link, Record, Record]]:
+        """End links whose records are gone; the live pairs that remain."""
         fpolicy = self.policy.for_flow(flow.id)
         table = self.state.table(flow.id)
         po_records = self.po.of_kind(flow.poweroffice_kind)
@@ -101,15 +121,26 @@ class _Planner:
             if not ended and po is not None and zd is not None:
                 live.append((link, po, zd))
         self._cap_deletes(flow, fpolicy, len(table), deletes)
+        return live
 
+    def _new_links(self, flow: Flow) -> list[tuple[Link, Record, Record]]:
+        """Link by identity, origin key or adoption; plan creates. The pairs newly linked."""
+        fpolicy = self.policy.for_flow(flow.id)
+        table = self.state.table(flow.id)
+        po_records = self.po.of_kind(flow.poweroffice_kind)
+        zd_records = self.zd.of_kind(flow.zendesk_kind)
+        new: list[tuple[Link, Record, Record]] = []
         if flow.identity is not None:
-            self._link_by_identity(flow, table, po_records.values(), zd_records.values(), live)
+            self._link_by_identity(flow, table, po_records.values(), zd_records.values(), new)
         if flow.creates_in_zendesk and fpolicy.create:
-            self._counterparts_in_zendesk(flow, table, po_records.values(), live)
+            self._counterparts_in_zendesk(flow, table, po_records.values(), new)
         if flow.creates_in_poweroffice and fpolicy.create:
             self._counterparts_in_poweroffice(flow, table, zd_records.values())
+        return new
 
-        for link, po, zd in live:
+    def _merge_all(self, flow: Flow, pairs: list[tuple[Link, Record, Record]]) -> None:
+        fpolicy = self.policy.for_flow(flow.id)
+        for link, po, zd in pairs:
             self._merge(flow, fpolicy, link, po, zd)
 
     def _end_if_gone(
@@ -170,8 +201,10 @@ class _Planner:
         live: list[tuple[Link, Record, Record]],
     ) -> None:
         assert flow.identity is not None
-        po_live = [r for r in po_records if r.active and flow.takes_part(r)]
-        zd_live = [r for r in zd_records if r.active]
+        # Match on values as they will be after this plan's writes, so a later flow does not
+        # link next run what this run's writes make matchable.
+        po_live = [self._view(r) for r in po_records if r.active and flow.takes_part(r)]
+        zd_live = [self._view(r) for r in zd_records if r.active]
         matches, ambiguities = match_identities(flow, flow.identity, po_live, zd_live, table)
         for match in matches:
             base = {
@@ -179,6 +212,11 @@ class _Planner:
             }
             self._add_link(flow, match.poweroffice, match.zendesk, "identity", base, live)
         self.items.extend(ambiguities)
+
+    def _view(self, record: Record) -> Record:
+        """``record`` as it will be once this plan's writes to it are applied."""
+        written = self.overlay.get(record.key)
+        return record if not written else attrs.evolve(record, fields={**record.fields, **written})
 
     def _add_link(
         self,
@@ -346,6 +384,10 @@ class _Planner:
         to_po: list[FieldChange] = []
         for prop in flow.properties:
             self._merge_property(flow, fpolicy, link, po, zd, prop, to_zd, to_po)
+        for changes, record in ((to_zd, zd), (to_po, po)):
+            written = {c.property: c.value for c in changes if isinstance(c.value, str)}
+            if written:
+                self.overlay.setdefault(record.key, {}).update(written)
         if to_zd:
             self.items.append(
                 Update(f"update:{flow.id}:{zd.key}", flow.id, zd.key, po.id, tuple(to_zd))
@@ -402,6 +444,8 @@ class _Planner:
             if value is None:
                 return
             if isinstance(value, str) and not self._claim_name(flow, po, zd, prop, value):
+                return
+            if isinstance(value, str) and not self._claim_email(flow, po, zd, prop, value):
                 return
             to_zd.append(
                 FieldChange(prop.zendesk, value, rule, base, po_val, zd_shown, prop.poweroffice)
@@ -463,7 +507,42 @@ class _Planner:
                 )
             )
             return False
+        old = name_key(zd.get("name"))
+        if old is not None and self.names.get(old) == zd.key:
+            del self.names[old]  # the rename frees the old name for a create in this plan
         self.names[key] = zd.key
+        return True
+
+    def _claim_email(
+        self, flow: Flow, po: Record, zd: Record, prop: PropertyMap, email: str
+    ) -> bool:
+        """Claim a user's new e-mail; report it if another Zendesk user holds it already."""
+        if zd.kind is not Kind.USER or prop.zendesk != "email":
+            return True
+        key = normalise(email, Datatype.EMAIL)
+        if key is None:
+            return True
+        if self.emails is None:
+            self.emails = {}
+            for user in self.zd.of_kind(Kind.USER).values():
+                held = normalise(user.get("email"), Datatype.EMAIL)
+                if held is not None:
+                    self.emails.setdefault(held, user.key)
+        holder = self.emails.get(key)
+        if holder is not None and holder != zd.key:
+            self.items.append(
+                InvalidValue(
+                    f"invalid:{flow.id}:{po.key}:{prop.poweroffice}",
+                    flow.id,
+                    po.key,
+                    prop.poweroffice,
+                    email,
+                    f"the e-mail address is held by {holder}",
+                    "email_taken",
+                )
+            )
+            return False
+        self.emails[key] = zd.key
         return True
 
     def _decide(
