@@ -1,0 +1,318 @@
+"""The Zendesk sandbox's behaviour: auth, cursor paging, uniqueness, jobs, identities,
+soft deletes, incremental exports and the per-minute rate limit."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sandbox_support import zendesk_client
+
+from adapters.sandbox import FakeClock, ZendeskSandbox
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def zd(clock: FakeClock) -> ZendeskSandbox:
+    return ZendeskSandbox(clock=clock, job_polls=2)
+
+
+@pytest.fixture
+def client(zd: ZendeskSandbox) -> httpx.Client:
+    return zendesk_client(zd)
+
+
+def test_auth_token_and_bearer(zd: ZendeskSandbox) -> None:
+    assert zendesk_client(zd).get("/api/v2/users/me.json").json()["user"]["role"] == "admin"
+    assert zendesk_client(zd, bearer=True).get("/api/v2/users/me").status_code == 200
+    anonymous = httpx.Client(transport=httpx.WSGITransport(app=zd.app), base_url="http://z")
+    assert anonymous.get("/api/v2/users").status_code == 401
+    wrong = anonymous.get("/api/v2/users", auth=(f"{zd.credentials.email}/token", "nope"))
+    assert wrong.status_code == 401
+    password_style = anonymous.get(
+        "/api/v2/users", auth=(zd.credentials.email, zd.credentials.api_token)
+    )
+    assert password_style.status_code == 401
+
+
+def test_cursor_paging_walks_every_user_once(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    ids = {zd.add_user(name=f"Bruker {n}", email=f"b{n}@x.no")["id"] for n in range(7)}
+    ids.add(zd.admin_id)
+    seen: list[int] = []
+    response = client.get("/api/v2/users.json", params={"page[size]": 3})
+    pages = 1
+    while True:
+        body = response.json()
+        seen.extend(u["id"] for u in body["users"])
+        if not body["meta"]["has_more"]:
+            break
+        response = client.get(body["links"]["next"])
+        pages += 1
+    assert sorted(seen) == sorted(ids)
+    assert pages == 3
+    assert client.get("/api/v2/users", params={"page[size]": 101}).status_code == 400
+    after = client.get("/api/v2/users", params={"page[size]": 2, "page[after]": "garbage"})
+    assert after.status_code == 400
+
+
+def test_deleted_users_are_soft_deleted(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    user = zd.add_user(name="Kari", email="kari@x.no")
+    deleted = client.delete(f"/api/v2/users/{user['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["user"]["active"] is False
+    assert deleted.json()["user"]["updated_at"] > user["updated_at"]
+    listed = client.get("/api/v2/users", params={"page[size]": 100}).json()["users"]
+    assert user["id"] not in {u["id"] for u in listed}
+    assert client.get(f"/api/v2/users/{user['id']}").json()["user"]["active"] is False
+    # Its address is free again.
+    assert (
+        client.post(
+            "/api/v2/users", json={"user": {"name": "Kari 2", "email": "kari@x.no"}}
+        ).status_code
+        == 201
+    )
+
+
+def test_organization_names_unique_ignoring_case_and_spaces(client: httpx.Client) -> None:
+    first = client.post("/api/v2/organizations", json={"organization": {"name": "Fjord AS"}})
+    assert first.status_code == 201
+    clash = client.post("/api/v2/organizations", json={"organization": {"name": "  fjord as "}})
+    assert clash.status_code == 422
+    body = clash.json()
+    assert body["error"] == "RecordInvalid"
+    assert body["details"]["name"][0]["error"] == "DuplicateValue"
+    other = client.post(
+        "/api/v2/organizations", json={"organization": {"name": "Annen AS", "external_id": "p:1"}}
+    )
+    assert other.status_code == 201
+    renamed = client.put(
+        f"/api/v2/organizations/{other.json()['organization']['id']}",
+        json={"organization": {"name": "FJORD AS"}},
+    )
+    assert renamed.status_code == 422
+    ext = client.post(
+        "/api/v2/organizations", json={"organization": {"name": "Tredje", "external_id": "P:1"}}
+    )
+    assert ext.status_code == 422
+    assert ext.json()["details"]["external_id"][0]["error"] == "DuplicateValue"
+    found = client.get("/api/v2/organizations/search", params={"name": "fjord as"}).json()
+    assert [o["name"] for o in found["organizations"]] == ["Fjord AS"]
+    by_ext = client.get("/api/v2/organizations/search.json", params={"external_id": "p:1"}).json()
+    assert [o["name"] for o in by_ext["organizations"]] == ["Annen AS"]
+    org_id = first.json()["organization"]["id"]
+    assert client.delete(f"/api/v2/organizations/{org_id}").status_code == 204
+    names = [o["name"] for o in client.get("/api/v2/organizations").json()["organizations"]]
+    assert names == ["Annen AS"]
+    assert (
+        client.post(
+            "/api/v2/organizations", json={"organization": {"name": "Fjord AS"}}
+        ).status_code
+        == 201
+    )
+
+
+def test_user_emails_lower_cased_and_unique(client: httpx.Client) -> None:
+    made = client.post("/api/v2/users", json={"user": {"name": "Ola", "email": "Ola@Fjord.NO"}})
+    assert made.status_code == 201
+    assert made.json()["user"]["email"] == "ola@fjord.no"
+    clash = client.post("/api/v2/users", json={"user": {"name": "Ola 2", "email": "OLA@fjord.no"}})
+    assert clash.status_code == 422
+    assert clash.json()["details"]["email"][0]["error"] == "DuplicateValue"
+    bad = client.post("/api/v2/users", json={"user": {"name": "X", "email": "ikke epost"}})
+    assert bad.status_code == 422
+    nameless = client.post("/api/v2/users", json={"user": {"email": "n@x.no"}})
+    assert nameless.status_code == 422
+    assert "name" in nameless.json()["details"]
+    ext = client.post("/api/v2/users", json={"user": {"name": "A", "external_id": "k:1"}})
+    assert ext.status_code == 201
+    ext2 = client.post("/api/v2/users", json={"user": {"name": "B", "external_id": "K:1"}})
+    assert ext2.status_code == 422
+
+
+def test_updated_at_moves_on_each_write(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    user = zd.add_user(name="Kari")
+    stamps = [user["updated_at"]]
+    for name in ("Kari A", "Kari B"):
+        response = client.put(f"/api/v2/users/{user['id']}", json={"user": {"name": name}})
+        stamps.append(response.json()["user"]["updated_at"])
+    assert stamps == sorted(set(stamps))
+
+
+def test_bulk_job_completes_after_polls_with_per_item_results(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    zd.add_user(name="Finnes", email="finnes@x.no")
+    submitted = client.post(
+        "/api/v2/users/create_many.json",
+        json={
+            "users": [
+                {"name": "Ny", "email": "ny@x.no"},
+                {"name": "Dup", "email": "finnes@x.no"},
+                {"name": "Uten navn"},
+            ]
+        },
+    )
+    assert submitted.status_code == 200
+    job = submitted.json()["job_status"]
+    assert job["status"] == "queued"
+    assert job["results"] is None
+    assert "ny@x.no" not in str(zd.dump()["users"])  # not applied before it completes
+    first = client.get(f"/api/v2/job_statuses/{job['id']}.json").json()["job_status"]
+    assert first["status"] == "working"
+    done = client.get(f"/api/v2/job_statuses/{job['id']}").json()["job_status"]
+    assert done["status"] == "completed"
+    results = done["results"]
+    assert [r["status"] for r in results] == ["Created", "Failed", "Created"]
+    assert results[1]["index"] == 1
+    assert results[1]["error"] == "DuplicateValue"
+    assert "finnes@x.no" in results[1]["details"]
+    shown = client.get("/api/v2/users/show_many", params={"ids": f"{results[0]['id']}"}).json()
+    assert shown["users"][0]["email"] == "ny@x.no"
+
+
+def test_bulk_limits_and_switch(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    many = {"users": [{"name": f"U{n}"} for n in range(101)]}
+    too_many = client.post("/api/v2/users/create_many", json=many)
+    assert too_many.status_code == 400
+    assert too_many.json()["error"] == "TooManyValues"
+    zd.bulk_users_enabled = False
+    assert (
+        client.post("/api/v2/users/create_many", json={"users": [{"name": "A"}]}).status_code == 403
+    )
+    orgs = client.post(
+        "/api/v2/organizations/create_many", json={"organizations": [{"name": "A"}, {"name": "a "}]}
+    )
+    assert orgs.status_code == 200
+    zd.settle_jobs()
+    job = client.get(f"/api/v2/job_statuses/{orgs.json()['job_status']['id']}").json()
+    assert [r["status"] for r in job["job_status"]["results"]] == ["Created", "Failed"]
+
+
+def test_job_completes_after_seconds(clock: FakeClock) -> None:
+    zd = ZendeskSandbox(clock=clock, job_polls=100, job_seconds=5)
+    client = zendesk_client(zd)
+    job = client.post(
+        "/api/v2/organizations/create_many", json={"organizations": [{"name": "Tid AS"}]}
+    ).json()["job_status"]
+    assert client.get(f"/api/v2/job_statuses/{job['id']}").json()["job_status"]["status"] != (
+        "completed"
+    )
+    clock.advance(5)
+    assert [o["name"] for o in zd.dump()["organizations"]] == []
+    client.get("/api/v2/organizations")  # any request settles due jobs
+    assert [o["name"] for o in zd.dump()["organizations"]] == ["Tid AS"]
+
+
+def test_identities_and_primary_email(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    user = zd.add_user(name="Kari", email="kari@gammel.no")
+    base = f"/api/v2/users/{user['id']}"
+    # A plain PUT of email adds a secondary address; the primary stays.
+    put = client.put(base, json={"user": {"email": "kari@ny.no"}})
+    assert put.status_code == 200
+    assert put.json()["user"]["email"] == "kari@gammel.no"
+    identities = client.get(f"{base}/identities.json").json()["identities"]
+    assert [(i["value"], i["primary"]) for i in identities] == [
+        ("kari@gammel.no", True),
+        ("kari@ny.no", False),
+    ]
+    third = client.post(
+        f"{base}/identities", json={"identity": {"type": "email", "value": "Kari@Tredje.no"}}
+    )
+    assert third.status_code == 201
+    identity_id = third.json()["identity"]["id"]
+    made = client.put(f"{base}/identities/{identity_id}/make_primary")
+    assert made.status_code == 200
+    assert [i["primary"] for i in made.json()["identities"]] == [False, False, True]
+    assert client.get(base).json()["user"]["email"] == "kari@tredje.no"
+    other = zd.add_user(name="Ola", email="ola@x.no")
+    taken = client.post(
+        f"/api/v2/users/{other['id']}/identities",
+        json={"identity": {"type": "email", "value": "kari@ny.no"}},
+    )
+    assert taken.status_code == 422
+    assert taken.json()["details"]["value"][0]["error"] == "DuplicateValue"
+
+
+def test_incremental_user_export_sees_changes_and_deletes(
+    zd: ZendeskSandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    start = int(clock()) - 120
+    users = [zd.add_user(name=f"U{n}", email=f"u{n}@x.no") for n in range(3)]
+    first = client.get("/api/v2/incremental/users/cursor.json", params={"start_time": start})
+    body = first.json()
+    assert body["end_of_stream"] is True
+    assert len(body["users"]) == 4  # the admin and three users
+    clock.advance(30)
+    client.delete(f"/api/v2/users/{users[1]['id']}")
+    resumed = client.get(
+        "/api/v2/incremental/users/cursor", params={"cursor": body["after_cursor"]}
+    )
+    changed = resumed.json()["users"]
+    assert [(u["id"], u["active"]) for u in changed] == [(users[1]["id"], False)]
+    quiet = client.get(resumed.json()["after_url"]).json()
+    assert quiet["users"] == []
+    assert quiet["end_of_stream"] is True
+    too_recent = client.get(
+        "/api/v2/incremental/users/cursor", params={"start_time": int(clock()) - 10}
+    )
+    assert too_recent.status_code == 400
+
+
+def test_incremental_organization_export_by_time(
+    zd: ZendeskSandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    start = int(clock()) - 120
+    for n in range(3):
+        zd.add_organization(name=f"Org {n}")
+        clock.advance(1)
+    clock.advance(120)  # start_time must be over a minute in the past, next pages' too
+    page = client.get(
+        "/api/v2/incremental/organizations.json", params={"start_time": start, "per_page": 2}
+    ).json()
+    assert [o["name"] for o in page["organizations"]] == ["Org 0", "Org 1"]
+    assert page["end_of_stream"] is False
+    rest = client.get(page["next_page"]).json()
+    # Time-based pages may repeat the boundary record; ids dedupe them.
+    assert {o["name"] for o in rest["organizations"]} == {"Org 1", "Org 2"}
+    assert rest["end_of_stream"] is True
+    assert rest["end_time"] >= page["end_time"]
+
+
+def test_rate_limit_per_minute_with_headers(clock: FakeClock) -> None:
+    clock.now = 1_700_000_000.0 - 1_700_000_000.0 % 60  # the start of a minute
+    zd = ZendeskSandbox(clock=clock, rate_limit=5)
+    client = zendesk_client(zd)
+    answers = [client.get("/api/v2/users/me") for _ in range(6)]
+    assert [a.status_code for a in answers] == [200] * 5 + [429]
+    assert [a.headers["X-Rate-Limit-Remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
+    assert answers[0].headers["X-Rate-Limit"] == "5"
+    assert answers[5].headers["Retry-After"] == "60"
+    clock.advance(45)
+    assert client.get("/api/v2/users/me").headers["Retry-After"] == "15"
+    clock.advance(15)
+    assert client.get("/api/v2/users/me").status_code == 200
+
+
+def test_rate_limit_off_by_default(client: httpx.Client) -> None:
+    assert {client.get("/api/v2/users/me").status_code for _ in range(50)} == {200}
+
+
+def test_search_and_show_many(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    a = zd.add_user(name="Kari Nordmann", email="kari@x.no", external_id="poweroffice:cp:1")
+    zd.add_user(name="Ola", email="ola@x.no")
+    by_email = client.get("/api/v2/users/search", params={"query": "email:KARI@x.no"}).json()
+    assert [u["id"] for u in by_email["users"]] == [a["id"]]
+    by_ext = client.get("/api/v2/users/show_many", params={"external_ids": "poweroffice:cp:1"})
+    assert [u["id"] for u in by_ext.json()["users"]] == [a["id"]]
+    upsert = client.post(
+        "/api/v2/users/create_or_update", json={"user": {"email": "kari@x.no", "name": "Kari N."}}
+    )
+    assert upsert.status_code == 200
+    assert upsert.json()["user"]["id"] == a["id"]
+    new = client.post(
+        "/api/v2/users/create_or_update", json={"user": {"email": "ny@x.no", "name": "Ny"}}
+    )
+    assert new.status_code == 201
