@@ -338,11 +338,10 @@ def sync(
     stop = threading.Event()
     wait = obj.wait or stop.wait
     code = OK
-    with _finish_on_interrupt(obj, stop):
+    with _finish_on_interrupt(obj, stop), failing_cleanly():
         while True:
             if interval is None:
-                with failing_cleanly():
-                    code = _one_sync(obj, full, as_json, compact=False)
+                code = _one_sync(obj, full, as_json, compact=False)
                 break
             try:
                 code = _one_sync(obj, full, as_json, compact=as_json)
