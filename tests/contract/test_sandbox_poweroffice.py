@@ -112,7 +112,7 @@ def test_every_answer_fits_the_openapi_document(po: PowerOfficeSandbox, clock: F
             spec.check_httpx_response(response, "/v2")
 
 
-# -- auth ------------------------------------------------------------------------------------------
+# -- auth --------------------------------------------------------------------------------------
 
 
 def test_token_needs_all_three_keys(po: PowerOfficeSandbox) -> None:
@@ -168,7 +168,7 @@ def test_forbidden_resource_answers_403(po: PowerOfficeSandbox) -> None:
         assert client.get("/v2/Customers").status_code == 204
 
 
-# -- paging and filters ---------------------------------------------------------------------------
+# -- paging and filters ------------------------------------------------------------------------
 
 
 def test_paging_ends_with_204(po: PowerOfficeSandbox) -> None:
@@ -232,7 +232,7 @@ def test_contact_persons_filter_by_contact_ids(po: PowerOfficeSandbox) -> None:
         assert [p["Id"] for p in repeated.json()] == [pa["Id"], pc["Id"]]
 
 
-# -- writes ----------------------------------------------------------------------------------------
+# -- writes ------------------------------------------------------------------------------------
 
 
 def test_post_validates_and_names_the_field(po: PowerOfficeSandbox) -> None:
@@ -307,7 +307,7 @@ def test_delete_rules(po: PowerOfficeSandbox) -> None:
         assert client.get(f"/v2/Customers/{customer['Id']}").status_code == 404
 
 
-# -- rate limit ------------------------------------------------------------------------------------
+# -- rate limit --------------------------------------------------------------------------------
 
 
 def test_rate_limit_per_second(clock: FakeClock) -> None:
