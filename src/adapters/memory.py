@@ -47,7 +47,9 @@ class MemorySystem:
     """Called after each applied write (tests raise from it to simulate a crash)."""
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
 
-    def put(self, kind: Kind, id: str | int | None = None, *, active: bool = True, **fields: Any) -> Record:
+    def put(
+        self, kind: Kind, id: str | int | None = None, *, active: bool = True, **fields: Any
+    ) -> Record:
         """Seed or overwrite a record (test set-up; not a logged write)."""
         rid = str(id) if id is not None else str(next(self._ids))
         clean = {name: (None if v is None else str(v)) for name, v in fields.items()}
