@@ -384,7 +384,6 @@ class ZendeskSandbox(SandboxApp):
             [
                 ("X-Rate-Limit", str(limit)),
                 ("X-Rate-Limit-Remaining", str(remaining)),
-                ("ratelimit-limit", str(limit)),
                 ("rate-limit", str(limit)),
                 ("rate-limit-remaining", str(remaining)),
                 ("rate-limit-reset", str(reset)),
