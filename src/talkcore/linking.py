@@ -53,6 +53,11 @@ def match_identities(
     ``poweroffice`` and ``zendesk`` are the live records taking part in the flow, linked or not;
     linked ones are never re-matched but do make a shared value ambiguous.
     """
+    poweroffice, zendesk = list(poweroffice), list(zendesk)
+    free = [r for r in poweroffice if links.for_poweroffice(r.id) is None]
+    free_values = {v for v in (identity_of(r, rule) for r in free) if v is not None}
+    if not free_values:
+        return [], []  # every record is linked already: nothing to match (the steady state)
     po_groups = _group(poweroffice, rule)
     zd_groups = _group(zendesk, rule)
     matches: list[Match] = []

@@ -77,6 +77,8 @@ class _Planner:
     # Organization name keys taken (existing organizations and planned creates/renames).
     names: dict[str, RecordKey] = attrs.Factory(dict)
     names_built: bool = False
+    # PowerOffice records carrying each organization name key, built on first use.
+    carriers: dict[str, list[RecordKey]] | None = None
     # Values this plan writes, by record: later flows match on them.
     overlay: dict[RecordKey, dict[str, FieldValue]] = attrs.Factory(dict)
     # Zendesk user e-mails taken (existing users and planned changes), built on first use.
@@ -95,10 +97,14 @@ class _Planner:
         for flow in self.dataflow:
             if flow.id in early:
                 self._merge_all(flow, self._existing_links(flow))
-        del self.items[rehearsal_start:]
-        for flow in self.dataflow:
-            if flow.id in early:
-                self._merge_all(flow, self._existing_links(flow))
+        if any(
+            isinstance(item, NameCollision) and item.rule == "rename_name_taken"
+            for item in self.items[rehearsal_start:]
+        ):
+            del self.items[rehearsal_start:]
+            for flow in self.dataflow:
+                if flow.id in early:
+                    self._merge_all(flow, self._existing_links(flow))
         for flow in self.dataflow:
             live = [] if flow.id in early else self._existing_links(flow)
             self._merge_all(flow, live + self._new_links(flow))
@@ -152,6 +158,14 @@ class _Planner:
         zd: Record | None,
         deletes: list[Delete],
     ) -> bool:
+        if (
+            po is not None
+            and zd is not None
+            and po.active
+            and zd.active
+            and (flow.poweroffice_filter is None or flow.takes_part(po))
+        ):
+            return False  # the common case, decided without building keys
         po_key = RecordKey.of(flow.poweroffice_kind, link.poweroffice_id)
         zd_key = RecordKey.of(flow.zendesk_kind, link.zendesk_id)
         gone: RecordKey | None = None
@@ -264,7 +278,6 @@ class _Planner:
     ) -> None:
         name_prop = _name_property(flow)
         by_origin = self._zendesk_by_origin(flow.zendesk_kind)
-        carriers = self._po_name_carriers() if name_prop is not None else {}
         for po in sorted(po_records, key=lambda r: _id_order(r.id)):
             if not po.active or not flow.takes_part(po) or table.for_poweroffice(po.id):
                 continue
@@ -298,7 +311,7 @@ class _Planner:
                     adoptable = (
                         holder.system is System.ZENDESK
                         and self.policy.name_collision is NameCollisionPolicy.ADOPT
-                        and len(carriers.get(key, ())) == 1
+                        and len(self._po_name_carriers().get(key, ())) == 1
                     )
                     held = self.zd.get(holder)
                     if adoptable and held is not None and not self._linked_elsewhere(held):
@@ -356,7 +369,10 @@ class _Planner:
 
     def _po_name_carriers(self) -> dict[str, list[RecordKey]]:
         """PowerOffice records of every organization flow, by organization name key."""
+        if self.carriers is not None:
+            return self.carriers
         carriers: dict[str, list[RecordKey]] = {}
+        self.carriers = carriers
         for flow in self._organization_flows():
             prop = _name_property(flow)
             if prop is None:
