@@ -96,18 +96,20 @@ class ZendeskWriter:
                 results[write.item_id] = WriteResult(write.item_id, error=problem)
             else:
                 todo.setdefault((write.kind, write.op), []).append(write)
+        # Per kind: deletes and renames before creates, because they free the unique names
+        # and e-mails that the plan's creates may take.
         for kind in (Kind.ORGANIZATION, Kind.USER):
-            if creates := todo.get((kind, WriteOp.CREATE)):
-                for chunk in chunks(creates):
-                    results.update(self._create(kind, chunk, RECONCILE_ROUNDS))
+            for write in todo.get((kind, WriteOp.DELETE), []):
+                results[write.item_id] = self._delete(write)
             if updates := todo.get((kind, WriteOp.UPDATE)):
                 if kind is Kind.USER:
                     results.update(self._update_users(updates))
                 else:
                     for chunk in chunks(updates):
                         results.update(self._update_bulk(kind, chunk))
-            for write in todo.get((kind, WriteOp.DELETE), []):
-                results[write.item_id] = self._delete(write)
+            if creates := todo.get((kind, WriteOp.CREATE)):
+                for chunk in chunks(creates):
+                    results.update(self._create(kind, chunk, RECONCILE_ROUNDS))
         return [results[write.item_id] for write in writes]
 
     def _refuse(self, write: WriteRequest) -> WriteError | None:
