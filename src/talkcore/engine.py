@@ -49,6 +49,9 @@ from talkcore.state import (
 )
 from talkcore.values import normalise
 
+NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
+"""Write error codes meaning the target record no longer exists (PowerOffice, Zendesk)."""
+
 
 class RunObserver(Protocol):
     """Receives progress events of a run (for progress bars and logs)."""
@@ -342,7 +345,7 @@ class _Run:
     ) -> list[Record]:
         """Records a write found missing (404): marked inactive so the next plan ends the link."""
         missing = {
-            r.item_id for r in outcome if r.error is not None and r.error.code == "not_found"
+            r.item_id for r in outcome if r.error is not None and r.error.code in NOT_FOUND_CODES
         }
         gone = []
         for request in requests:
