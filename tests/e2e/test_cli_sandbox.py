@@ -1,0 +1,181 @@
+"""The real `talksync` CLI, as a subprocess, against both sandboxes served on loopback sockets,
+with a real SQLite state file: first sync, edits on both sides, conflicts per policy, name
+collisions, ambiguities, and the fixpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from adapters.sandbox.poweroffice import PowerOfficeSandbox
+from adapters.sandbox.seed import SeedCases, seed_sandboxes
+from adapters.sandbox.server import RunningSandboxes, serve_sandboxes
+from adapters.sandbox.zendesk import ZendeskSandbox
+from cli.config import load_settings
+from cli.wiring import RealWiring
+from talkcore.ports import SystemPort
+from talkcore.records import Kind
+from talkcore.state import WriteOp, WriteRequest
+
+pytestmark = pytest.mark.e2e
+
+TALKSYNC = Path(sys.executable).parent / "talksync"
+CHANGES = ("create", "update", "delete", "link", "unlink", "advance_base")
+
+
+@attrs.define
+class Site:
+    """Served sandboxes, their seeded cases, a working folder and ports to edit with."""
+
+    served: RunningSandboxes
+    cases: SeedCases
+    folder: Path
+    poweroffice: SystemPort
+    zendesk: SystemPort
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            **self.served.env(),
+            "TALKSYNC_STATE": str(self.folder / "state.db"),
+        }
+
+    def cli(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(TALKSYNC), "--log-format", "json", *args],
+            env=self.env(),
+            cwd=self.folder,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        if expect is not None:
+            assert done.returncode == expect, done.stderr[-3000:]
+        return done
+
+    def sync(self, expect: int | None = 0) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads(self.cli("sync", "--json", expect=expect).stdout)
+        return report
+
+    def edit(self, port: SystemPort, kind: Kind, rid: str, **fields: str) -> None:
+        (result,) = port.apply([WriteRequest("edit", WriteOp.UPDATE, kind, rid, fields)])
+        assert result.ok, result.error
+
+    def link(self, flow: str, po_id: str) -> str:
+        data = json.loads(self.cli("links", "list", "--flow", flow, "--json").stdout)
+        for link in data:
+            if str(link["poweroffice_id"]) == po_id:
+                return str(link["zendesk_id"])
+        raise AssertionError(f"no link for {po_id} in {flow}")
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    po, zd = PowerOfficeSandbox(), ZendeskSandbox()
+    cases = seed_sandboxes(po, zd, size=10, seed=7)
+    with ExitStack() as stack:
+        served = stack.enter_context(serve_sandboxes(po, zd))
+        settings = load_settings(None, served.env(), state_path=tmp_path / "unused.db")
+        poweroffice, zendesk = RealWiring().systems(settings, stack)
+        yield Site(served, cases, tmp_path, poweroffice, zendesk)
+
+
+def changes(report: dict[str, Any]) -> int:
+    return sum(report["summary"][name] for name in CHANGES)
+
+
+def items(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [item for item in report["items"] if item["kind"] == kind]
+
+
+def test_first_sync_links_creates_and_reports_then_the_next_plans_nothing(site: Site) -> None:
+    report = site.sync()
+    summary = report["summary"]
+    assert summary["create"] >= 10 and summary["link"] >= 5 and summary["failed"] == 0
+    # The seeded awkward cases come out as reports naming their records.
+    ambiguities = items(report, "ambiguity")
+    shared = site.cases.contact_persons_sharing_email
+    assert shared is not None
+    assert any(
+        {f"poweroffice:contact_person:{shared[0]}", f"poweroffice:contact_person:{shared[1]}"}
+        <= set(a["candidates"])
+        for a in ambiguities
+    )
+    pair = site.cases.department_named_like_customer
+    assert pair is not None
+    collided = {c["record"] for c in items(report, "name_collision")}
+    assert f"poweroffice:department:{pair[0]}" in collided
+    # Every organization created carries its origin key, once.
+    orgs = site.served.zendesk.dump()["organizations"]
+    origins = [o["external_id"] for o in orgs if o.get("external_id")]
+    assert len(origins) == len(set(origins)) >= 10
+    again = site.sync()
+    assert changes(again) == 0
+    plan = json.loads(site.cli("plan", "--json").stdout)
+    assert changes(plan) == 0
+
+
+def test_edits_on_both_sides_flow_across(site: Site) -> None:
+    site.sync()
+    customer = str(site.cases.customer_ids[0])
+    org = site.link("customers-organizations", customer)
+    user_id, person_id = site.cases.users_matching_contact_persons[0]
+    site.edit(site.poweroffice, Kind.CUSTOMER, customer, Name="Omdøpt Kunde AS")
+    site.edit(site.zendesk, Kind.USER, str(user_id), email="ny.epost@example.no")
+    report = site.sync()
+    assert report["summary"]["update"] == 2 and report["summary"]["failed"] == 0
+    names = {str(o["id"]): o["name"] for o in site.served.zendesk.dump()["organizations"]}
+    assert names[org] == "Omdøpt Kunde AS"
+    persons = site.served.poweroffice.dump()["contact_persons"]
+    (person,) = [p for p in persons if p["Id"] == person_id]
+    assert person["EmailAddress"] == "ny.epost@example.no"
+    assert changes(site.sync()) == 0
+
+
+@pytest.mark.parametrize("policy", ["poweroffice", "zendesk", "manual"])
+def test_conflict_is_decided_by_the_configured_policy(site: Site, policy: str) -> None:
+    (site.folder / "talksync.toml").write_text(
+        f'[flows.customers-organizations]\nconflict = "{policy}"\n', encoding="utf-8"
+    )
+    site.sync()
+    customer = str(site.cases.customer_ids[1])
+    org = site.link("customers-organizations", customer)
+    site.edit(site.poweroffice, Kind.CUSTOMER, customer, Name="Navn fra PowerOffice AS")
+    site.edit(site.zendesk, Kind.ORGANIZATION, org, name="Navn fra Zendesk AS")
+    report = site.sync()
+    (conflict,) = items(report, "conflict")
+    assert conflict["policy"] == policy
+    assert conflict["poweroffice_value"] == "Navn fra PowerOffice AS"
+    assert conflict["zendesk_value"] == "Navn fra Zendesk AS"
+
+    def names() -> tuple[str, str]:
+        po = {str(c["Id"]): c["Name"] for c in site.served.poweroffice.dump()["customers"]}
+        zd = {str(o["id"]): o["name"] for o in site.served.zendesk.dump()["organizations"]}
+        return po[customer], zd[org]
+
+    if policy == "manual":
+        assert conflict["winner"] is None and names() == (
+            "Navn fra PowerOffice AS",
+            "Navn fra Zendesk AS",
+        )
+        listed = site.cli("conflicts", "list").stdout
+        assert f"customers-organizations/{customer}/Name" in listed
+        site.cli(
+            "conflicts", "resolve", f"customers-organizations/{customer}/Name", "--take", "zendesk"
+        )
+        site.sync()
+        assert names() == ("Navn fra Zendesk AS", "Navn fra Zendesk AS")
+    else:
+        expected = "Navn fra PowerOffice AS" if policy == "poweroffice" else "Navn fra Zendesk AS"
+        assert conflict["winner"] == policy
+        assert names() == (expected, expected)
+    assert changes(site.sync()) == 0
