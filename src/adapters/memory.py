@@ -45,6 +45,8 @@ class MemorySystem:
     applied: list[WriteRequest] = attrs.field(factory=list)
     after_write: Callable[[WriteRequest], None] | None = None
     """Called after each applied write (tests raise from it to simulate a crash)."""
+    origins: dict[RecordKey, str] = attrs.field(factory=dict)
+    """Origin keys of created records that do not show them as a field (PowerOffice)."""
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
 
     def put(
@@ -113,11 +115,12 @@ class MemorySystem:
 
     def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
         """Records of ``kind`` whose origin field holds one of ``origin_keys``."""
-        field = ORIGIN_FIELD.get(kind, "ExternalCode")
         wanted = {key.casefold(): key for key in origin_keys}
         found: dict[str, Record] = {}
         for record in self.records.get(kind, {}).values():
-            value = record.get(field)
+            # Zendesk shows the origin key as a field; PowerOffice keeps it out of our records.
+            field = ORIGIN_FIELD.get(kind)
+            value = record.get(field) if field else self.origins.get(record.key)
             if value is not None and value.casefold() in wanted:
                 found[wanted[value.casefold()]] = record
         return found
@@ -147,6 +150,8 @@ class MemorySystem:
         if problem is not None:
             return self._fail(write, "duplicate_value", problem[1], field=problem[0])
         table[candidate.key.id] = candidate
+        if write.op is WriteOp.CREATE and write.origin_key:
+            self.origins[candidate.key] = write.origin_key
         return WriteResult(write.item_id, candidate)
 
     def _stored_form(self, record: Record) -> Record:
