@@ -254,6 +254,7 @@ class SqliteStateStore:
             for (data,) in db.execute("SELECT ambiguity FROM ambiguities ORDER BY position")
         )
         full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
+        retry = db.execute("SELECT value FROM meta WHERE key = 'retry'").fetchone()
         state = SyncState(
             links={flow: LinkTable.of(links) for flow, links in tables.items()},
             cursors=cursors,
@@ -261,6 +262,9 @@ class SqliteStateStore:
             resolutions=resolutions,
             ambiguities=ambiguities,
             last_full_sync=datetime.fromisoformat(full[0]) if full else None,
+            retry=frozenset(_parse_key(text) for text in json.loads(retry[0]))
+            if retry
+            else frozenset(),
         )
         self._seen_state = state
         return state
@@ -426,6 +430,10 @@ class SqliteStateStore:
         db.executemany(
             "INSERT INTO ambiguities VALUES (?, ?)",
             [(i, _dump(a)) for i, a in enumerate(state.ambiguities)],
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('retry', ?)",
+            (json.dumps(sorted(str(key) for key in state.retry)),),
         )
         if state.last_full_sync is None:
             db.execute("DELETE FROM meta WHERE key = 'last_full_sync'")

@@ -7,7 +7,7 @@ against any systems and any state store.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -151,6 +151,12 @@ def plan_run(
     ).run(full=full, dry_run=True, now=now, run_id=run_id)
 
 
+def incremental_focus(reads: Iterable[ReadResult], state: SyncState) -> set[RecordKey]:
+    """What an incremental plan must look at: records read as changed, and the last run's
+    reported and failed records (``state.retry``)."""
+    return {record.key for read in reads for record in read.records} | state.retry
+
+
 def kinds_read(dataflow: Dataflow, system: System) -> frozenset[Kind]:
     """The kinds a run reads from ``system`` for ``dataflow``."""
     kinds: set[Kind] = set()
@@ -198,12 +204,14 @@ class _Run:
                     {"system": str(system), "count": len(read.records), "full": read.full},
                 )
             problems = tuple(p for read in reads.values() for p in read.problems)
+            focus = None if full_read else incremental_focus(reads.values(), state)
             plan = plan_changes(
                 mirrors[System.POWEROFFICE],
                 mirrors[System.ZENDESK],
                 state,
                 self.dataflow,
                 self.policy,
+                focus=focus,
             )
             self.observer.event("plan.done", {"summary": plan.summary()})
             if dry_run:
@@ -267,6 +275,8 @@ class _Run:
                 table = state.table(link.flow)
                 if table.for_poweroffice(link.poweroffice_id) is None:
                     state = state.with_links(link.flow, [*table, link])
+                    # Planned again this run, so the recovered pair merges.
+                    state = attrs.evolve(state, retry=state.retry | {record.key})
                     reconciled.append(write.item_id)
         self.store.close_intents([w.item_id for w in intents])
         self.observer.event("reconcile.done", {"open": len(intents), "linked": len(reconciled)})

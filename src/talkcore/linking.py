@@ -6,7 +6,7 @@ already linked to another, is never linked: it becomes an ``Ambiguity`` naming e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 import attrs
 
@@ -41,52 +41,55 @@ class Match:
     value: IdentityValue
 
 
-def match_identities(
-    flow: Flow,
-    rule: IdentityRule,
-    poweroffice: Iterable[Record],
-    zendesk: Iterable[Record],
-    links: LinkTable,
-) -> tuple[list[Match], list[Ambiguity]]:
-    """Match records of ``flow`` by ``rule``: one-to-one matches and every ambiguity.
-
-    ``poweroffice`` and ``zendesk`` are the live records taking part in the flow, linked or not;
-    linked ones are never re-matched but do make a shared value ambiguous.
-    """
-    poweroffice, zendesk = list(poweroffice), list(zendesk)
-    free = [r for r in poweroffice if links.for_poweroffice(r.id) is None]
-    free_values = {v for v in (identity_of(r, rule) for r in free) if v is not None}
-    if not free_values:
-        return [], []  # every record is linked already: nothing to match (the steady state)
-    po_groups = _group(poweroffice, rule)
-    zd_groups = _group(zendesk, rule)
-    matches: list[Match] = []
-    ambiguities: list[Ambiguity] = []
-    for value, po_records in po_groups.items():
-        po_free = [r for r in po_records if links.for_poweroffice(r.id) is None]
-        if not po_free:
-            continue
-        zd_records = zd_groups.get(value, [])
-        zd_free = [r for r in zd_records if links.for_zendesk(r.id) is None]
-        if len(po_free) == 1 and len(zd_free) == 1 and len(zd_records) == 1:
-            matches.append(Match(po_free[0], zd_free[0], value))
-            continue
-        if not zd_records:
-            continue  # nothing to match with: not ambiguous, just unmatched
-        # Several free records on a side, or the one candidate already linked to another
-        # record: a person has to decide.
-        candidates = sorted({r.key for r in po_records} | {r.key for r in zd_records})
-        ambiguities.append(_ambiguity(flow, value, candidates))
-    return matches, ambiguities
-
-
-def _group(records: Iterable[Record], rule: IdentityRule) -> Mapping[IdentityValue, list[Record]]:
+def group_by_identity(
+    records: Iterable[Record], rule: IdentityRule
+) -> dict[IdentityValue, list[Record]]:
+    """Records by their identity value (records with an empty part left out)."""
     groups: dict[IdentityValue, list[Record]] = {}
     for record in records:
         value = identity_of(record, rule)
         if value is not None:
             groups.setdefault(value, []).append(record)
     return groups
+
+
+Lookup = Callable[[IdentityValue], "list[Record] | None"]
+
+
+def match_identities(
+    flow: Flow,
+    rule: IdentityRule,
+    values: Iterable[IdentityValue],
+    poweroffice: Lookup,
+    zendesk: Lookup,
+    links: LinkTable,
+) -> tuple[list[Match], list[Ambiguity]]:
+    """Match ``values`` one-to-one: each value's live records on both sides, linked or not.
+
+    Linked records are never re-matched but do make a shared value ambiguous. A value with
+    several free records on a side, or whose one counterpart is linked to another record, is
+    an ambiguity; a value with no PowerOffice record free to link is skipped.
+    """
+    del rule
+    matches: list[Match] = []
+    ambiguities: list[Ambiguity] = []
+    for value in sorted(values, key=lambda v: tuple(p or "" for p in v)):
+        po_records = poweroffice(value) or []
+        po_free = [r for r in po_records if links.for_poweroffice(r.id) is None]
+        if not po_free:
+            continue
+        zd_records = zendesk(value) or []
+        if not zd_records:
+            continue  # nothing to match with: not ambiguous, just unmatched
+        zd_free = [r for r in zd_records if links.for_zendesk(r.id) is None]
+        if len(po_free) == 1 and len(zd_free) == 1 and len(zd_records) == 1:
+            matches.append(Match(po_free[0], zd_free[0], value))
+            continue
+        # Several free records on a side, or the one candidate already linked to another
+        # record: a person has to decide.
+        candidates = sorted({r.key for r in po_records} | {r.key for r in zd_records})
+        ambiguities.append(_ambiguity(flow, value, candidates))
+    return matches, ambiguities
 
 
 def _ambiguity(flow: Flow, value: IdentityValue, candidates: list[RecordKey]) -> Ambiguity:

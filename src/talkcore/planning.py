@@ -8,13 +8,19 @@ Zendesk organization names unique, counterparts created with a stable origin key
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime
 
 import attrs
 
-from talkcore.dataflow import Dataflow, Flow, PropertyMap
-from talkcore.linking import match_identities
+from talkcore.dataflow import Dataflow, Flow, IdentityRule, PropertyMap
+from talkcore.linking import (
+    IdentityValue,
+    Lookup,
+    group_by_identity,
+    identity_of,
+    match_identities,
+)
 from talkcore.plan import (
     AdvanceBase,
     Conflict,
@@ -52,9 +58,28 @@ def plan_changes(
     state: SyncState,
     dataflow: Dataflow,
     policy: SyncPolicy,
+    *,
+    focus: Collection[RecordKey] | None = None,
 ) -> Plan:
-    """Plan one sync run. Pure: the same inputs always give the same plan."""
-    return _Planner(poweroffice, zendesk, state, dataflow, policy).plan()
+    """Plan one sync run. Pure: the same inputs always give the same plan.
+
+    ``focus`` (incremental planning) names the records that changed since the last plan, plus
+    those the last run reported on or failed to write; only they and their links are planned,
+    using the snapshots' indexes, so the cost follows the changes, not the mirrors' size. The
+    result is the full plan's, provided the focus holds every record whose plan could differ.
+    """
+    frozen = None if focus is None else frozenset(focus)
+    return _Planner(poweroffice, zendesk, state, dataflow, policy, frozen).plan()
+
+
+def email_key(value: FieldValue) -> str | None:
+    """Index key of an e-mail address."""
+    return normalise(value, Datatype.EMAIL)
+
+
+def origin_index_key(value: FieldValue) -> str | None:
+    """Index key of an origin key (``external_id``): case-insensitive, as Zendesk compares."""
+    return value.strip().casefold() or None if value else None
 
 
 _UNTRANSLATABLE = object()
@@ -68,26 +93,27 @@ class _Planner:
     state: SyncState
     dataflow: Dataflow
     policy: SyncPolicy
+    focus: frozenset[RecordKey] | None = None
     items: list[PlanItem] = attrs.Factory(list)
     # Per flow, PowerOffice id → Zendesk id (or the create that will make it), for links made
     # or records created in this plan; read by references and by later flows.
     planned: dict[str, dict[str, str | PendingId]] = attrs.Factory(dict)
-    # Zendesk ids linked in this plan, per flow.
-    planned_zendesk: dict[str, set[str]] = attrs.Factory(dict)
-    # Organization name keys taken (existing organizations and planned creates/renames).
-    names: dict[str, RecordKey] = attrs.Factory(dict)
-    names_built: bool = False
-    # PowerOffice records carrying each organization name key, built on first use.
-    carriers: dict[str, list[RecordKey]] | None = None
+    # Zendesk id → PowerOffice id of the links made in this plan, per flow.
+    planned_zendesk: dict[str, dict[str, str]] = attrs.Factory(dict)
+    # Organization name keys and user e-mails claimed or freed by this plan, over what the
+    # Zendesk snapshot holds (``None``: freed).
+    names: dict[str, RecordKey | None] = attrs.Factory(dict)
+    emails: dict[str, RecordKey | None] = attrs.Factory(dict)
     # Values this plan writes, by record: later flows match on them.
     overlay: dict[RecordKey, dict[str, FieldValue]] = attrs.Factory(dict)
-    # Zendesk user e-mails taken (existing users and planned changes), built on first use.
-    emails: dict[str, RecordKey] | None = None
+    # Links ended and counterparts created in this plan.
+    ended: set[tuple[str, str]] = attrs.Factory(set)
+    created_from: set[RecordKey] = attrs.Factory(set)
 
     def plan(self) -> Plan:
         for flow in self.dataflow:
             self.planned.setdefault(flow.id, {})
-            self.planned_zendesk.setdefault(flow.id, set())
+            self.planned_zendesk.setdefault(flow.id, {})
         # Existing links of flows that refer to no other flow are merged first, so renames
         # free organization names before any create claims one.
         early = {f.id for f in self.dataflow if not any(p.is_reference for p in f.properties)}
@@ -120,7 +146,7 @@ class _Planner:
         zd_records = self.zd.of_kind(flow.zendesk_kind)
         deletes: list[Delete] = []
         live: list[tuple[Link, Record, Record]] = []
-        for link in table:
+        for link in self._links_in_focus(flow, table):
             po = po_records.get(link.poweroffice_id)
             zd = zd_records.get(link.zendesk_id)
             ended = self._end_if_gone(flow, fpolicy, link, po, zd, deletes)
@@ -129,19 +155,42 @@ class _Planner:
         self._cap_deletes(flow, fpolicy, len(table), deletes)
         return live
 
+    def _links_in_focus(self, flow: Flow, table: LinkTable) -> Iterable[Link]:
+        if self.focus is None:
+            return iter(table)
+        chosen: dict[str, Link] = {}
+        for key in self.focus:
+            link = None
+            if key.kind is flow.poweroffice_kind:
+                link = table.for_poweroffice(key.id)
+            elif key.kind is flow.zendesk_kind:
+                link = table.for_zendesk(key.id)
+            if link is not None:
+                chosen[link.poweroffice_id] = link
+        return (chosen[po_id] for po_id in sorted(chosen, key=_id_order))
+
+    def _in_focus(self, snapshot: Snapshot, kind: Kind) -> Iterable[Record]:
+        """The records of ``kind`` to plan: all, or those in focus."""
+        records = snapshot.of_kind(kind)
+        if self.focus is None:
+            return records.values()
+        return [records[k.id] for k in self.focus if k.kind is kind and k.id in records]
+
     def _new_links(self, flow: Flow) -> list[tuple[Link, Record, Record]]:
         """Link by identity, origin key or adoption; plan creates. The pairs newly linked."""
         fpolicy = self.policy.for_flow(flow.id)
         table = self.state.table(flow.id)
-        po_records = self.po.of_kind(flow.poweroffice_kind)
-        zd_records = self.zd.of_kind(flow.zendesk_kind)
         new: list[tuple[Link, Record, Record]] = []
         if flow.identity is not None:
-            self._link_by_identity(flow, table, po_records.values(), zd_records.values(), new)
+            self._link_by_identity(flow, table, new)
         if flow.creates_in_zendesk and fpolicy.create:
-            self._counterparts_in_zendesk(flow, table, po_records.values(), new)
+            self._counterparts_in_zendesk(
+                flow, table, self._in_focus(self.po, flow.poweroffice_kind), new
+            )
         if flow.creates_in_poweroffice and fpolicy.create:
-            self._counterparts_in_poweroffice(flow, table, zd_records.values())
+            self._counterparts_in_poweroffice(
+                flow, table, self._in_focus(self.zd, flow.zendesk_kind)
+            )
         return new
 
     def _merge_all(self, flow: Flow, pairs: list[tuple[Link, Record, Record]]) -> None:
@@ -186,6 +235,7 @@ class _Planner:
         self.items.append(
             EndLink(f"unlink:{flow.id}:{link.poweroffice_id}", flow.id, po_key, zd_key, gone, rule)
         )
+        self.ended.add((flow.id, link.poweroffice_id))
         if fpolicy.propagate_deletes and survivor is not None and survivor.active:
             deletes.append(Delete(f"delete:{flow.id}:{survivor.key}", flow.id, survivor.key, gone))
         return True
@@ -207,25 +257,83 @@ class _Planner:
     # -- linking ------------------------------------------------------------------------
 
     def _link_by_identity(
-        self,
-        flow: Flow,
-        table: LinkTable,
-        po_records: Iterable[Record],
-        zd_records: Iterable[Record],
-        live: list[tuple[Link, Record, Record]],
+        self, flow: Flow, table: LinkTable, live: list[tuple[Link, Record, Record]]
     ) -> None:
-        assert flow.identity is not None
+        rule = flow.identity
+        assert rule is not None
         # Match on values as they will be after this plan's writes, so a later flow does not
         # link next run what this run's writes make matchable.
-        po_live = [self._view(r) for r in po_records if r.active and flow.takes_part(r)]
-        zd_live = [self._view(r) for r in zd_records if r.active]
-        matches, ambiguities = match_identities(flow, flow.identity, po_live, zd_live, table)
+        po_kind, zd_kind = flow.poweroffice_kind, flow.zendesk_kind
+
+        def po_ok(record: Record) -> bool:
+            return record.active and flow.takes_part(record)
+
+        def zd_ok(record: Record) -> bool:
+            return record.active
+
+        po_lookup: Lookup
+        zd_lookup: Lookup
+        values: set[IdentityValue | None]
+        if self.focus is None:
+            po_live = [self._view(r) for r in self.po.of_kind(po_kind).values() if po_ok(r)]
+            zd_live = [self._view(r) for r in self.zd.of_kind(zd_kind).values() if zd_ok(r)]
+            po_groups, zd_groups = (
+                group_by_identity(po_live, rule),
+                group_by_identity(zd_live, rule),
+            )
+            values = {identity_of(r, rule) for r in po_live if table.for_poweroffice(r.id) is None}
+            po_lookup, zd_lookup = po_groups.get, zd_groups.get
+        else:
+            prop = rule.properties[0]
+            po_lookup = self._identity_lookup(self.po, po_kind, prop.poweroffice, rule, po_ok)
+            zd_lookup = self._identity_lookup(self.zd, zd_kind, prop.zendesk, rule, zd_ok)
+            values = set()
+            for snapshot, kind, ok in ((self.po, po_kind, po_ok), (self.zd, zd_kind, zd_ok)):
+                for record in self._in_focus(snapshot, kind):
+                    view = self._view(record)
+                    if ok(view):
+                        values.add(identity_of(view, rule))
+            for key in self.overlay:
+                written = self.po.get(key) or self.zd.get(key)
+                if written is not None and written.kind in (po_kind, zd_kind):
+                    values.add(identity_of(self._view(written), rule))
+        values.discard(None)
+        matches, ambiguities = match_identities(
+            flow, rule, [v for v in values if v is not None], po_lookup, zd_lookup, table
+        )
         for match in matches:
-            base = {
-                p.poweroffice: v for p, v in zip(flow.identity.properties, match.value, strict=True)
-            }
+            base = {p.poweroffice: v for p, v in zip(rule.properties, match.value, strict=True)}
             self._add_link(flow, match.poweroffice, match.zendesk, "identity", base, live)
         self.items.extend(ambiguities)
+
+    def _identity_lookup(
+        self,
+        snapshot: Snapshot,
+        kind: Kind,
+        field: str,
+        rule: IdentityRule,
+        ok: Callable[[Record], bool],
+    ) -> Callable[[IdentityValue], list[Record] | None]:
+        """Live records of ``kind`` with an identity value, as they will be after this plan."""
+        key = _INDEX_KEYS[rule.properties[0].compare_as]
+        overlaid = [
+            self._view(r)
+            for r in (snapshot.get(k) for k in self.overlay if k.kind is kind)
+            if r is not None
+        ]
+
+        def lookup(value: IdentityValue) -> list[Record] | None:
+            found = {
+                r.key: r
+                for r in (self._view(r) for r in snapshot.lookup(kind, field, key, value[0] or ""))
+                if ok(r) and identity_of(r, rule) == value
+            }
+            for record in overlaid:
+                if ok(record) and identity_of(record, rule) == value:
+                    found[record.key] = record
+            return [found[k] for k in sorted(found)] or None
+
+        return lookup
 
     def _view(self, record: Record) -> Record:
         """``record`` as it will be once this plan's writes to it are applied."""
@@ -252,7 +360,7 @@ class _Planner:
         )
         self.items.append(item)
         self.planned[flow.id][po.id] = zd.id
-        self.planned_zendesk[flow.id].add(zd.id)
+        self.planned_zendesk[flow.id][zd.id] = po.id
         live.append((Link(flow.id, po.id, zd.id, base), po, zd))
 
     def _organization_flows(self) -> list[Flow]:
@@ -263,7 +371,8 @@ class _Planner:
         for flow in self.dataflow:
             if flow.zendesk_kind is not zendesk.kind:
                 continue
-            if self.state.table(flow.id).for_zendesk(zendesk.id) is not None:
+            link = self.state.table(flow.id).for_zendesk(zendesk.id)
+            if link is not None and (flow.id, link.poweroffice_id) not in self.ended:
                 return True
             if zendesk.id in self.planned_zendesk.get(flow.id, ()):
                 return True
@@ -277,14 +386,13 @@ class _Planner:
         live: list[tuple[Link, Record, Record]],
     ) -> None:
         name_prop = _name_property(flow)
-        by_origin = self._zendesk_by_origin(flow.zendesk_kind)
         for po in sorted(po_records, key=lambda r: _id_order(r.id)):
             if not po.active or not flow.takes_part(po) or table.for_poweroffice(po.id):
                 continue
             if po.id in self.planned[flow.id]:
                 continue
             origin = origin_key(po.key)
-            found = by_origin.get(origin.casefold())
+            found = self._zendesk_by_origin(flow.zendesk_kind, origin)
             if found is not None and found.active and not self._linked_elsewhere(found):
                 self._add_link(flow, po, found, "origin_key", _zendesk_base(flow, found), live)
                 continue
@@ -311,7 +419,7 @@ class _Planner:
                     adoptable = (
                         holder.system is System.ZENDESK
                         and self.policy.name_collision is NameCollisionPolicy.ADOPT
-                        and len(self._po_name_carriers().get(key, ())) == 1
+                        and len(self._po_name_carriers(key)) == 1
                     )
                     held = self.zd.get(holder)
                     if adoptable and held is not None and not self._linked_elsewhere(held):
@@ -342,8 +450,9 @@ class _Planner:
         for zd in sorted(zd_records, key=lambda r: _id_order(r.id)):
             if not zd.active or table.for_zendesk(zd.id) or self._linked_elsewhere(zd):
                 continue
-            if any(isinstance(i, Create) and i.source == zd.key for i in self.items):
+            if zd.key in self.created_from:
                 continue  # an earlier flow already creates this record's counterpart
+            self.created_from.add(zd.key)
             fields: dict[str, WriteValue] = {}
             for prop in flow.properties:
                 if not prop.is_reference:
@@ -359,39 +468,30 @@ class _Planner:
                 )
             )
 
-    def _zendesk_by_origin(self, kind: Kind) -> dict[str, Record]:
-        found: dict[str, Record] = {}
-        for record in self.zd.of_kind(kind).values():
-            external = record.get("external_id")
-            if external:
-                found[external.casefold()] = record
-        return found
+    def _zendesk_by_origin(self, kind: Kind, origin: str) -> Record | None:
+        """The Zendesk record carrying ``origin`` as its ``external_id``, if any."""
+        key = origin_index_key(origin) or ""
+        found = self.zd.lookup(kind, "external_id", origin_index_key, key)
+        return found[0] if found else None
 
-    def _po_name_carriers(self) -> dict[str, list[RecordKey]]:
-        """PowerOffice records of every organization flow, by organization name key."""
-        if self.carriers is not None:
-            return self.carriers
-        carriers: dict[str, list[RecordKey]] = {}
-        self.carriers = carriers
+    def _po_name_carriers(self, key: str) -> list[RecordKey]:
+        """Live PowerOffice records of every organization flow whose name has ``key``."""
+        carriers: list[RecordKey] = []
         for flow in self._organization_flows():
             prop = _name_property(flow)
             if prop is None:
                 continue
-            for record in self.po.of_kind(flow.poweroffice_kind).values():
+            for record in self.po.lookup(flow.poweroffice_kind, prop.poweroffice, name_key, key):
                 if record.active and flow.takes_part(record):
-                    key = name_key(record.get(prop.poweroffice))
-                    if key is not None:
-                        carriers.setdefault(key, []).append(record.key)
+                    carriers.append(record.key)
         return carriers
 
     def _name_holder(self, key: str) -> RecordKey | None:
-        if not self.names_built:
-            for org in self.zd.of_kind(Kind.ORGANIZATION).values():
-                org_key = name_key(org.get("name"))
-                if org_key is not None:
-                    self.names.setdefault(org_key, org.key)
-            self.names_built = True
-        return self.names.get(key)
+        """The organization holding a name key, counting this plan's claims and renames."""
+        if key in self.names:
+            return self.names[key]
+        held = self.zd.index(Kind.ORGANIZATION, "name", name_key).get(key)
+        return RecordKey.of(Kind.ORGANIZATION, held[0]) if held else None
 
     # -- the three-way merge --------------------------------------------------------------
 
@@ -524,8 +624,8 @@ class _Planner:
             )
             return False
         old = name_key(zd.get("name"))
-        if old is not None and self.names.get(old) == zd.key:
-            del self.names[old]  # the rename frees the old name for a create in this plan
+        if old is not None and old != key and self._name_holder(old) == zd.key:
+            self.names[old] = None  # the rename frees the old name for a create in this plan
         self.names[key] = zd.key
         return True
 
@@ -538,13 +638,11 @@ class _Planner:
         key = normalise(email, Datatype.EMAIL)
         if key is None:
             return True
-        if self.emails is None:
-            self.emails = {}
-            for user in self.zd.of_kind(Kind.USER).values():
-                held = normalise(user.get("email"), Datatype.EMAIL)
-                if held is not None:
-                    self.emails.setdefault(held, user.key)
-        holder = self.emails.get(key)
+        if key in self.emails:
+            holder = self.emails[key]
+        else:
+            held = self.zd.index(Kind.USER, "email", email_key).get(key)
+            holder = RecordKey.of(Kind.USER, held[0]) if held else None
         if holder is not None and holder != zd.key:
             self.items.append(
                 InvalidValue(
@@ -558,6 +656,9 @@ class _Planner:
                 )
             )
             return False
+        old = email_key(zd.get("email"))
+        if old is not None and old != key:
+            self.emails[old] = None
         self.emails[key] = zd.key
         return True
 
@@ -610,10 +711,8 @@ class _Planner:
         link = self.state.table(ref_flow).for_zendesk(zd_id)
         if link is not None:
             return link.poweroffice_id
-        for po_id, zd in self.planned.get(ref_flow, {}).items():
-            if zd == zd_id:
-                return po_id
-        return _UNTRANSLATABLE
+        planned = self.planned_zendesk.get(ref_flow, {}).get(zd_id)
+        return planned if planned is not None else _UNTRANSLATABLE
 
     def _why_untranslatable(self, prop: PropertyMap, zd_id: FieldValue) -> str:
         org = self.zd.get(RecordKey.of(Kind.ORGANIZATION, zd_id or ""))
@@ -668,10 +767,7 @@ class _Planner:
         return None
 
     def _ended(self, flow_id: str, po_id: str) -> bool:
-        return any(
-            isinstance(i, EndLink) and i.flow == flow_id and i.poweroffice.id == po_id
-            for i in self.items
-        )
+        return (flow_id, po_id) in self.ended
 
     def _reference_problem(
         self, flow: Flow, record: RecordKey, prop: str, value: FieldValue, rule: str
@@ -681,6 +777,14 @@ class _Planner:
                 f"reference:{flow.id}:{record}:{prop}", flow.id, record, prop, value, rule
             )
         )
+
+
+_INDEX_KEYS: dict[Datatype, Callable[[FieldValue], str | None]] = {
+    Datatype.EMAIL: email_key,
+    Datatype.STRING: normalise,
+    Datatype.ID: lambda value: normalise(value, Datatype.ID),
+}
+"""Index key functions per comparison type (module-level, so snapshot caches are shared)."""
 
 
 def _name_property(flow: Flow) -> PropertyMap | None:

@@ -7,7 +7,7 @@ what kind it is, its identity, its fields, and a snapshot of one system's record
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
 import attrs
@@ -45,6 +45,10 @@ class Kind(enum.StrEnum):
 
 FieldValue = str | None
 """Every synced property is typed "string" by the dataflow; absent and empty are ``None``."""
+
+KeyFunction = Callable[[FieldValue], str | None]
+"""How a field value becomes an index key (a normalisation); ``None`` leaves it out."""
+IndexSpec = tuple["Kind", str, KeyFunction]
 
 
 @attrs.frozen(order=True)
@@ -108,6 +112,12 @@ class Snapshot:
     system: System
     records: Mapping[Kind, Mapping[str, Record]] = attrs.field(factory=dict)
     complete: frozenset[Kind] = frozenset()
+    # Lookup indexes by a normalised field value, built on first use and carried forward
+    # (patched, not rebuilt) by ``fold_read`` and ``upsert``, so planning a few changes over a
+    # large mirror never scans it.
+    _indexes: dict[IndexSpec, dict[str, tuple[str, ...]]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
 
     @classmethod
     def of(
@@ -128,6 +138,51 @@ class Snapshot:
     def get(self, key: RecordKey) -> Record | None:
         """The record with ``key``, if known."""
         return self.records.get(key.kind, {}).get(key.id)
+
+    def lookup(self, kind: Kind, field: str, key: KeyFunction, value: str) -> list[Record]:
+        """The records of ``kind`` whose ``field``, under ``key``, equals ``value``."""
+        index = self.index(kind, field, key)
+        records = self.of_kind(kind)
+        return [records[rid] for rid in index.get(value, ())]
+
+    def index(self, kind: Kind, field: str, key: KeyFunction) -> Mapping[str, tuple[str, ...]]:
+        """Ids of ``kind`` by ``key(field value)`` (empty keys left out); built once, then kept."""
+        spec = (kind, field, key)
+        index = self._indexes.get(spec)
+        if index is None:
+            index = {}
+            for rid, record in self.of_kind(kind).items():
+                value = key(record.fields.get(field))
+                if value is not None:
+                    index[value] = (*index.get(value, ()), rid)
+            self._indexes[spec] = index
+        return index
+
+    def _carry_indexes(self, old: Snapshot, changed: Iterable[Record], dropped: set[Kind]) -> None:
+        """Take ``old``'s indexes over, patched for ``changed`` records (kinds not dropped)."""
+        latest = list({record.key: record for record in changed}.values())
+        for spec, index in old._indexes.items():
+            kind, field, key = spec
+            if kind in dropped:
+                continue
+            patched = dict(index)
+            for record in latest:
+                if record.key.kind is not kind:
+                    continue
+                before = old.get(record.key)
+                was = key(before.fields.get(field)) if before is not None else None
+                now = key(record.fields.get(field))
+                if was == now and before is not None:
+                    continue
+                if was is not None:
+                    rest = tuple(i for i in patched.get(was, ()) if i != record.key.id)
+                    if rest:
+                        patched[was] = rest
+                    else:
+                        patched.pop(was, None)
+                if now is not None:
+                    patched[now] = (*patched.get(now, ()), record.key.id)
+            self._indexes[spec] = patched
 
     def __iter__(self) -> Iterator[Record]:
         for records in self.records.values():
@@ -181,12 +236,17 @@ def fold_read(mirror: Snapshot, read: ReadResult) -> Snapshot:
     complete = set(mirror.complete)
     if read.full:
         complete |= read.kinds
-    return Snapshot(mirror.system, by_kind, frozenset(complete))
+    folded = Snapshot(mirror.system, by_kind, frozenset(complete))
+    folded._carry_indexes(mirror, read.records, set(read.kinds) if read.full else set())
+    return folded
 
 
 def upsert(mirror: Snapshot, records: Iterable[Record]) -> Snapshot:
     """The mirror with ``records`` (as a system stored them after a write) put in."""
+    records = list(records)
     by_kind = {kind: dict(recs) for kind, recs in mirror.records.items()}
     for record in records:
         by_kind.setdefault(record.key.kind, {})[record.key.id] = record
-    return Snapshot(mirror.system, by_kind, mirror.complete)
+    updated = Snapshot(mirror.system, by_kind, mirror.complete)
+    updated._carry_indexes(mirror, records, set())
+    return updated

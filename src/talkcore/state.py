@@ -17,9 +17,14 @@ from talkcore.plan import (
     Ambiguity,
     Conflict,
     Create,
+    Delete,
     EndLink,
+    InvalidValue,
+    NameCollision,
     NewLink,
     Plan,
+    ReferenceProblem,
+    UnsupportedChange,
     Update,
     conflict_key,
 )
@@ -135,6 +140,9 @@ class SyncState:
     """A person's decisions on held conflicts: the side whose value wins, by conflict key."""
     ambiguities: tuple[Ambiguity, ...] = ()
     last_full_sync: datetime | None = None
+    retry: frozenset[RecordKey] = frozenset()
+    """Records the last run reported on or failed to write: an incremental plan looks at them
+    again even when they did not change."""
 
     def table(self, flow: str) -> LinkTable:
         """The links of ``flow`` (empty when it has none)."""
@@ -261,7 +269,28 @@ def fold_results(
         conflicts=conflicts,
         resolutions=resolutions,
         ambiguities=tuple(ambiguities),
+        retry=frozenset(records_to_retry(plan, results)),
     )
+
+
+def records_to_retry(plan: Plan, results: Sequence[WriteResult]) -> set[RecordKey]:
+    """Every record a report of ``plan`` names, and both sides of every write that failed."""
+    keys: set[RecordKey] = set()
+    failed = {r.item_id for r in results if not r.ok}
+    for item in plan:
+        if isinstance(item, Conflict) and item.winner is None:
+            keys |= {item.poweroffice, item.zendesk}
+        elif isinstance(item, Ambiguity):
+            keys |= set(item.candidates)
+        elif isinstance(item, ReferenceProblem | UnsupportedChange | InvalidValue | NameCollision):
+            keys.add(item.record)
+        elif isinstance(item, Create) and item.id in failed:
+            keys.add(item.source)
+        elif isinstance(item, Update) and item.id in failed:
+            keys.add(item.target)
+        elif isinstance(item, Delete) and item.id in failed:
+            keys |= {item.target, item.because}
+    return keys
 
 
 def record_key(kind: Kind, record_id: str) -> RecordKey:
@@ -292,7 +321,17 @@ def link_by_hand(state: SyncState, flow: str, poweroffice_id: str, zendesk_id: s
             amb.flow == flow and any(c.id in (poweroffice_id, zendesk_id) for c in amb.candidates)
         )
     )
-    return attrs.evolve(state.with_links(flow, links), ambiguities=remaining)
+    # Both records are planned again next run even if neither changes, so the pair merges.
+    decided = {
+        key
+        for amb in state.ambiguities
+        if amb.flow == flow
+        for key in amb.candidates
+        if key.id in (poweroffice_id, zendesk_id)
+    }
+    return attrs.evolve(
+        state.with_links(flow, links), ambiguities=remaining, retry=state.retry | decided
+    )
 
 
 def resolve_conflict(state: SyncState, key: str, winner: System) -> SyncState:

@@ -124,6 +124,7 @@ def full_state() -> SyncState:
             ),
         ),
         last_full_sync=T0,
+        retry=frozenset({RecordKey.of(Kind.CUSTOMER, "7"), RecordKey.of(Kind.USER, "501")}),
     )
 
 
