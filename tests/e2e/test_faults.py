@@ -27,9 +27,13 @@ pytestmark = pytest.mark.e2e
 
 MAX_RUNS = 3
 RATE = 0.2
-FAULT_SEED = 5
+FAULT_SEED = 4  # its first 45 draws include every kind below
 KINDS = tuple(kind for kind in FAULT_KINDS if kind != "delay")
-EDITS = {"org_renames": 10, "zendesk_emails": 5, "poweroffice_edits": 3}
+EDITS = {"org_renames": 6, "zendesk_emails": 3, "poweroffice_edits": 2}
+SIZE = 40
+
+
+FAILED_RUNS: list[str] = []
 
 
 def _converge(running: RunningSandboxes, state: Path) -> list[int]:
@@ -41,6 +45,9 @@ def _converge(running: RunningSandboxes, state: Path) -> list[int]:
         assert result.returncode in (0, 1, 3), result.stderr[-3000:]
         if result.returncode == 0:
             break
+        # Kept for the failure message: which records failed, and why.
+        failures = json.loads(result.stdout)["failures"] if result.returncode == 1 else []
+        FAILED_RUNS.append(json.dumps(failures, ensure_ascii=False)[:1500] or result.stderr[-1500:])
     return codes
 
 
@@ -71,9 +78,9 @@ def _scenario(running: RunningSandboxes, state: Path, faults: FaultConfig) -> di
 
 
 def test_a_fifth_of_requests_failing_converges_to_the_clean_result(tmp_path: Path) -> None:
-    with sandboxes() as running:
+    with sandboxes(size=SIZE) as running:
         clean = _scenario(running, tmp_path / "clean.db", FaultConfig())
-    with sandboxes() as running:
+    with sandboxes(size=SIZE) as running:
         faults = FaultConfig(rate=RATE, seed=FAULT_SEED, kinds=KINDS, retry_after_seconds=1)
         faulted = _scenario(running, tmp_path / "faulted.db", faults)
     print(
@@ -81,6 +88,6 @@ def test_a_fifth_of_requests_failing_converges_to_the_clean_result(tmp_path: Pat
         f"faulted run {faulted['requests']} requests, exit codes {faulted['codes']}, "
         f"injected {faulted['injected']}"
     )
-    assert clean["codes"] == [[0], [0]]
-    assert sum(faulted["injected"].values()) > 0, "no fault was injected"
+    assert clean["codes"] == [[0], [0]], FAILED_RUNS
+    assert set(faulted["injected"]) == set(KINDS), "not every kind of fault was injected"
     assert faulted["state"] == clean["state"]
