@@ -27,9 +27,10 @@ from talkcore.state import Link, LinkTable, SyncState
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def build(n: int) -> tuple[Snapshot, Snapshot, SyncState]:
+def build(n: int, changed_share: float = 0.01) -> tuple[Snapshot, Snapshot, SyncState]:
+    """N/2 linked customer–organization pairs and N/2 linked contact–user pairs per side."""
     half = n // 2
-    changed = max(1, n // 100) // 2
+    changed = int(n * changed_share) // 2
     customers, orgs, persons, users = {}, {}, {}, {}
     org_links, user_links = [], []
     for i in range(half):

@@ -276,13 +276,13 @@ class _Planner:
         values: set[IdentityValue | None]
         if self.focus is None:
             po_live = [self._view(r) for r in self.po.of_kind(po_kind).values() if po_ok(r)]
-            zd_live = [self._view(r) for r in self.zd.of_kind(zd_kind).values() if zd_ok(r)]
-            po_groups, zd_groups = (
-                group_by_identity(po_live, rule),
-                group_by_identity(zd_live, rule),
-            )
             values = {identity_of(r, rule) for r in po_live if table.for_poweroffice(r.id) is None}
-            po_lookup, zd_lookup = po_groups.get, zd_groups.get
+            values.discard(None)
+            if not values:
+                return  # every record is linked already (the steady state): nothing to match
+            zd_live = [self._view(r) for r in self.zd.of_kind(zd_kind).values() if zd_ok(r)]
+            po_lookup = group_by_identity(po_live, rule).get
+            zd_lookup = group_by_identity(zd_live, rule).get
         else:
             prop = rule.properties[0]
             po_lookup = self._identity_lookup(self.po, po_kind, prop.poweroffice, rule, po_ok)
