@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -139,6 +140,7 @@ class SqliteStateStore:
         self._db = self._open()
         self._seen_state: SyncState | None = None
         self._seen_mirrors: dict[System, Snapshot] = {}
+        self._saved_at: str | None = None
 
     # -- opening -------------------------------------------------------------------------
 
@@ -270,7 +272,14 @@ class SqliteStateStore:
         return state
 
     def load_mirror(self, system: System) -> Snapshot:
-        """The last-seen records of ``system`` (empty on first use)."""
+        """The last-seen records of ``system`` (empty on first use).
+
+        In a process that saved the mirror itself (``sync --every``) and nobody has saved since,
+        the very snapshot saved is returned: no reload, and its lookup indexes stay warm.
+        """
+        cached = self._seen_mirrors.get(system)
+        if cached is not None and self._saved_at is not None and self._saved_at == self._marker():
+            return cached
         by_kind: dict[Kind, dict[str, Record]] = {}
         rows = self._db.execute(
             "SELECT kind, id, fields, modified, active FROM records WHERE system = ?",
@@ -289,16 +298,20 @@ class SqliteStateStore:
         self._seen_mirrors[system] = snapshot
         return snapshot
 
+    def _marker(self) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'saved_at'").fetchone()
+        return str(row[0]) if row else None
+
     def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
         """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
+        # A unique marker per save, so a cached mirror is known to be the file's own.
+        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
         with self._transaction() as db:
             self._save_state(db, state)
             for mirror in mirrors:
                 self._save_mirror(db, mirror)
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at', ?)",
-                (datetime.now(UTC).isoformat(),),
-            )
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at', ?)", (marker,))
+        self._saved_at = marker
         # Only once committed do these become the baseline the next save is diffed against.
         self._seen_state = state
         for mirror in mirrors:

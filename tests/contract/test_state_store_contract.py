@@ -445,3 +445,17 @@ def test_reports_are_stored_as_json(tmp_path: Path) -> None:
         store.record_run({"run_id": "r1", "when": T0})
         row = store._db.execute("SELECT report FROM runs").fetchone()[0]
         assert json.loads(row) == {"run_id": "r1", "when": T0.isoformat(sep=" ")}
+
+
+def test_a_mirror_this_process_saved_comes_back_warm_until_another_saves(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    zd = Snapshot.of(System.ZENDESK, [user("501", "a@x.no")], complete=[Kind.USER])
+    with SqliteStateStore(path) as store:
+        store.save(SyncState(), [zd])
+        assert store.load_mirror(System.ZENDESK) is zd  # same object: its indexes stay warm
+        with SqliteStateStore(path) as other:
+            changed = Snapshot.of(System.ZENDESK, [user("502", "b@x.no")], complete=[Kind.USER])
+            other.save(SyncState(), [changed])
+        again = store.load_mirror(System.ZENDESK)
+        assert again is not zd
+        assert shape(again) == shape(changed)
