@@ -324,9 +324,20 @@ class _Run:
                 if not requests:
                     continue
                 self.observer.event("apply.start", {"system": str(system), "total": len(requests)})
-                self.store.journal_intents(run_id, requests)
-                outcome = self.port(system).apply(requests)
-                self.store.journal_results(run_id, outcome)
+                # Sent in batches so progress shows and results are journaled as they come;
+                # ordered so deletes and renames precede creates (they free unique names).
+                requests.sort(key=_send_order)
+                outcome = []
+                for start in range(0, len(requests), APPLY_BATCH):
+                    batch = requests[start : start + APPLY_BATCH]
+                    self.store.journal_intents(run_id, batch)
+                    answered = self.port(system).apply(batch)
+                    self.store.journal_results(run_id, answered)
+                    outcome.extend(answered)
+                    self.observer.event(
+                        "apply.progress",
+                        {"system": str(system), "done": len(outcome), "total": len(requests)},
+                    )
                 stored = [r.record for r in outcome if r.ok and r.record is not None]
                 stored += self._gone(requests, outcome, mirrors[system])
                 mirrors[system] = upsert(mirrors[system], stored)
@@ -424,6 +435,16 @@ class _Run:
             ),
             None,
         )
+
+
+APPLY_BATCH = 1000
+"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100)."""
+
+_OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
+
+
+def _send_order(request: WriteRequest) -> tuple[int, int]:
+    return (0 if request.kind is Kind.ORGANIZATION else 1, _OP_ORDER[request.op])
 
 
 def _filled(value: object, created: Mapping[str, str]) -> str | None:

@@ -1,0 +1,49 @@
+"""The engine's orchestration: batches, progress events, dry runs, read problems."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pytest
+
+import talkcore.engine
+from talkcore.engine import plan_run, run_sync
+from talkcore.records import Kind
+
+from .world import World
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def event(self, name: str, data: Mapping[str, object]) -> None:
+        self.events.append((name, dict(data)))
+
+
+def test_writes_go_in_batches_with_progress_and_renames_before_creates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(talkcore.engine, "APPLY_BATCH", 2)
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme")
+    world.sync()
+    world.po.edit(Kind.CUSTOMER, "1", Name="Acme Holding")
+    for i in range(2, 6):
+        world.po.put(Kind.CUSTOMER, i, Name=f"Kunde {i}")
+    recorder = Recorder()
+    run_sync(world.po, world.zd, world.store, observer=recorder)
+    progress = [d["done"] for name, d in recorder.events if name == "apply.progress"]
+    assert progress == [2, 4, 5]
+    ops = [w.op.value for w in world.zd.applied]
+    assert ops == ["create", "update", "create", "create", "create", "create"]
+
+
+def test_a_dry_run_writes_nothing_and_saves_nothing() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme")
+    report = plan_run(world.po, world.zd, world.store)
+    assert report.dry_run
+    assert len(report.plan.writes()) == 1
+    assert world.zd.applied == []
+    assert world.store.saves == 0
