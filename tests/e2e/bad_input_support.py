@@ -240,7 +240,8 @@ def mentions(
 ) -> list[dict[str, Any]]:
     """Every problem, report item or write failure naming the record and the field.
 
-    ``rid`` None accepts any record of that system and kind (for a record with no usable id).
+    ``rid`` None is for a record with no usable id: a read problem of that system and kind
+    saying the field is missing.
     """
     prefix = f"{system}:{kind}:"
 
@@ -254,7 +255,7 @@ def mentions(
         if (
             problem["system"] == system
             and problem["kind"] == kind
-            and (rid is None or problem["record_id"] == rid)
+            and (rid == problem["record_id"] or (rid is None and "missing" in problem["message"]))
             and _same(problem["field"], field)
         ):
             hits.append(problem)
