@@ -487,12 +487,6 @@ BEFORE_CASES = [
 """All in one site: every bad record at once next to the baseline, so one bad record stopping
 the run, or two of them interfering, would show too. Names and e-mails are unique per case."""
 
-ZENDESK_FULL_READ_BUG = (
-    "a Zendesk full read that meets an unreadable record still reports itself full "
-    "(ReadResult.full=True with problems; adapters/zendesk/port.py read), so a linked user "
-    "or organization that fails to parse looks deleted and its link is ended (unlink, rule "
-    "'deleted'); the PowerOffice adapter marks such a read partial"
-)
 
 AFTER_CASES = [
     Case("po-linked-email-invalid", linked_contact_person_email_invalid),
@@ -509,12 +503,9 @@ AFTER_CASES = [
     Case("zd-user-org-dangling", linked_user_in_unknown_org),
     Case("zd-user-org-id-as-string", linked_user_org_id_as_string),
     Case("zd-linked-user-unreadable", linked_user_unreadable),
-    Case(
-        "zd-linked-user-unreadable-full",
-        linked_user_unreadable,
-        full=True,
-        bug=ZENDESK_FULL_READ_BUG,
-    ),
+    # Was a bug: a Zendesk full read with an unreadable record claimed to be complete, so the
+    # record looked deleted and its link ended.
+    Case("zd-linked-user-unreadable-full", linked_user_unreadable, full=True),
 ]
 """One site each, after a clean first sync: a linked record turns bad."""
 

@@ -128,6 +128,9 @@ class ZendeskPort:
             )
             records.extend(batch.records.values())
             problems.extend(batch.problems)
+        # A full read that could not parse a record is not complete: that record's absence
+        # must not be taken for a delete.
+        full = full and not problems
         return ReadResult(
             System.ZENDESK, wanted, tuple(records), full, new_cursors, tuple(problems)
         )
