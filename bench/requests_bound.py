@@ -40,6 +40,7 @@ PO_PAGE_ADAPTER = 5_000  # the adapter's chosen page size (the API default)
 ZD_CURSOR_PAGE = 100  # Zendesk cursor pages
 ZD_EXPORT_PAGE = 1_000  # Zendesk incremental exports
 BULK = 100
+CLI = (sys.executable, "-m", "cli.main")
 PO_READS = ("Customers", "ContactPersons", "Departments", "Suppliers")
 
 FIRST = ("Kari", "Ola", "Ingrid", "Lars", "Nora", "Jonas", "Sigrid", "Magnus", "Åse", "Øystein")
@@ -132,8 +133,7 @@ def sync_in_process(env: Mapping[str, str], state: Path) -> tuple[int, dict[str,
 def sync_child(env: Mapping[str, str], state: Path) -> tuple[int, dict[str, Any]]:
     """``talksync sync --json`` as a child process (real sleeps, real rate limiting)."""
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", "--state", str(state), "--log-format", "json"]
-        + ["sync", "--json"],
+        [*CLI, "--state", str(state), "--log-format", "json", "sync", "--json"],
         capture_output=True,
         text=True,
         env=dict(env),
@@ -254,10 +254,10 @@ def main() -> None:
             "bound with Zendesk users read by incremental export (1000 a page) instead: "
             f"{sum(strict.values()):,} -> ratio {sum(measured.values()) / sum(strict.values()):.3f}"
         )
-        adapter = lower_bound(counts, writes, po_page=PO_PAGE_ADAPTER)
+        adapter = sum(lower_bound(counts, writes, po_page=PO_PAGE_ADAPTER).values())
         print(
             "bound with the adapter's PowerOffice page size (5000): "
-            f"{sum(adapter.values()):,} -> ratio {sum(measured.values()) / sum(adapter.values()):.3f}"
+            f"{adapter:,} -> ratio {sum(measured.values()) / adapter:.3f}"
         )
 
         for label, wait in (
