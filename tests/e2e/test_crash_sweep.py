@@ -136,7 +136,7 @@ def test_a_kill_after_any_write_recovers_to_the_crash_free_state(tmp_path: Path)
         try:
             got = _crash_at(k, tmp_path / f"k{k}")
         except (AssertionError, subprocess.TimeoutExpired) as exc:
-            broken[k] = [str(exc)[:2000]]
+            broken[k] = [str(exc)[-2000:]]
             continue
         if got != expected:
             broken[k] = _diff(expected, got)[:40]
