@@ -234,6 +234,12 @@ def test_identities_and_primary_email(zd: ZendeskSandbox, client: httpx.Client) 
     )
     assert taken.status_code == 422
     assert taken.json()["details"]["value"][0]["error"] == "DuplicateValue"
+    # The user's own address again (a retried POST after a lost answer) is refused too.
+    again = client.post(
+        f"{base}/identities", json={"identity": {"type": "email", "value": "kari@tredje.no"}}
+    )
+    assert again.status_code == 422
+    assert len(client.get(f"{base}/identities.json").json()["identities"]) == 3
 
 
 def test_incremental_user_export_sees_changes_and_deletes(

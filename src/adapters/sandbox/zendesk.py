@@ -677,6 +677,9 @@ class ZendeskSandbox(SandboxApp):
         if email is None:
             raise _Invalid("value", "BlankValue", "Value: cannot be blank")
         existing = self._identities_of(int(user["id"]))
+        if any(i["value"] == email for i in existing):
+            # Identity values are unique in an account, the user's own included.
+            raise _Invalid("value", "DuplicateValue", f"Value: {email} has already been taken")
         now = _stamp(self.clock())
         identity = {
             "url": "",
