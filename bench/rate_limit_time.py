@@ -16,6 +16,7 @@ handles them.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import threading
 import time
@@ -49,6 +50,20 @@ class StatusCount:
         return self.app(environ, counting)
 
 
+def log_events(path: Path) -> Counter[str]:
+    """How often each event in the child's JSON log occurred, without the routine ones."""
+    routine = {"sync.start", "sync.done", "apply.progress", "poweroffice.read", "zendesk.read"}
+    out: Counter[str] = Counter()
+    for line in path.read_text().splitlines():
+        try:
+            event = json.loads(line).get("event")
+        except (ValueError, AttributeError):
+            continue
+        if event and event not in routine:
+            out[str(event)] += 1
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=1, help="1/scale of the full size")
@@ -68,9 +83,10 @@ def main() -> None:
         env = cli_env(running, {"TALKSYNC_ZENDESK_RATE_LIMIT": str(ZENDESK_PER_MINUTE)})
         running.controller.reset_counters()
         t0 = time.perf_counter()
-        code, report = sync_child(env, state)
+        code, report = sync_child(env, state, Path(tmp) / "talksync.log")
         wall = time.perf_counter() - t0
         measured = requests_of(running)
+        events = log_events(Path(tmp) / "talksync.log")
 
     writes = written(report)
     bound = lower_bound(counts, writes)
@@ -96,6 +112,7 @@ def main() -> None:
         f"{zd_sent / ZENDESK_PER_MINUTE * 60:.1f} s; poweroffice {po_sent} -> "
         f"{po_sent / POWEROFFICE_PER_SECOND:.1f} s"
     )
+    print(f"log events (other than per-read/progress info): {dict(sorted(events.items()))}")
     print(f"wall time {wall:.1f} s (child process, start to exit); ratio {wall / least:.2f}")
 
 

@@ -130,8 +130,11 @@ def sync_in_process(env: Mapping[str, str], state: Path) -> tuple[int, dict[str,
     return result.exit_code, json.loads(result.stdout)
 
 
-def sync_child(env: Mapping[str, str], state: Path) -> tuple[int, dict[str, Any]]:
-    """``talksync sync --json`` as a child process (real sleeps, real rate limiting)."""
+def sync_child(
+    env: Mapping[str, str], state: Path, log: Path | None = None
+) -> tuple[int, dict[str, Any]]:
+    """``talksync sync --json`` as a child process (real sleeps, real rate limiting); its
+    JSON log lines go to ``log`` when given."""
     done = subprocess.run(
         [*CLI, "--state", str(state), "--log-format", "json", "sync", "--json"],
         capture_output=True,
@@ -140,6 +143,8 @@ def sync_child(env: Mapping[str, str], state: Path) -> tuple[int, dict[str, Any]
         cwd=state.parent,
         check=False,
     )
+    if log is not None:
+        log.write_text(done.stderr)
     try:
         report = json.loads(done.stdout)
     except json.JSONDecodeError:
