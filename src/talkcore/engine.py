@@ -6,8 +6,9 @@ against any systems and any state store.
 
 from __future__ import annotations
 
+import itertools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -328,8 +329,7 @@ class _Run:
                 # ordered so deletes and renames precede creates (they free unique names).
                 requests.sort(key=_send_order)
                 outcome = []
-                for start in range(0, len(requests), APPLY_BATCH):
-                    batch = requests[start : start + APPLY_BATCH]
+                for batch in _batches(requests):
                     self.store.journal_intents(run_id, batch)
                     answered = self.port(system).apply(batch)
                     self.store.journal_results(run_id, answered)
@@ -445,6 +445,14 @@ _OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
 
 def _send_order(request: WriteRequest) -> tuple[int, int]:
     return (0 if request.kind is Kind.ORGANIZATION else 1, _OP_ORDER[request.op])
+
+
+def _batches(requests: list[WriteRequest]) -> Iterator[list[WriteRequest]]:
+    """Sorted requests in batches of one kind and operation (so bulk calls stay full)."""
+    for _, group in itertools.groupby(requests, key=lambda r: (r.kind, r.op)):
+        same = list(group)
+        for start in range(0, len(same), APPLY_BATCH):
+            yield same[start : start + APPLY_BATCH]
 
 
 def _filled(value: object, created: Mapping[str, str]) -> str | None:

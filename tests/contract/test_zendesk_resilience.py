@@ -262,13 +262,38 @@ def test_bulk_create_over_100_is_split() -> None:
         ids = request.url.params["ids"].split(",")
         return ok({"organizations": [org(int(i), f"n{i}", f"x{i}") for i in ids]})
 
-    script = Script(job, show, job, show)
+    # Both bulk calls go out before either job is collected (jobs in flight at once).
+    script = Script(job, job, show, show)
     writes = [create(str(i), f"Org {i}", f"po:{i}") for i in range(150)]
     results = make_port(script).apply(writes)
     sizes = [
         len(json.loads(r.content)["organizations"]) for r in script.requests if r.method == "POST"
     ]
     assert sizes == [100, 50]
+    assert all(r.ok for r in results)
+
+
+def test_bulk_jobs_are_in_flight_together_and_only_the_first_waits_before_polling() -> None:
+    def queued(request: httpx.Request) -> httpx.Response:
+        job_id = f"J{len(json.loads(request.content)['organizations'])}"
+        return ok({"job_status": {"id": job_id, "status": "queued"}})
+
+    def status(request: httpx.Request) -> httpx.Response:
+        job_id = request.url.path.rsplit("/", 1)[-1].removesuffix(".json")
+        count = int(job_id[1:])
+        results = [{"index": i, "id": 1000 + i, "status": "Created"} for i in range(count)]
+        return ok({"job_status": {"id": job_id, "status": "completed", "results": results}})
+
+    def show(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["ids"].split(",")
+        return ok({"organizations": [org(int(i), f"n{i}", f"x{i}") for i in ids]})
+
+    script = Script(queued, queued, queued, status, show, status, show, status, show)
+    sleeps = Sleeps()
+    writes = [create(str(i), f"Org {i}", f"po:{i}") for i in range(250)]
+    results = make_port(script, sleep=sleeps).apply(writes)
+    assert [r.method for r in script.requests[:3]] == ["POST", "POST", "POST"]
+    assert sleeps == [1.0]  # the first job's wait covers the others
     assert all(r.ok for r in results)
 
 

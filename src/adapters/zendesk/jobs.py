@@ -31,15 +31,20 @@ class JobWaiter:
     first_delay: float = 1.0
     max_delay: float = 10.0
 
-    def wait(self, reply: Reply) -> JobStatusDTO:
-        """The finished job the bulk call in ``reply`` started."""
+    def wait(self, reply: Reply, *, poll_first: bool = False) -> JobStatusDTO:
+        """The finished job the bulk call in ``reply`` started.
+
+        ``poll_first`` asks before the first sleep: for a job queued while others were awaited,
+        it has likely finished already.
+        """
         job = structure(member(reply.body, "job_status"), JobStatusDTO)
         delay = self.first_delay
-        for _ in range(self.polls):
+        for poll in range(self.polls):
             if job.status in FINISHED:
                 return job
-            self.sleep(delay)
-            delay = min(self.max_delay, delay * 2)
+            if not (poll_first and poll == 0):
+                self.sleep(delay)
+                delay = min(self.max_delay, delay * 2)
             body = self.http.get(f"/api/v2/job_statuses/{job.id}.json").body
             job = structure(member(body, "job_status"), JobStatusDTO)
         if job.status in FINISHED:

@@ -9,6 +9,7 @@ it, read back with ``show_many``, so the core's bases are what Zendesk really ho
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -33,7 +34,7 @@ from adapters.zendesk.mapping import (
     wire_fields,
     write_error,
 )
-from adapters.zendesk.transport import ZendeskHttp
+from adapters.zendesk.transport import Reply, ZendeskHttp
 from adapters.zendesk.wire import (
     IdentityDTO,
     JobResultDTO,
@@ -51,6 +52,8 @@ log = structlog.get_logger()
 
 BULK_SIZE = 100
 RECONCILE_ROUNDS = 2
+JOB_WINDOW = 10
+"""Bulk jobs in flight at once (Zendesk queues at most 30 per account)."""
 """How often a create that failed in transit is reconciled and the missing part re-sent."""
 
 _PLURAL = {Kind.USER: "users", Kind.ORGANIZATION: "organizations"}
@@ -105,11 +108,17 @@ class ZendeskWriter:
                 if kind is Kind.USER:
                     results.update(self._update_users(updates))
                 else:
-                    for chunk in chunks(updates):
-                        results.update(self._update_bulk(kind, chunk))
+                    results.update(
+                        self._pipelined(
+                            kind, updates, self._submit_update_chunk, self._finish_update_chunk
+                        )
+                    )
             if creates := todo.get((kind, WriteOp.CREATE)):
-                for chunk in chunks(creates):
-                    results.update(self._create(kind, chunk, RECONCILE_ROUNDS))
+                results.update(
+                    self._pipelined(
+                        kind, creates, self._submit_create_chunk, self._finish_create_chunk
+                    )
+                )
         return [results[write.item_id] for write in writes]
 
     def _refuse(self, write: WriteRequest) -> WriteError | None:
@@ -125,6 +134,60 @@ class ZendeskWriter:
             return WriteError("missing_id", "an update or delete needs the record's id", label)
         return None
 
+    # -- bulk jobs, several in flight ----------------------------------------------------------
+
+    def _pipelined(
+        self,
+        kind: Kind,
+        writes: Sequence[WriteRequest],
+        submit: Callable[[Kind, Sequence[WriteRequest]], Reply | dict[str, WriteResult]],
+        finish: Callable[[Kind, Sequence[WriteRequest], Reply, bool], dict[str, WriteResult]],
+    ) -> dict[str, WriteResult]:
+        """Send bulk calls of 100 with up to ``JOB_WINDOW`` jobs queued at once, then collect.
+
+        Waiting for each job before sending the next spends most of a large sync idle; Zendesk
+        queues up to 30 jobs per account, so a window well under that keeps room for others.
+        """
+        out: dict[str, WriteResult] = {}
+        in_flight: deque[tuple[Sequence[WriteRequest], Reply]] = deque()
+        waited = False
+        for chunk in chunks(writes):
+            started = submit(kind, chunk)
+            if not isinstance(started, Reply):
+                out.update(started)
+                continue
+            in_flight.append((chunk, started))
+            if len(in_flight) >= JOB_WINDOW:
+                sent, reply = in_flight.popleft()
+                out.update(finish(kind, sent, reply, waited))
+                waited = True
+        while in_flight:
+            sent, reply = in_flight.popleft()
+            out.update(finish(kind, sent, reply, waited))
+            waited = True
+        return out
+
+    def _submit_update_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest]
+    ) -> Reply | dict[str, WriteResult]:
+        return self._submit_update(kind, chunk)
+
+    def _finish_update_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
+    ) -> dict[str, WriteResult]:
+        # Once one job was waited for, later ones have had that time too: poll them at once.
+        return self._finish_update(kind, chunk, reply, poll_first=waited)
+
+    def _submit_create_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest]
+    ) -> Reply | dict[str, WriteResult]:
+        return self._submit_create(kind, chunk, RECONCILE_ROUNDS)
+
+    def _finish_create_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
+    ) -> dict[str, WriteResult]:
+        return self._finish_create(kind, chunk, RECONCILE_ROUNDS, reply, poll_first=waited)
+
     # -- creates ----------------------------------------------------------------------------
 
     def _create(
@@ -137,12 +200,22 @@ class ZendeskWriter:
             for write in chunk:
                 out.update(self._create_single(kind, write, rounds))
             return out
+        started = self._submit_create(kind, chunk, rounds)
+        if not isinstance(started, Reply):
+            return started
+        return self._finish_create(kind, chunk, rounds, started, poll_first=False)
+
+    def _submit_create(
+        self, kind: Kind, chunk: Sequence[WriteRequest], rounds: int
+    ) -> Reply | dict[str, WriteResult]:
+        """Send one ``create_many``: its job to wait for, or the results when it went no further."""
+        if kind is Kind.USER:
+            return self._create(kind, chunk, rounds)
         payload = {"organizations": [self._create_payload(kind, w) for w in chunk]}
         try:
-            reply = self.http.request(
+            return self.http.request(
                 "POST", "/api/v2/organizations/create_many.json", json_body=payload
             )
-            job = self.jobs.wait(reply)
         except ZendeskInDoubt as exc:
             log.warning("zendesk.create.in_doubt", kind=str(kind), count=len(chunk))
             return self._reconcile(kind, chunk, rounds, exc)
@@ -155,7 +228,24 @@ class ZendeskWriter:
             for write in chunk:
                 out.update(self._create_single(kind, write, rounds))
             return out
-        except JobUnfinished as exc:
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            return {w.item_id: self._failure(w, exc) for w in chunk}
+
+    def _finish_create(
+        self,
+        kind: Kind,
+        chunk: Sequence[WriteRequest],
+        rounds: int,
+        reply: Reply,
+        *,
+        poll_first: bool,
+    ) -> dict[str, WriteResult]:
+        """Wait for a ``create_many`` job and map its results (reconciling what is unknown)."""
+        try:
+            job = self.jobs.wait(reply, poll_first=poll_first)
+        except (JobUnfinished, ZendeskInDoubt) as exc:
             return self._reconcile(kind, chunk, 0, exc)
         except ZendeskError as exc:
             if not per_item(exc):
@@ -245,14 +335,24 @@ class ZendeskWriter:
     # -- updates ----------------------------------------------------------------------------
 
     def _update_bulk(self, kind: Kind, chunk: Sequence[WriteRequest]) -> dict[str, WriteResult]:
+        started = self._submit_update(kind, chunk)
+        if not isinstance(started, Reply):
+            return started
+        return self._finish_update(kind, chunk, started, poll_first=False)
+
+    def _submit_update(
+        self, kind: Kind, chunk: Sequence[WriteRequest]
+    ) -> Reply | dict[str, WriteResult]:
+        """Send one ``update_many``: its job to wait for, or the results when it went no further."""
+        if kind is Kind.USER and not self.bulk_users:
+            return {w.item_id: self._update_single(kind, w) for w in chunk}
         payload = {
             _PLURAL[kind]: [{"id": int(w.id or 0), **wire_fields(kind, w.fields)} for w in chunk]
         }
         try:
-            reply = self.http.request(
+            return self.http.request(
                 "PUT", f"/api/v2/{_PLURAL[kind]}/update_many.json", json_body=payload
             )
-            job = self.jobs.wait(reply)
         except ZendeskForbidden as exc:
             if kind is not Kind.USER:
                 return {w.item_id: self._failure(w, exc) for w in chunk}
@@ -263,6 +363,17 @@ class ZendeskWriter:
             if len(chunk) == 1:
                 return {chunk[0].item_id: self._update_single(kind, chunk[0])}
             return {w.item_id: self._update_single(kind, w) for w in chunk}
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+
+    def _finish_update(
+        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, *, poll_first: bool
+    ) -> dict[str, WriteResult]:
+        """Wait for an ``update_many`` job and map its results to the writes."""
+        try:
+            job = self.jobs.wait(reply, poll_first=poll_first)
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
@@ -305,12 +416,12 @@ class ZendeskWriter:
         """User updates: plain fields in bulk (or singly), then primary e-mail changes."""
         plain = [w for w in writes if set(w.fields) - {"email"}]
         out: dict[str, WriteResult] = {}
-        for chunk in chunks(plain):
-            plain_only = [_without_email(w) for w in chunk]
-            if self.bulk_users:
-                out.update(self._update_bulk(Kind.USER, plain_only))
-            else:
-                out.update({w.item_id: self._update_single(Kind.USER, w) for w in plain_only})
+        plain_only = [_without_email(w) for w in plain]
+        out.update(
+            self._pipelined(
+                Kind.USER, plain_only, self._submit_update_chunk, self._finish_update_chunk
+            )
+        )
         changed: list[WriteRequest] = []
         for write in writes:
             email = write.fields.get("email")
