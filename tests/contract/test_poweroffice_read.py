@@ -62,12 +62,21 @@ def test_contact_person_under_a_supplier_is_read_and_the_supplier_too() -> None:
 def test_full_read_returns_cursors_at_the_latest_change_per_kind() -> None:
     replay = Replay.of("read_full")
     result = replay.port(FakeTime(), "cursors", page_size=2).read(ALL, None)
+    # Every change is over a minute before the read (T0), so the cursors are settled.
     assert result.cursors == {
-        "poweroffice:customer": "2026-02-14T16:45:30.500000+00:00",
-        "poweroffice:contact_person": "2026-02-13T11:00:00+00:00",
-        "poweroffice:department": "2026-02-02T07:30:00+00:00",
-        "poweroffice:supplier": "2026-01-20T12:00:00+00:00",
+        "poweroffice:customer": "2026-02-14T16:45:30.500000+00:00|settled",
+        "poweroffice:contact_person": "2026-02-13T11:00:00+00:00|settled",
+        "poweroffice:department": "2026-02-02T07:30:00+00:00|settled",
+        "poweroffice:supplier": "2026-01-20T12:00:00+00:00|settled",
     }
+
+
+def test_a_cursor_is_settled_only_once_its_time_is_over_a_minute_past() -> None:
+    replay = Replay.of("read_full")
+    recent = FakeTime(current=datetime(2026, 2, 14, 16, 46, tzinfo=UTC))  # 30 s after
+    result = replay.port(recent, "cursors", page_size=2).read(ALL, None)
+    assert result.cursors["poweroffice:customer"] == "2026-02-14T16:45:30.500000+00:00"
+    assert result.cursors["poweroffice:supplier"].endswith("|settled")
 
 
 def test_incremental_read_overlaps_the_cursor_and_folds_duplicates() -> None:
@@ -77,7 +86,7 @@ def test_incremental_read_overlaps_the_cursor_and_folds_duplicates() -> None:
     replay.assert_done()
     assert not result.full
     assert [(r.id, r.get("Name")) for r in result.records] == [("103", "Ola B. Hansen")]
-    assert result.cursors == {"poweroffice:customer": "2026-02-15T08:00:00+00:00"}
+    assert result.cursors == {"poweroffice:customer": "2026-02-15T08:00:00+00:00|settled"}
 
 
 def test_unreadable_records_become_problems_and_the_rest_is_read() -> None:

@@ -120,6 +120,7 @@ class PowerOfficePort:
             now=now,
         )
         self._sleep = sleep
+        self._now = now
         self._page_size = page_size
         self._overlap = overlap
         self._replica_lag = replica_lag
@@ -160,10 +161,14 @@ class PowerOfficePort:
         new_cursors: dict[str, str] = {}
         for kind in sorted(kinds):
             name = cursor_name(kind)
-            since = _parse_cursor(cursors.get(name)) if cursors else None
+            since, settled = _parse_cursor(cursors.get(name)) if cursors else (None, False)
+            started = self._now()
             params: dict[str, str | int] = {}
             if since is not None:
-                params["lastChangedDateTimeOffsetGreaterThan"] = (since - self._overlap).isoformat()
+                # The overlap covers writes still reaching the read replica; once the newest
+                # change is long past, nothing more can arrive at or before it.
+                start = since if settled else since - self._overlap
+                params["lastChangedDateTimeOffsetGreaterThan"] = start.isoformat()
             by_id: dict[str, Record] = {}
             latest = since
             for item in self._pages(COLLECTION[kind], params):
@@ -177,7 +182,8 @@ class PowerOfficePort:
                     latest = parsed.modified
             records.extend(by_id.values())
             if latest is not None:
-                new_cursors[name] = latest.astimezone(UTC).isoformat()
+                done = latest < started - SETTLE_AFTER
+                new_cursors[name] = latest.astimezone(UTC).isoformat() + (SETTLED if done else "")
             log.info("poweroffice.read", kind=str(kind), records=len(by_id), since=str(since))
         return ReadResult(
             System.POWEROFFICE,
@@ -440,15 +446,24 @@ def _newer(candidate: Record, known: Record) -> bool:
     return known.modified is None or candidate.modified >= known.modified
 
 
-def _parse_cursor(value: str | None) -> datetime | None:
+SETTLED = "|settled"
+"""Cursor suffix: every change up to the cursor's time is visible, so no overlap is needed."""
+SETTLE_AFTER = timedelta(minutes=1)
+"""How long past a change must be before no write can still appear at or before it."""
+
+
+def _parse_cursor(value: str | None) -> tuple[datetime | None, bool]:
+    """The cursor's time and whether it is settled."""
     if not value:
-        return None
+        return None, False
+    settled = value.endswith(SETTLED)
+    text = value.removesuffix(SETTLED)
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         log.warning("poweroffice.bad_cursor", cursor=value)
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return None, False
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), settled
 
 
 def _has_next_page(headers: Mapping[str, str]) -> bool:
