@@ -160,6 +160,9 @@ class Settings:
     state_path: Path = DEFAULT_STATE_PATH
     policy: SyncPolicy = attrs.field(factory=SyncPolicy)
     config_path: Path | None = None
+    http_timeout: float | None = None
+    """Seconds to wait for either system's answer (``TALKSYNC_HTTP_TIMEOUT``); adapters' own
+    defaults (Zendesk 30 s, PowerOffice 60 s) when unset."""
 
     def missing(self) -> list[str]:
         """Every setting still missing before both systems can be reached."""
@@ -395,7 +398,24 @@ def load_settings(
             file.sync.full_reconcile_every, what="sync.full_reconcile_every"
         ),
     )
-    return Settings(poweroffice, zendesk, state_path, policy, path)
+    return Settings(
+        poweroffice, zendesk, state_path, policy, path, _timeout(env.get("TALKSYNC_HTTP_TIMEOUT"))
+    )
+
+
+def _timeout(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 3600:
+        raise ConfigError(
+            "TALKSYNC_HTTP_TIMEOUT: expected seconds (a number above 0, at most 3600),"
+            f" got {text!r}"
+        )
+    return seconds
 
 
 # -- the file `talksync init` writes ---------------------------------------------------------

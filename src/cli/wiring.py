@@ -47,12 +47,20 @@ class RealWiring:
         if missing:
             raise ConfigError("\n".join(missing))
         # Imported here so commands that need no system (status, links, init) start fast.
+        import httpx
+
         from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_http_client
         from adapters.zendesk import ZendeskAuth, ZendeskPort, make_client
 
         po, zd = settings.poweroffice, settings.zendesk
         # missing() was empty, so every value used below is set; "" only satisfies the types.
-        po_client = stack.enter_context(make_http_client())
+        # One timeout for both when the user set one; each adapter's own default otherwise.
+        timeout = (
+            None
+            if settings.http_timeout is None
+            else httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
+        )
+        po_client = stack.enter_context(make_http_client(timeout))
         poweroffice = PowerOfficePort(
             po_client,
             po.base_url,
@@ -67,7 +75,7 @@ class RealWiring:
         else:
             auth = ZendeskAuth.api_token(zd.email or "", zd.api_token or "")
         zendesk = ZendeskPort(
-            stack.enter_context(make_client()),
+            stack.enter_context(make_client(timeout=timeout) if timeout else make_client()),
             zd.base_url or "",
             auth,
             rate_limit_per_minute=zd.rate_limit_per_minute,

@@ -297,6 +297,24 @@ def test_bulk_jobs_are_in_flight_together_and_only_the_first_waits_before_pollin
     assert all(r.ok for r in results)
 
 
+def test_organization_export_stops_before_a_start_time_under_a_minute_old() -> None:
+    recent = int(NOW.timestamp()) - 30  # the page ends 30 s ago: too recent to ask from
+    page = {
+        "organizations": [org(7, "Acme", "po:1")],
+        "end_time": recent,
+        "next_page": f"https://example.zendesk.com/api/v2/incremental/organizations.json?start_time={recent}",
+        "end_of_stream": False,
+    }
+    script = Script(ok(page))
+    since = int(NOW.timestamp()) - 3600
+    result = make_port(script).read(
+        frozenset({Kind.ORGANIZATION}), {"zendesk:organization": f"start:{since}"}
+    )
+    assert len(script.requests) == 1  # no request Zendesk would refuse
+    assert [r.id for r in result.records] == ["7"]
+    assert result.cursors["zendesk:organization"] == f"start:{recent}"
+
+
 # -- rate limiter ---------------------------------------------------------------------------
 
 

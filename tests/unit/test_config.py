@@ -163,6 +163,17 @@ def test_a_bad_rate_limit_in_the_environment_names_the_variable() -> None:
         load_settings(None, {"TALKSYNC_ZENDESK_RATE_LIMIT": "lots"})
 
 
+@pytest.mark.parametrize("text", ["soon", "0", "-5", "99999"])
+def test_a_bad_http_timeout_names_the_variable(text: str) -> None:
+    with pytest.raises(ConfigError, match="TALKSYNC_HTTP_TIMEOUT"):
+        load_settings(None, {"TALKSYNC_HTTP_TIMEOUT": text})
+
+
+def test_the_http_timeout_comes_from_the_environment() -> None:
+    assert load_settings(None, {"TALKSYNC_HTTP_TIMEOUT": "2.5"}).http_timeout == 2.5
+    assert load_settings(None, {}).http_timeout is None
+
+
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.toml", {})

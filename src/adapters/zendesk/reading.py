@@ -142,6 +142,10 @@ def read_organizations_since(
             # end_time not moving means the export has nothing further to give.
             break
         start = page.end_time
+        if start > int((now() - _EXPORT_LAG).timestamp()):
+            # Zendesk refuses a start_time under a minute old: the rest waits for the next run,
+            # which starts from this cursor.
+            break
     return next_cursor
 
 

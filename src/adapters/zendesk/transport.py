@@ -33,7 +33,8 @@ from adapters.zendesk.limiter import RateLimiter
 log = structlog.get_logger()
 
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
-"""Per-request timeouts: bulk calls can be slow, but a hung connection must not hang a run."""
+"""Default timeouts of ``make_client``: bulk calls can be slow, but a hung connection must not
+hang a run."""
 
 _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 Params = Mapping[str, str | int]
@@ -41,7 +42,8 @@ Params = Mapping[str, str | int]
 
 def make_client(**kwargs: Any) -> httpx.Client:
     """An ``httpx.Client`` fit for Zendesk: TLS verified, timeouts set (for the CLI's wiring)."""
-    return httpx.Client(verify=True, timeout=TIMEOUT, **kwargs)
+    kwargs.setdefault("timeout", TIMEOUT)
+    return httpx.Client(verify=True, **kwargs)
 
 
 @attrs.frozen
@@ -132,7 +134,6 @@ class ZendeskHttp:
                     params=params,
                     json=json_body,
                     headers={"Authorization": self._auth.header(), "Accept": "application/json"},
-                    timeout=TIMEOUT,
                 )
             except httpx.TransportError as exc:
                 failure: ZendeskError = self._transport_failure(method, path, exc)
