@@ -399,18 +399,7 @@ class _Planner:
             fields: dict[str, WriteValue] = {}
             if name_prop is not None:
                 name = _clean(po.get(name_prop.poweroffice))
-                problem = "no name" if name is None else validate(name, Datatype.STRING)
-                if problem is not None:
-                    self.items.append(
-                        InvalidValue(
-                            f"invalid:{flow.id}:{po.key}:{name_prop.poweroffice}",
-                            flow.id,
-                            po.key,
-                            name_prop.poweroffice,
-                            name,
-                            problem,
-                        )
-                    )
+                if not self._writable(flow, po.key, name_prop.poweroffice, name, Datatype.STRING):
                     continue
                 key = name_key(name)
                 assert key is not None
@@ -583,22 +572,12 @@ class _Planner:
                 )
             )
             return
-        written = _clean(zd.get(prop.zendesk)) if not prop.is_reference else _as_value(zd_val)
-        problem = validate(written, prop.compare_as)
-        if written is None and not prop.is_reference:
-            problem = problem or "an empty value is never written"
-        if problem is not None:
-            self.items.append(
-                InvalidValue(
-                    f"invalid:{flow.id}:{zd.key}:{prop.zendesk}",
-                    flow.id,
-                    zd.key,
-                    prop.zendesk,
-                    written,
-                    problem,
-                )
-            )
-            return
+        if prop.is_reference:
+            written = _as_value(zd_val)
+        else:
+            written = _clean(zd.get(prop.zendesk))
+            if not self._writable(flow, zd.key, prop.zendesk, written, prop.compare_as):
+                return
         to_po.append(
             FieldChange(prop.poweroffice, written, rule, base, po_val, zd_shown, prop.poweroffice)
         )
@@ -729,20 +708,7 @@ class _Planner:
         """The value to write to Zendesk for ``po_val``, or ``None`` after reporting why not."""
         if not prop.is_reference:
             written = _clean(po.get(prop.poweroffice))
-            problem = validate(written, prop.compare_as)
-            if written is None:
-                problem = problem or "an empty value is never written"
-            if problem is not None:
-                self.items.append(
-                    InvalidValue(
-                        f"invalid:{flow.id}:{po.key}:{prop.poweroffice}",
-                        flow.id,
-                        po.key,
-                        prop.poweroffice,
-                        written,
-                        problem,
-                    )
-                )
+            if not self._writable(flow, po.key, prop.poweroffice, written, prop.compare_as):
                 return None
             return written
         ref_flow = prop.reference_flow or ""
@@ -765,6 +731,20 @@ class _Planner:
                 why = "party_unknown"
         self._reference_problem(flow, po.key, prop.poweroffice, po_val, why)
         return None
+
+    def _writable(
+        self, flow: Flow, record: RecordKey, prop: str, value: FieldValue, datatype: Datatype
+    ) -> bool:
+        """Whether ``value`` (of ``record``'s ``prop``) may be written; reports it when not."""
+        problem = "an empty value is never written" if value is None else validate(value, datatype)
+        if problem is None:
+            return True
+        self.items.append(
+            InvalidValue(
+                f"invalid:{flow.id}:{record}:{prop}", flow.id, record, prop, value, problem
+            )
+        )
+        return False
 
     def _ended(self, flow_id: str, po_id: str) -> bool:
         return (flow_id, po_id) in self.ended
