@@ -68,15 +68,6 @@ class _ZendeskFile:
 
 
 @attrs.frozen
-class _FlowFile:
-    conflict: ConflictPolicy = ConflictPolicy.NEWEST
-    create: bool = True
-    propagate_deletes: bool = False
-    delete_cap: float = 0.10
-    allow_moves: bool = False
-
-
-@attrs.frozen
 class _SyncFile:
     name_collision: NameCollisionPolicy = NameCollisionPolicy.ADOPT
     full_reconcile_every: str = "24h"
@@ -93,7 +84,8 @@ class _ConfigFile:
     poweroffice: _PowerOfficeFile = _PowerOfficeFile()
     zendesk: _ZendeskFile = _ZendeskFile()
     sync: _SyncFile = _SyncFile()
-    flows: dict[str, _FlowFile] = attrs.field(factory=dict)
+    # A flow's table is the core's FlowPolicy itself: same keys, same defaults.
+    flows: dict[str, FlowPolicy] = attrs.field(factory=dict)
 
 
 # -- the settings the rest of the CLI uses ---------------------------------------------------
@@ -383,16 +375,7 @@ def load_settings(
             state_path = DEFAULT_STATE_PATH
 
     policy = SyncPolicy(
-        flows={
-            flow_id: FlowPolicy(
-                conflict=flow.conflict,
-                create=flow.create,
-                propagate_deletes=flow.propagate_deletes,
-                delete_cap=flow.delete_cap,
-                allow_moves=flow.allow_moves,
-            )
-            for flow_id, flow in file.flows.items()
-        },
+        flows=dict(file.flows),
         name_collision=file.sync.name_collision,
         full_reconcile_every=parse_duration(
             file.sync.full_reconcile_every, what="sync.full_reconcile_every"
