@@ -374,16 +374,26 @@ class PowerOfficeSandbox(SandboxApp):
         return self._get(self.customers, int(id), request)
 
     def _post_customer(self, request: Request) -> Response:
+        return self._post(request, "a CustomerPostDto object", "Customers", self._add_customer)
+
+    def _post(
+        self,
+        request: Request,
+        expected: str,
+        collection: str,
+        add: Callable[..., dict[str, Any]],
+    ) -> Response:
+        """Create one record from a POST body: 201 with its DTO, or a ProblemDetails answer."""
         body = request.json()
         if not isinstance(body, dict):
-            return self.error(400, "The request body must be a CustomerPostDto object.", request)
+            return self.error(400, f"The request body must be {expected}.", request)
         try:
-            dto = self._add_customer(body, validate=True)
+            dto = add(body, validate=True)
         except _Invalid as exc:
             return self._invalid(exc, request)
         self.wrote()
         return Response.json(
-            201, dto, [("Location", f"{request.base_url}/v2/Customers/{dto['Id']}")]
+            201, dto, [("Location", f"{request.base_url}/v2/{collection}/{dto['Id']}")]
         )
 
     def _add_customer(self, wire: dict[str, Any], *, validate: bool) -> dict[str, Any]:
@@ -563,17 +573,7 @@ class PowerOfficeSandbox(SandboxApp):
         return self._list(self.departments, request, keep)
 
     def _post_department(self, request: Request) -> Response:
-        body = request.json()
-        if not isinstance(body, dict):
-            return self.error(400, "The request body must be a DepartmentPostDto.", request)
-        try:
-            dto = self._add_department(body, validate=True)
-        except _Invalid as exc:
-            return self._invalid(exc, request)
-        self.wrote()
-        return Response.json(
-            201, dto, [("Location", f"{request.base_url}/v2/Departments/{dto['Id']}")]
-        )
+        return self._post(request, "a DepartmentPostDto", "Departments", self._add_department)
 
     def _add_department(self, wire: dict[str, Any], *, validate: bool) -> dict[str, Any]:
         fields = _canonical(wire, DEPARTMENT_POST_FIELDS, strict=validate)
