@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test check venv clean
+.PHONY: demo test explore venv clean
 
 $(BIN)/talksync: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+## Search harder than CI: the hypothesis properties with random seeds and many examples
+## (TALKSYNC_EXPLORE_EXAMPLES, default 2000 each). Run before calling a planning change done.
+explore: venv
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/unit/test_properties.py -q -p no:cacheprovider --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

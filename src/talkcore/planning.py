@@ -116,24 +116,11 @@ class _Planner:
             self.planned_zendesk.setdefault(flow.id, {})
         # Existing links of flows that refer to no other flow are merged first, so renames
         # free organization names before any create claims one.
-        early = {f.id for f in self.dataflow if not any(p.is_reference for p in f.properties)}
-        # A rehearsal settles which names the renames free, so a rename onto a name another
-        # rename vacates is not reported as a collision only because of the order of records.
-        rehearsal_start = len(self.items)
+        early = [f for f in self.dataflow if not any(p.is_reference for p in f.properties)]
+        self._merge_settled([(flow, self._existing_links(flow)) for flow in early])
         for flow in self.dataflow:
-            if flow.id in early:
-                self._merge_all(flow, self._existing_links(flow))
-        if any(
-            isinstance(item, NameCollision) and item.rule == "rename_name_taken"
-            for item in self.items[rehearsal_start:]
-        ):
-            del self.items[rehearsal_start:]
-            for flow in self.dataflow:
-                if flow.id in early:
-                    self._merge_all(flow, self._existing_links(flow))
-        for flow in self.dataflow:
-            live = [] if flow.id in early else self._existing_links(flow)
-            self._merge_all(flow, live + self._new_links(flow))
+            live = [] if flow in early else self._existing_links(flow)
+            self._merge_settled([(flow, live + self._new_links(flow))])
         return Plan(tuple(self.items))
 
     # -- one flow -----------------------------------------------------------------------
@@ -192,6 +179,24 @@ class _Planner:
                 flow, table, self._in_focus(self.zd, flow.zendesk_kind)
             )
         return new
+
+    def _merge_settled(self, batches: list[tuple[Flow, list[tuple[Link, Record, Record]]]]) -> None:
+        """Merge linked pairs so that no outcome depends on the order of the records.
+
+        A rename or an e-mail change can claim a name or an address that another update in
+        the same batch frees. Merged in one pass, the claim fails or succeeds by which record
+        comes first. So a first pass that refused a claim is a rehearsal: its items are
+        dropped, but its claims and frees (``names``, ``emails``) are kept, and the batch is
+        merged again over them. Claims made in the rehearsal are made again by the same
+        records, so the second pass settles: it is the fixed point.
+        """
+        start = len(self.items)
+        for flow, pairs in batches:
+            self._merge_all(flow, pairs)
+        if any(_refused_claim(item) for item in self.items[start:]):
+            del self.items[start:]
+            for flow, pairs in batches:
+                self._merge_all(flow, pairs)
 
     def _merge_all(self, flow: Flow, pairs: list[tuple[Link, Record, Record]]) -> None:
         fpolicy = self.policy.for_flow(flow.id)
@@ -617,11 +622,7 @@ class _Planner:
         key = normalise(email, Datatype.EMAIL)
         if key is None:
             return True
-        if key in self.emails:
-            holder = self.emails[key]
-        else:
-            held = self.zd.index(Kind.USER, "email", email_key).get(key)
-            holder = RecordKey.of(Kind.USER, held[0]) if held else None
+        holder = self._email_holder(key)
         if holder is not None and holder != zd.key:
             self.items.append(
                 InvalidValue(
@@ -636,10 +637,17 @@ class _Planner:
             )
             return False
         old = email_key(zd.get("email"))
-        if old is not None and old != key:
-            self.emails[old] = None
+        if old is not None and old != key and self._email_holder(old) == zd.key:
+            self.emails[old] = None  # freed, unless another user claimed it in a rehearsal
         self.emails[key] = zd.key
         return True
+
+    def _email_holder(self, key: str) -> RecordKey | None:
+        """The user holding an e-mail key, counting this plan's claims and changes."""
+        if key in self.emails:
+            return self.emails[key]
+        held = self.zd.index(Kind.USER, "email", email_key).get(key)
+        return RecordKey.of(Kind.USER, held[0]) if held else None
 
     def _decide(
         self,
@@ -765,6 +773,13 @@ _INDEX_KEYS: dict[Datatype, Callable[[FieldValue], str | None]] = {
     Datatype.ID: lambda value: normalise(value, Datatype.ID),
 }
 """Index key functions per comparison type (module-level, so snapshot caches are shared)."""
+
+
+def _refused_claim(item: PlanItem) -> bool:
+    """Whether ``item`` reports a name or e-mail claim refused because another record holds it."""
+    return (isinstance(item, NameCollision) and item.rule == "rename_name_taken") or (
+        isinstance(item, InvalidValue) and item.rule == "email_taken"
+    )
 
 
 def _name_property(flow: Flow) -> PropertyMap | None:

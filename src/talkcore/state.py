@@ -274,11 +274,16 @@ def fold_results(
 
 
 def records_to_retry(plan: Plan, results: Sequence[WriteResult]) -> set[RecordKey]:
-    """Every record a report of ``plan`` names, and both sides of every write that failed."""
+    """The records the next incremental plan must look at although they may not change.
+
+    Every record a report of ``plan`` names, both sides of every write that failed, and both
+    records of every link ``plan`` ended: a record freed from its link may match another by
+    identity next run, which only a plan that looks at it finds.
+    """
     keys: set[RecordKey] = set()
     failed = {r.item_id for r in results if not r.ok}
     for item in plan:
-        if isinstance(item, Conflict) and item.winner is None:
+        if isinstance(item, EndLink) or (isinstance(item, Conflict) and item.winner is None):
             keys |= {item.poweroffice, item.zendesk}
         elif isinstance(item, Ambiguity):
             keys |= set(item.candidates)
