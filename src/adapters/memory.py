@@ -45,6 +45,8 @@ class MemorySystem:
     applied: list[WriteRequest] = attrs.field(factory=list)
     after_write: Callable[[WriteRequest], None] | None = None
     """Called after each applied write (tests raise from it to simulate a crash)."""
+    refuse: Callable[[WriteRequest], WriteError | None] | None = None
+    """Called before each write; an error it returns fails that write (tests of error paths)."""
     origins: dict[RecordKey, str] = attrs.field(factory=dict)
     """Origin keys of created records that do not show them as a field (PowerOffice)."""
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
@@ -128,6 +130,9 @@ class MemorySystem:
     # -- internals ----------------------------------------------------------------------
 
     def _apply_one(self, write: WriteRequest) -> WriteResult:
+        refused = self.refuse(write) if self.refuse is not None else None
+        if refused is not None:
+            return WriteResult(write.item_id, error=refused)
         table = self.records.setdefault(write.kind, {})
         if write.op is WriteOp.DELETE:
             if write.id not in table:

@@ -1,0 +1,208 @@
+"""Edge paths of the dataflow's rules that a planted bug once slipped past.
+
+One test per behaviour, named after the rule (the numbers are those of the dataflow's
+decisions, restated in ``docs/semantics.md``). Each drives the real engine over the in-memory
+fakes, so a broken rule shows as a wrong plan or a wrong write, not as a wrong helper.
+"""
+
+from __future__ import annotations
+
+from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS, DEPARTMENTS
+from talkcore.plan import (
+    AdvanceBase,
+    Conflict,
+    Create,
+    EndLink,
+    InvalidValue,
+    NameCollision,
+    NewLink,
+    ReferenceProblem,
+    Update,
+)
+from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
+from talkcore.records import Kind, System
+from talkcore.state import WriteError, WriteOp, WriteRequest, resolve_conflict
+
+from .world import World, of_type
+
+
+def linked_contact(world: World) -> None:
+    """Customer 1 with contact person 100 matched to Zendesk user 500, synced once."""
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
+    world.sync()
+
+
+def user_writes(world: World) -> list[WriteRequest]:
+    """Every write the Zendesk fake applied to users."""
+    return [w for w in world.zd.applied if w.kind is Kind.USER]
+
+
+# -- rule 8: deletes end links ---------------------------------------------------------------
+
+
+def test_rule_8_a_deleted_zendesk_user_ends_the_link_and_leaves_the_contact_person() -> None:
+    world = World()
+    linked_contact(world)
+    world.zd.remove(Kind.USER, "500")
+    report = world.sync(full=True)
+    ended = of_type(report.plan, EndLink)
+    assert len(ended) == 1
+    assert ended[0].gone.system is System.ZENDESK and ended[0].rule == "deleted"  # type: ignore[attr-defined]
+    assert world.store.state.table(CONTACT_PERSONS).for_poweroffice("100") is None
+    assert world.po.records[Kind.CONTACT_PERSON]["100"].get("emailAddress") == "ola@acme.no"
+    assert not [w for w in world.po.applied if w.op is WriteOp.DELETE]
+
+
+def test_rule_8_a_deleted_zendesk_organization_with_propagation_plans_without_crashing() -> None:
+    world = World(
+        policy=SyncPolicy(flows={CUSTOMERS: FlowPolicy(propagate_deletes=True, delete_cap=1.0)})
+    )
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.sync()
+    org = world.org_of(CUSTOMERS, "1")
+    world.zd.remove(Kind.ORGANIZATION, org)
+    report = world.sync(full=True)
+    assert [i.rule for i in of_type(report.plan, EndLink)] == ["deleted"]  # type: ignore[attr-defined]
+    assert world.store.state.table(CUSTOMERS).for_poweroffice("1") is None
+    # The survivor is the customer; a propagated delete targets it, never the gone record.
+    deletes = [w for w in world.po.applied if w.op is WriteOp.DELETE]
+    assert all(w.kind is Kind.CUSTOMER and w.id == "1" for w in deletes)
+
+
+# -- rule 5: names -----------------------------------------------------------------------------
+
+
+def test_rule_5_an_organization_linked_in_one_flow_is_never_adopted_by_another() -> None:
+    world = World()
+    world.po.put(Kind.DEPARTMENT, 20, Name="Salg")
+    world.sync()
+    department_org = world.org_of(DEPARTMENTS, "20")
+    # An agent renames the department's organization to the name of a customer that is new.
+    world.zd.edit(Kind.ORGANIZATION, department_org, name="Nykunde AS")
+    world.po.put(Kind.CUSTOMER, 7, Name="Nykunde AS", IsPerson="false")
+    report = world.sync()
+    assert not [
+        i
+        for i in of_type(report.plan, NewLink)
+        if i.zendesk.id == department_org  # type: ignore[attr-defined]
+    ]
+    assert world.store.state.table(CUSTOMERS).for_poweroffice("7") is None
+    assert world.org_of(DEPARTMENTS, "20") == department_org
+    collisions = of_type(report.plan, NameCollision)
+    assert [c.record.id for c in collisions] == ["7"]  # type: ignore[attr-defined]
+
+
+# -- e-mails are unique in Zendesk ----------------------------------------------------------------
+
+
+def test_a_poweroffice_email_change_onto_another_users_address_is_reported_and_not_sent() -> None:
+    world = World()
+    linked_contact(world)
+    world.zd.put(Kind.USER, 501, email="kari@acme.no", name="Kari")
+    before = len(user_writes(world))
+    world.po.edit(Kind.CONTACT_PERSON, "100", emailAddress="Kari@acme.no")
+    report = world.sync()
+    invalid = of_type(report.plan, InvalidValue)
+    assert [(i.record.id, i.rule) for i in invalid] == [("100", "email_taken")]  # type: ignore[attr-defined]
+    assert "zendesk:user:501" in invalid[0].message  # type: ignore[attr-defined]
+    assert len(user_writes(world)) == before
+    assert world.zd.records[Kind.USER]["500"].get("email") == "ola@acme.no"
+
+
+# -- rule 4: references ------------------------------------------------------------------------
+
+
+def test_rule_4_an_untranslatable_zendesk_reference_writes_nothing_even_with_moves() -> None:
+    world = World(policy=SyncPolicy(flows={CONTACT_PERSONS: FlowPolicy(allow_moves=True)}))
+    linked_contact(world)
+    world.zd.put(Kind.ORGANIZATION, 950, name="Agentens egen")  # linked in no flow
+    world.zd.edit(Kind.USER, "500", organization_id="950")
+    before = len(world.po.applied)
+    report = world.sync()
+    problems = of_type(report.plan, ReferenceProblem)
+    assert [(p.record.id, p.property) for p in problems] == [("500", "organization_id")]  # type: ignore[attr-defined]
+    assert world.po.applied[before:] == []
+    assert world.po.records[Kind.CONTACT_PERSON]["100"].get("partyId") == "1"
+
+
+# -- rule 10: a person's decisions ---------------------------------------------------------------
+
+
+def test_rule_10_a_held_conflict_closed_by_hand_forgets_the_earlier_pick() -> None:
+    world = World(policy=SyncPolicy(flows={CUSTOMERS: FlowPolicy(conflict=ConflictPolicy.MANUAL)}))
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.sync()
+    org = world.org_of(CUSTOMERS, "1")
+    world.po.edit(Kind.CUSTOMER, "1", Name="Acme Norge AS")
+    world.zd.edit(Kind.ORGANIZATION, org, name="Acme Holding AS")
+    held = of_type(world.sync().plan, Conflict)
+    assert [c.winner for c in held] == [None]  # type: ignore[attr-defined]
+    key = next(iter(world.store.state.conflicts))
+    world.store.state = resolve_conflict(world.store.state, key, System.ZENDESK)
+    # Before the next run, people make both sides agree by hand: the conflict closes.
+    world.po.edit(Kind.CUSTOMER, "1", Name="Acme Felles AS")
+    world.zd.edit(Kind.ORGANIZATION, org, name="Acme Felles AS")
+    closed = world.sync()
+    assert of_type(closed.plan, AdvanceBase) and not of_type(closed.plan, Update)
+    assert world.store.state.conflicts == {} and world.store.state.resolutions == {}
+    # A new disagreement on the same field is held again, not decided by the stale pick.
+    world.po.edit(Kind.CUSTOMER, "1", Name="Acme Ny AS")
+    world.zd.edit(Kind.ORGANIZATION, org, name="Acme Annen AS")
+    again = of_type(world.sync().plan, Conflict)
+    assert [c.winner for c in again] == [None]  # type: ignore[attr-defined]
+    assert world.zd.records[Kind.ORGANIZATION][org].get("name") == "Acme Annen AS"
+    assert world.po.records[Kind.CUSTOMER]["1"].get("Name") == "Acme Ny AS"
+
+
+# -- rule 4 and 7: a failed create and the references that wait for it ---------------------------
+
+
+def refuse_organization_creates(write: WriteRequest) -> WriteError | None:
+    """Refuse every organization create, as a 422 from Zendesk would."""
+    if write.op is WriteOp.CREATE and write.kind is Kind.ORGANIZATION:
+        return WriteError("invalid", "refused", f"zendesk organization {write.origin_key}")
+    return None
+
+
+def test_rule_4_when_an_organization_create_fails_the_user_waiting_for_it_is_not_written() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
+    world.zd.refuse = refuse_organization_creates
+    report = world.sync()
+    failures = {f.item_id: f.error for f in report.failures}
+    assert failures.keys() == {
+        "create:customers-organizations:1",
+        "update:contact-persons-users:zendesk:user:500",
+    }
+    # The user's move is reported as waiting on the create, and nothing is sent for it.
+    waiting = failures["update:contact-persons-users:zendesk:user:500"]
+    assert waiting is not None and waiting.code == "dependency_failed"
+    assert user_writes(world) == []
+    assert world.zd.records[Kind.USER]["500"].get("organization_id") is None
+    # Next run, with Zendesk taking creates again, both go through.
+    world.zd.refuse = None
+    world.sync()
+    assert world.zd.records[Kind.USER]["500"].get("organization_id") == world.org_of(CUSTOMERS, "1")
+
+
+def test_rule_7_the_run_report_shows_written_ids_not_placeholders() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
+    report = world.sync()
+    org = world.org_of(CUSTOMERS, "1")
+    assert of_type(report.plan, Create)
+    text = repr(report.to_json())
+    assert "pending" not in text.casefold()
+    update = next(
+        i
+        for i in report.to_json()["items"]
+        if i.get("id") == "update:contact-persons-users:zendesk:user:500"
+    )
+    assert org in repr(update)
+    assert world.zd.records[Kind.USER]["500"].get("organization_id") == org
