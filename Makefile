@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test explore venv clean
+.PHONY: demo test explore mutate venv clean
 
 $(BIN)/talksync: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: venv
 ## (TALKSYNC_EXPLORE_EXAMPLES, default 2000 each). Run before calling a planning change done.
 explore: venv
 	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/unit/test_properties.py -q -p no:cacheprovider --hypothesis-show-statistics
+
+## How many planted bugs the unit tests catch: a sampled mutation run over src/talkcore
+## (bench/mutation.py; figures and the judged survivors are in docs/testing.md).
+mutate: venv
+	$(BIN)/python bench/mutation.py --per-module 30 --seed 1 --jobs 2 --json mutation.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
