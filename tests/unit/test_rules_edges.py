@@ -108,6 +108,7 @@ def test_a_poweroffice_email_change_onto_another_users_address_is_reported_and_n
     invalid = of_type(report.plan, InvalidValue)
     assert [(i.record.id, i.rule) for i in invalid] == [("100", "email_taken")]  # type: ignore[attr-defined]
     assert "zendesk:user:501" in invalid[0].message  # type: ignore[attr-defined]
+    assert not of_type(report.plan, Update) and not report.failures
     assert len(user_writes(world)) == before
     assert world.zd.records[Kind.USER]["500"].get("email") == "ola@acme.no"
 
@@ -207,3 +208,46 @@ def test_rule_7_the_run_report_shows_written_ids_not_placeholders() -> None:
     )
     assert org in repr(update)
     assert world.zd.records[Kind.USER]["500"].get("organization_id") == org
+
+
+# -- what one plan does for a later step of the same plan ----------------------------------------
+
+
+def test_rule_4_a_user_gets_the_organization_its_customer_adopts_in_the_same_run() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.zd.put(Kind.ORGANIZATION, 900, name="Acme AS")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
+    report = world.sync()
+    assert [i.rule for i in of_type(report.plan, NewLink)].count("adopt") == 1  # type: ignore[attr-defined]
+    assert not of_type(report.plan, ReferenceProblem)
+    assert world.zd.records[Kind.USER]["500"].get("organization_id") == "900"
+
+
+def test_rule_5_a_rename_frees_its_old_name_for_a_create_in_the_same_plan() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.sync()
+    org = world.org_of(CUSTOMERS, "1")
+    world.po.edit(Kind.CUSTOMER, "1", Name="Acme Holding AS")
+    world.po.put(Kind.CUSTOMER, 2, Name="Acme AS", IsPerson="false")
+    report = world.sync()
+    assert not of_type(report.plan, NameCollision)
+    assert [c.source.id for c in of_type(report.plan, Create)] == ["2"]  # type: ignore[attr-defined]
+    assert world.orgs()[org] == "Acme Holding AS"
+    assert world.orgs()[world.org_of(CUSTOMERS, "2")] == "Acme AS"
+
+
+def test_rule_4_a_move_from_zendesk_shows_the_party_it_translates_to() -> None:
+    world = World(policy=SyncPolicy(flows={CONTACT_PERSONS: FlowPolicy(allow_moves=True)}))
+    linked_contact(world)
+    world.po.put(Kind.CUSTOMER, 2, Name="Beta AS", IsPerson="false")
+    world.sync()
+    world.zd.edit(Kind.USER, "500", organization_id=world.org_of(CUSTOMERS, "2"))
+    report = world.sync()
+    (update,) = of_type(report.plan, Update)
+    (change,) = update.changes  # type: ignore[attr-defined]
+    # Explained in PowerOffice's terms on both sides: customer 1 before, customer 2 now.
+    assert (change.property, change.value, change.base) == ("partyId", "2", "1")
+    assert (change.poweroffice, change.zendesk) == ("1", "2")
