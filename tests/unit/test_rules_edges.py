@@ -8,7 +8,7 @@ fakes, so a broken rule shows as a wrong plan or a wrong write, not as a wrong h
 
 from __future__ import annotations
 
-from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS, DEPARTMENTS
+from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS, DEPARTMENTS, PERSON_CUSTOMERS
 from talkcore.plan import (
     AdvanceBase,
     Conflict,
@@ -251,3 +251,18 @@ def test_rule_4_a_move_from_zendesk_shows_the_party_it_translates_to() -> None:
     # Explained in PowerOffice's terms on both sides: customer 1 before, customer 2 now.
     assert (change.property, change.value, change.base) == ("partyId", "2", "1")
     assert (change.poweroffice, change.zendesk) == ("1", "2")
+
+
+def test_a_later_flow_matches_on_an_email_an_incremental_run_writes() -> None:
+    world = World()
+    linked_contact(world)
+    world.po.put(Kind.CUSTOMER, 7, Name="Kari Nordmann", IsPerson="true", EmailAddress="kari@x.no")
+    world.sync()
+    assert world.store.state.table(PERSON_CUSTOMERS).for_poweroffice("7") is None
+    # The contact person takes the person customer's address; the write to user 500 makes the
+    # user match customer 7 in the person-customers flow within the same (incremental) run.
+    world.po.edit(Kind.CONTACT_PERSON, "100", emailAddress="kari@x.no")
+    report = world.sync()
+    assert not report.full
+    link = world.store.state.table(PERSON_CUSTOMERS).for_poweroffice("7")
+    assert link is not None and link.zendesk_id == "500"
