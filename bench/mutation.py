@@ -134,7 +134,11 @@ def _sites(tree: ast.Module) -> Iterator[tuple[ast.AST, str, Rewrite]]:
                 return n
 
             yield node, "bump_number", bump
-        elif isinstance(node, ast.Return) and node.value is not None:
+        elif (
+            isinstance(node, ast.Return)
+            and node.value is not None
+            and not (isinstance(node.value, ast.Constant) and node.value.value is None)
+        ):
 
             def empty(n: ast.AST) -> ast.AST:
                 assert isinstance(n, ast.Return)

@@ -409,6 +409,7 @@ def test_crash_after_a_create_links_it_on_the_next_run_instead_of_creating_again
     assert report.reconciled == ("create:customers-organizations:1",)
     assert not of_type(report.plan, Create)
     assert list(world.orgs().values()) == ["Acme AS"]
+    assert world.store.open_intents() == []  # settled: the next run looks for nothing
 
 
 def test_orphan_created_record_is_found_by_origin_key_even_without_a_journal() -> None:

@@ -8,21 +8,43 @@ fakes, so a broken rule shows as a wrong plan or a wrong write, not as a wrong h
 
 from __future__ import annotations
 
-from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS, DEPARTMENTS, PERSON_CUSTOMERS
+from collections.abc import Mapping
+
+import pytest
+
+from talkcore.dataflow import (
+    CONTACT_PERSONS,
+    CUSTOMERS,
+    DEFAULT_DATAFLOW,
+    DEPARTMENTS,
+    PERSON_CUSTOMERS,
+)
+from talkcore.engine import run_sync
 from talkcore.plan import (
     AdvanceBase,
     Conflict,
     Create,
     EndLink,
+    FieldChange,
     InvalidValue,
     NameCollision,
     NewLink,
+    Plan,
     ReferenceProblem,
     Update,
 )
 from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
-from talkcore.records import Kind, System
-from talkcore.state import WriteError, WriteOp, WriteRequest, resolve_conflict
+from talkcore.records import Kind, RecordKey, System
+from talkcore.state import (
+    Link,
+    SyncState,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+    fold_results,
+    resolve_conflict,
+)
 
 from .world import World, of_type
 
@@ -266,3 +288,73 @@ def test_a_later_flow_matches_on_an_email_an_incremental_run_writes() -> None:
     assert not report.full
     link = world.store.state.table(PERSON_CUSTOMERS).for_poweroffice("7")
     assert link is not None and link.zendesk_id == "500"
+
+
+# -- the engine's bookkeeping ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [System.ZENDESK, System.POWEROFFICE])
+def test_rule_6_a_write_answered_without_the_record_takes_the_written_value_as_base(
+    target: System,
+) -> None:
+    state = SyncState().with_links(CUSTOMERS, [Link(CUSTOMERS, "1", "900", {"Name": "Old AS"})])
+    key = (
+        RecordKey.of(Kind.ORGANIZATION, "900")
+        if target is System.ZENDESK
+        else RecordKey.of(Kind.CUSTOMER, "1")
+    )
+    written = "New AS"
+    po_value, zd_value = (written, "Old AS") if target is System.ZENDESK else ("Old AS", written)
+    change = FieldChange(
+        "name" if target is System.ZENDESK else "Name",
+        written,
+        "changed",
+        "Old AS",
+        po_value,
+        zd_value,
+        "Name",
+    )
+    update = Update(f"update:{CUSTOMERS}:{key}", CUSTOMERS, key, "1", (change,))
+    folded = fold_results(state, Plan((update,)), [WriteResult(update.id)], DEFAULT_DATAFLOW)
+    link = folded.table(CUSTOMERS).for_poweroffice("1")
+    assert link is not None and link.base["Name"] == written
+
+
+def test_rule_7_a_finished_run_leaves_no_open_intent_and_names_itself() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    report = world.sync()
+    assert of_type(report.plan, Create)
+    assert world.store.open_intents() == []
+    assert isinstance(report.run_id, str) and len(report.run_id) >= 8
+    assert world.sync().run_id != report.run_id
+
+
+def test_rule_8_a_record_a_write_finds_gone_ends_its_link_on_the_next_run() -> None:
+    world = World()
+    linked_contact(world)
+    world.po.edit(Kind.CONTACT_PERSON, "100", emailAddress="ola.ny@acme.no")
+
+    def gone(write: WriteRequest) -> WriteError | None:
+        return WriteError("record_not_found", "no such user", "zendesk:user:500")
+
+    world.zd.refuse = gone
+    first = world.sync()
+    assert [f.item_id for f in first.failures] == ["update:contact-persons-users:zendesk:user:500"]
+    world.zd.refuse = None
+    ended = of_type(world.sync().plan, EndLink)
+    assert [(e.gone.id, e.rule) for e in ended] == [("500", "inactive")]  # type: ignore[attr-defined]
+
+
+def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
+    events: list[str] = []
+
+    class Recorder:
+        def event(self, name: str, data: Mapping[str, object]) -> None:
+            events.append(name)
+
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    assert events[0] == "read.start" and events[-1] == "run.done"
+    assert {"read.done", "plan.done"} <= set(events)
