@@ -165,6 +165,8 @@ class Conflict:
 class FirstLinkChoice:
     """A value a pair's first sync replaced: with no base, the two sides differed and one won.
 
+    Only values that are replaced: filling a field empty on one side is just the update.
+
     Reported with both sides, each in its own system's terms (a reference as the PowerOffice
     party id and as the Zendesk organization id), so a person can see what was changed.
     ``rule``: ``first_link_<policy>`` when the flow's ``first_link`` policy decided,

@@ -712,7 +712,14 @@ class _Planner:
         rule: str,
         zd_raw: FieldValue,
     ) -> None:
-        """Report a value the first sync replaces, with both sides in their own terms."""
+        """Report a value the first sync replaces, with both sides in their own terms.
+
+        Filling an empty field replaces nothing, so it is not reported (the update shows it):
+        on a lived-in account that would be one report per record without an organization.
+        """
+        po_val = normalise(po.get(prop.poweroffice), prop.compare_as)
+        if (zd_raw if winner is System.POWEROFFICE else po_val) is None:
+            return
         self.items.append(
             FirstLinkChoice(
                 f"first-link:{conflict_key(flow.id, po.id, prop.poweroffice)}",
@@ -720,7 +727,7 @@ class _Planner:
                 po.key,
                 zd.key,
                 prop.poweroffice,
-                normalise(po.get(prop.poweroffice), prop.compare_as),
+                po_val,
                 zd_raw,
                 fpolicy.first_link,
                 winner,
