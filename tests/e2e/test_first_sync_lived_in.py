@@ -109,7 +109,7 @@ def test_the_first_sync_seeds_from_poweroffice_reports_both_sides_and_reaches_th
     users_before = zendesk_users(site)
 
     explained = site.cli("plan", "--explain").stdout
-    for user, (party, org) in seeded.stray_users.items():
+    for party, org in seeded.stray_users.values():
         assert f"poweroffice '{party}', zendesk '{org}': poweroffice wins" in explained, explained
 
     first = site.sync()
