@@ -20,7 +20,13 @@ import attrs
 import cattrs
 
 from talkcore.dataflow import DEFAULT_DATAFLOW
-from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
+from talkcore.policy import (
+    ConflictPolicy,
+    FirstLinkPolicy,
+    FlowPolicy,
+    NameCollisionPolicy,
+    SyncPolicy,
+)
 
 DEFAULT_CONFIG_PATH = Path("talksync.toml")
 DEFAULT_STATE_PATH = Path("talksync.db")
@@ -195,7 +201,7 @@ def _converter() -> cattrs.Converter:
     conv.register_structure_hook(bool, _strict(bool, (bool,), "true or false"))
     conv.register_structure_hook(int, _strict(int, (int,), "a whole number"))
     conv.register_structure_hook(float, _strict(float, (int, float), "a number"))
-    for enum_type in (ConflictPolicy, NameCollisionPolicy):
+    for enum_type in (ConflictPolicy, FirstLinkPolicy, NameCollisionPolicy):
         conv.register_structure_hook(enum_type, _choice(enum_type))
     return conv
 
@@ -410,6 +416,7 @@ def config_template() -> str:
         f"""
 [flows.{flow_id}]
 conflict = "newest"          # newest | poweroffice | zendesk | manual
+first_link = "poweroffice"   # a pair's first sync, values differ: poweroffice | zendesk | newest
 create = true                # create counterparts where this flow creates them
 propagate_deletes = false    # delete the counterpart when a linked record is deleted
 delete_cap = 0.10            # stop propagating when a run would delete more than this share

@@ -44,6 +44,7 @@ from talkcore.plan import (
     DeleteCapReached,
     EndLink,
     FieldChange,
+    FirstLinkChoice,
     InvalidValue,
     NameCollision,
     NewLink,
@@ -137,6 +138,12 @@ def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
             f"{kind}: {item.key}: {item.property} base {_v(item.base)}, poweroffice"
             f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
             f" {winner} ({item.policy}, {item.rule})"
+        ]
+    if isinstance(item, FirstLinkChoice):
+        return [
+            f"{kind}: {item.poweroffice} <-> {item.zendesk} {item.property}: poweroffice"
+            f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
+            f" {item.winner} wins ({item.policy}, {item.rule})"
         ]
     if isinstance(item, Ambiguity):
         names = ", ".join(str(c) for c in item.candidates)

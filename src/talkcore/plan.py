@@ -2,8 +2,9 @@
 
 Items are values. Writes (``Create``, ``Update``, ``Delete``) are what the engine applies;
 state items (``NewLink``, ``EndLink``, ``AdvanceBase``) change only the link state; reports
-(``Conflict``, ``Ambiguity``, ``ReferenceProblem``, ``NameCollision``, ``InvalidValue``,
-``DeleteCapReached``, ``UnsupportedChange``) explain what was not done and why.
+(``Conflict``, ``FirstLinkChoice``, ``Ambiguity``, ``ReferenceProblem``, ``NameCollision``,
+``InvalidValue``, ``DeleteCapReached``, ``UnsupportedChange``) explain what was decided or not
+done, and why.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from talkcore.policy import ConflictPolicy
+from talkcore.policy import ConflictPolicy, FirstLinkPolicy
 from talkcore.records import FieldValue, Kind, RecordKey, System
 
 
@@ -124,7 +125,11 @@ class EndLink:
 
 @attrs.frozen
 class AdvanceBase:
-    """Both sides moved to the same value: only the base moves."""
+    """Both sides hold the same value: only the base moves.
+
+    ``rule``: ``both_changed_equal`` (both moved to it) or ``first_link_equal`` (a pair's first
+    sync found the two sides equal after normalisation: that value becomes the base).
+    """
 
     id: str
     flow: str
@@ -154,6 +159,31 @@ class Conflict:
     def key(self) -> str:
         """Stable key of this conflict across runs (flow, PowerOffice id, property)."""
         return conflict_key(self.flow, self.poweroffice.id, self.property)
+
+
+@attrs.frozen
+class FirstLinkChoice:
+    """A value a pair's first sync replaced: with no base, the two sides differed and one won.
+
+    Only values that are replaced: filling a field empty on one side is just the update.
+
+    Reported with both sides, each in its own system's terms (a reference as the PowerOffice
+    party id and as the Zendesk organization id), so a person can see what was changed.
+    ``rule``: ``first_link_<policy>`` when the flow's ``first_link`` policy decided,
+    ``first_link_only_writable`` when only the winner's value could be written (the other was
+    empty, or a reference that cannot be translated), whatever the policy.
+    """
+
+    id: str
+    flow: str
+    poweroffice: RecordKey
+    zendesk: RecordKey
+    property: str
+    poweroffice_value: FieldValue
+    zendesk_value: FieldValue
+    policy: FirstLinkPolicy
+    winner: System
+    rule: str
 
 
 def conflict_key(flow: str, poweroffice_id: str, prop: str) -> str:
@@ -237,6 +267,7 @@ Write = Create | Update | Delete
 StateChange = NewLink | EndLink | AdvanceBase
 Report = (
     Conflict
+    | FirstLinkChoice
     | Ambiguity
     | ReferenceProblem
     | UnsupportedChange
@@ -254,6 +285,7 @@ ITEM_KINDS: Mapping[type, str] = {
     EndLink: "unlink",
     AdvanceBase: "advance_base",
     Conflict: "conflict",
+    FirstLinkChoice: "first_link",
     Ambiguity: "ambiguity",
     ReferenceProblem: "reference_problem",
     UnsupportedChange: "unsupported_change",

@@ -29,6 +29,7 @@ from talkcore.plan import (
     DeleteCapReached,
     EndLink,
     FieldChange,
+    FirstLinkChoice,
     InvalidValue,
     NameCollision,
     NewLink,
@@ -41,7 +42,13 @@ from talkcore.plan import (
     WriteValue,
     conflict_key,
 )
-from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
+from talkcore.policy import (
+    ConflictPolicy,
+    FirstLinkPolicy,
+    FlowPolicy,
+    NameCollisionPolicy,
+    SyncPolicy,
+)
 from talkcore.records import FieldValue, Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise, validate
@@ -399,7 +406,7 @@ class _Planner:
             origin = origin_key(po.key)
             found = self._zendesk_by_origin(flow.zendesk_kind, origin)
             if found is not None and found.active and not self._linked_elsewhere(found):
-                self._add_link(flow, po, found, "origin_key", _zendesk_base(flow, found), live)
+                self._add_link(flow, po, found, "origin_key", {}, live)
                 continue
             fields: dict[str, WriteValue] = {}
             if name_prop is not None:
@@ -417,7 +424,7 @@ class _Planner:
                     )
                     held = self.zd.get(holder)
                     if adoptable and held is not None and not self._linked_elsewhere(held):
-                        self._add_link(flow, po, held, "adopt", _zendesk_base(flow, held), live)
+                        self._add_link(flow, po, held, "adopt", {}, live)
                         continue
                     self.items.append(
                         NameCollision(
@@ -518,12 +525,14 @@ class _Planner:
         to_zd: list[FieldChange],
         to_po: list[FieldChange],
     ) -> None:
+        # No base for this property yet: the pair's first sync (decision 3b).
+        first = prop.poweroffice not in link.base
         base = link.base.get(prop.poweroffice)
         po_val = normalise(po.get(prop.poweroffice), prop.compare_as)
         zd_raw = normalise(zd.get(prop.zendesk), prop.compare_as)
         zd_val: object = self._translate_from_zendesk(prop, zd_raw) if prop.is_reference else zd_raw
         if po_val == zd_val:
-            if base != po_val:
+            if first or base != po_val:
                 self.items.append(
                     AdvanceBase(
                         f"advance:{flow.id}:{po.id}:{prop.poweroffice}",
@@ -531,20 +540,24 @@ class _Planner:
                         po.id,
                         prop.poweroffice,
                         po_val,
+                        "first_link_equal" if first else "both_changed_equal",
                     )
                 )
             return
         zd_shown = zd_raw if zd_val is _UNTRANSLATABLE else _as_value(zd_val)
-        po_moved = po_val != base
-        zd_moved = zd_val != base
         winner: System
         rule: str
-        if po_moved and zd_moved:
+        if first:
+            chosen = self._first_link(flow, fpolicy, po, zd, prop, po_val, zd_val)
+            if chosen is None:
+                return
+            winner, rule = chosen
+        elif po_val != base and zd_val != base:
             decided = self._decide(flow, fpolicy, po, zd, prop, base, po_val, zd_shown)
             if decided is None:
                 return
             winner, rule = decided
-        elif po_moved:
+        elif po_val != base:
             winner, rule = System.POWEROFFICE, "poweroffice_changed"
         else:
             winner, rule = System.ZENDESK, "zendesk_changed"
@@ -560,6 +573,8 @@ class _Planner:
             to_zd.append(
                 FieldChange(prop.zendesk, value, rule, base, po_val, zd_shown, prop.poweroffice)
             )
+            if first:
+                self._first_link_replaced(flow, fpolicy, po, zd, prop, winner, rule, zd_raw)
             return
         if zd_val is _UNTRANSLATABLE:
             self._reference_problem(
@@ -586,6 +601,8 @@ class _Planner:
         to_po.append(
             FieldChange(prop.poweroffice, written, rule, base, po_val, zd_shown, prop.poweroffice)
         )
+        if first:
+            self._first_link_replaced(flow, fpolicy, po, zd, prop, winner, rule, zd_raw)
 
     def _claim_name(self, flow: Flow, po: Record, zd: Record, prop: PropertyMap, name: str) -> bool:
         """Claim an organization name for a rename; report a collision if another holds it."""
@@ -648,6 +665,75 @@ class _Planner:
             return self.emails[key]
         held = self.zd.index(Kind.USER, "email", email_key).get(key)
         return RecordKey.of(Kind.USER, held[0]) if held else None
+
+    def _first_link(
+        self,
+        flow: Flow,
+        fpolicy: FlowPolicy,
+        po: Record,
+        zd: Record,
+        prop: PropertyMap,
+        po_val: FieldValue,
+        zd_val: object,
+    ) -> tuple[System, str] | None:
+        """Who seeds a value that differs on a pair's first sync, and the rule that said so.
+
+        A value that cannot be written (a reference that cannot be translated, an empty value)
+        never wins over one that can, whatever the policy: otherwise the link would start from a
+        value that is reported on every run and never synced. Where neither side's reference can
+        be translated nothing is written, and the PowerOffice side's reason is reported.
+        """
+        # An empty value is never written, so it counts as one that cannot be (a user in no
+        # organization would otherwise take a contact person's party away).
+        po_ok = po_val is not None and (
+            not prop.is_reference or self._zendesk_id(prop, po_val) is not None
+        )
+        zd_ok = zd_val is not None and zd_val is not _UNTRANSLATABLE
+        if po_ok != zd_ok:
+            return (System.POWEROFFICE if po_ok else System.ZENDESK), "first_link_only_writable"
+        if not po_ok:
+            self._zendesk_value(flow, po, prop, po_val)  # reports why it cannot be written
+            return None
+        rule = f"first_link_{fpolicy.first_link}"
+        if fpolicy.first_link is FirstLinkPolicy.POWEROFFICE:
+            return System.POWEROFFICE, rule
+        if fpolicy.first_link is FirstLinkPolicy.ZENDESK:
+            return System.ZENDESK, rule
+        return _newest(po.modified, zd.modified), rule
+
+    def _first_link_replaced(
+        self,
+        flow: Flow,
+        fpolicy: FlowPolicy,
+        po: Record,
+        zd: Record,
+        prop: PropertyMap,
+        winner: System,
+        rule: str,
+        zd_raw: FieldValue,
+    ) -> None:
+        """Report a value the first sync replaces, with both sides in their own terms.
+
+        Filling an empty field replaces nothing, so it is not reported (the update shows it):
+        on a lived-in account that would be one report per record without an organization.
+        """
+        po_val = normalise(po.get(prop.poweroffice), prop.compare_as)
+        if (zd_raw if winner is System.POWEROFFICE else po_val) is None:
+            return
+        self.items.append(
+            FirstLinkChoice(
+                f"first-link:{conflict_key(flow.id, po.id, prop.poweroffice)}",
+                flow.id,
+                po.key,
+                zd.key,
+                prop.poweroffice,
+                po_val,
+                zd_raw,
+                fpolicy.first_link,
+                winner,
+                rule,
+            )
+        )
 
     def _decide(
         self,
@@ -724,12 +810,9 @@ class _Planner:
         if po_val is None:
             why = "empty_reference"
         else:
-            link = self.state.table(ref_flow).for_poweroffice(po_val)
-            if link is not None and not self._ended(ref_flow, po_val):
-                return link.zendesk_id
-            planned = self.planned.get(ref_flow, {}).get(po_val)
-            if planned is not None:
-                return planned
+            found = self._zendesk_id(prop, po_val)
+            if found is not None:
+                return found
             ref_kind = self.dataflow.flow(ref_flow).poweroffice_kind
             if self.po.get(RecordKey.of(ref_kind, po_val)) is not None:
                 why = "customer_has_no_organization"
@@ -739,6 +822,14 @@ class _Planner:
                 why = "party_unknown"
         self._reference_problem(flow, po.key, prop.poweroffice, po_val, why)
         return None
+
+    def _zendesk_id(self, prop: PropertyMap, po_id: str) -> str | PendingId | None:
+        """The Zendesk id a PowerOffice reference translates to (linked or being created)."""
+        ref_flow = prop.reference_flow or ""
+        link = self.state.table(ref_flow).for_poweroffice(po_id)
+        if link is not None and not self._ended(ref_flow, po_id):
+            return link.zendesk_id
+        return self.planned.get(ref_flow, {}).get(po_id)
 
     def _writable(
         self, flow: Flow, record: RecordKey, prop: str, value: FieldValue, datatype: Datatype
@@ -787,15 +878,6 @@ def _name_property(flow: Flow) -> PropertyMap | None:
         if prop.zendesk == "name" and not prop.is_reference:
             return prop
     return None
-
-
-def _zendesk_base(flow: Flow, zd: Record) -> dict[str, FieldValue]:
-    """The base for a link to an existing Zendesk record: its values, so PowerOffice's win."""
-    return {
-        p.poweroffice: normalise(zd.get(p.zendesk), p.compare_as)
-        for p in flow.properties
-        if not p.is_reference
-    }
 
 
 def _newest(po: datetime | None, zd: datetime | None) -> System:

@@ -18,6 +18,18 @@ class ConflictPolicy(enum.StrEnum):
     MANUAL = "manual"  # hold both values until a person picks one
 
 
+class FirstLinkPolicy(enum.StrEnum):
+    """Who seeds a value that differs when a pair is synced for the first time (no base yet).
+
+    Record-level timestamps say nothing about one field, so by default the accounting system,
+    the system of record for names, e-mails and company membership, seeds the link.
+    """
+
+    POWEROFFICE = "poweroffice"
+    ZENDESK = "zendesk"
+    NEWEST = "newest"  # the side whose record changed most recently; a tie goes to PowerOffice
+
+
 class NameCollisionPolicy(enum.StrEnum):
     """What to do when an organization would take a name another organization holds."""
 
@@ -30,6 +42,8 @@ class FlowPolicy:
     """Per-flow settings."""
 
     conflict: ConflictPolicy = ConflictPolicy.NEWEST
+    first_link: FirstLinkPolicy = FirstLinkPolicy.POWEROFFICE
+    """Who wins a value that differs on a pair's first sync (decision 3b)."""
     create: bool = True
     """Create counterparts where the flow says so (``False`` turns creation off)."""
     propagate_deletes: bool = False
