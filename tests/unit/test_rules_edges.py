@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import attrs
 import pytest
 
 from talkcore.dataflow import (
@@ -18,6 +19,8 @@ from talkcore.dataflow import (
     DEFAULT_DATAFLOW,
     DEPARTMENTS,
     PERSON_CUSTOMERS,
+    Counterpart,
+    Dataflow,
 )
 from talkcore.engine import run_sync
 from talkcore.plan import (
@@ -358,3 +361,30 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
     run_sync(world.po, world.zd, world.store, observer=Recorder())
     assert events[0] == "read.start" and events[-1] == "run.done"
     assert {"read.done", "plan.done"} <= set(events)
+
+
+class Crash(Exception):
+    """A process dying mid-run."""
+
+
+def test_rule_7_a_poweroffice_create_in_doubt_is_linked_the_right_way_round() -> None:
+    # A flow that creates customers for agent-made organizations (the reverse of the default).
+    flows = tuple(
+        attrs.evolve(f, counterpart=Counterpart.BOTH) if f.id == CUSTOMERS else f
+        for f in DEFAULT_DATAFLOW
+    )
+    world = World(dataflow=Dataflow(flows=flows))
+    world.zd.put(Kind.ORGANIZATION, 900, name="Agent AS")
+
+    def crash(_: object) -> None:
+        raise Crash
+
+    world.po.after_write = crash
+    with pytest.raises(Crash):
+        world.sync()
+    world.po.after_write = None
+    report = world.sync()
+    assert report.reconciled == ("create:customers-organizations:zendesk:organization:900",)
+    (customer_id,) = world.po.records[Kind.CUSTOMER]
+    link = world.store.state.table(CUSTOMERS).for_zendesk("900")
+    assert link is not None and link.poweroffice_id == customer_id
