@@ -28,7 +28,7 @@ from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
 from talkcore.records import Kind, System
 from talkcore.values import normalise
 
-from .world import World
+from .world import Crash, World
 
 NAMES = ["Acme", "acme ", "Beta", "Gamma AS", "Oslo", "Bergen", "Ærlig AS", ""]
 EMAILS = ["ola@x.no", "OLA@x.no", "kari@x.no", "per@y.no", "anne@z.no", " lise@x.no", "bad"]
@@ -223,10 +223,6 @@ def test_fixpoint_convergence_and_no_duplicates(
         if org.get("external_id")
     ]
     assert len(origins) == len(set(origins))
-
-
-class Crash(Exception):
-    pass
 
 
 def canonical(world: World) -> dict[str, Any]:

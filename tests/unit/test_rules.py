@@ -24,16 +24,7 @@ from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, Syn
 from talkcore.records import Kind, System
 from talkcore.state import resolve_conflict
 
-from .world import World, of_type
-
-
-def linked_contact(world: World) -> None:
-    """Customer 1 with contact person 100 matched to Zendesk user 500, synced once."""
-    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
-    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
-    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
-    world.sync()
-
+from .world import Crash, World, linked_contact, of_type
 
 # -- matching -----------------------------------------------------------------------------
 
@@ -387,10 +378,6 @@ def test_value_reformatted_by_zendesk_does_not_bounce_back() -> None:
     assert world.zd.records[Kind.USER]["500"].get("email") == "ola.ny@acme.no"
     assert world.sync().plan.changes() == []
     assert world.po.records[Kind.CONTACT_PERSON]["100"].get("emailAddress") == "  Ola.Ny@Acme.no "
-
-
-class Crash(Exception):
-    pass
 
 
 def test_crash_after_a_create_links_it_on_the_next_run_instead_of_creating_again() -> None:

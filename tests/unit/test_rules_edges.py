@@ -49,15 +49,7 @@ from talkcore.state import (
     resolve_conflict,
 )
 
-from .world import World, of_type
-
-
-def linked_contact(world: World) -> None:
-    """Customer 1 with contact person 100 matched to Zendesk user 500, synced once."""
-    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
-    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
-    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
-    world.sync()
+from .world import Crash, World, linked_contact, of_type
 
 
 def user_writes(world: World) -> list[WriteRequest]:
@@ -361,10 +353,6 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
     run_sync(world.po, world.zd, world.store, observer=Recorder())
     assert events[0] == "read.start" and events[-1] == "run.done"
     assert {"read.done", "plan.done"} <= set(events)
-
-
-class Crash(Exception):
-    """A process dying mid-run."""
 
 
 def test_rule_7_a_poweroffice_create_in_doubt_is_linked_the_right_way_round() -> None:

@@ -72,3 +72,15 @@ class World:
 def of_type(items: object, cls: type) -> list[PlanItem]:
     """The plan items of one type."""
     return [i for i in items if isinstance(i, cls)]  # type: ignore[attr-defined]
+
+
+class Crash(Exception):
+    """A process dying mid-run (raised from a fake's ``after_write``)."""
+
+
+def linked_contact(world: World) -> None:
+    """Customer 1 with contact person 100 matched to Zendesk user 500, synced once."""
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no", name="Ola")
+    world.sync()
