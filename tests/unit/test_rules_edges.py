@@ -9,6 +9,7 @@ fakes, so a broken rule shows as a wrong plan or a wrong write, not as a wrong h
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -376,3 +377,23 @@ def test_rule_7_a_poweroffice_create_in_doubt_is_linked_the_right_way_round() ->
     (customer_id,) = world.po.records[Kind.CUSTOMER]
     link = world.store.state.table(CUSTOMERS).for_zendesk("900")
     assert link is not None and link.poweroffice_id == customer_id
+
+
+def test_rule_8_a_full_reconcile_comes_round_once_its_period_has_passed() -> None:
+    world = World(policy=SyncPolicy(full_reconcile_every=timedelta(hours=24)))
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    start = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def sync_at(hours: float) -> bool:
+        report = run_sync(
+            world.po, world.zd, world.store, policy=world.policy, now=start + timedelta(hours=hours)
+        )
+        return report.full
+
+    assert [sync_at(0), sync_at(1), sync_at(23.9), sync_at(24), sync_at(25)] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+    ]
