@@ -7,8 +7,6 @@ run holds the state file.
 
 from __future__ import annotations
 
-import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import structlog
@@ -40,6 +37,7 @@ from cli.output import (
     stdout_console,
     summary_table,
 )
+from cli.stopping import SignalStop
 from cli.wiring import AppContext, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
@@ -255,7 +253,7 @@ def plan(
     stdout_console().print(summary_table(report, "Plan"))
 
 
-def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool) -> int:
+def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool, stop: SignalStop) -> int:
     run_id = _new_run_id()
     bind_run(run_id)
     settings = obj.settings()
@@ -271,9 +269,17 @@ def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool) -> int:
             full=full,
             run_id=run_id,
             observer=observer,
+            should_stop=stop.should_stop,
         )
     log.info("sync.done", applied=len(report.applied), failed=len(report.failures))
     _render_sync(report, as_json, compact)
+    if report.interrupted:
+        typer.echo(
+            f"interrupted: {len(report.applied)} of {report.planned_writes} writes applied,"
+            " state saved",
+            err=True,
+        )
+        return stop.exit_code
     return FAILURES if report.failures else OK
 
 
@@ -295,27 +301,6 @@ def _render_sync(report: RunReport, as_json: bool, compact: bool) -> None:
     stdout_console().print(summary_table(report, f"Sync {report.run_id}"))
 
 
-@contextmanager
-def _finish_on_interrupt(obj: AppContext, stop: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: finish the current run (its writes and the state save), then stop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        if obj.stop_requested:
-            raise KeyboardInterrupt  # a second Ctrl-C: the journal covers what was in flight
-        obj.stop_requested = True
-        stop.set()
-        log.warning("sync.interrupted", action="finishing the current run, then stopping")
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @app.command()
 def sync(
     ctx: typer.Context,
@@ -326,7 +311,8 @@ def sync(
         typer.Option("--every", help="Run on a schedule (e.g. 5m) until interrupted."),
     ] = None,
 ) -> None:
-    """Sync both systems. Ctrl-C finishes the current run and saves state.
+    """Sync both systems. Ctrl-C (or SIGTERM) sends nothing new, waits for the writes in
+    flight, saves the state and exits 130 (143); a second Ctrl-C exits at once.
 
     Exit codes: 0 all applied; 1 some records failed (listed); 2 usage or configuration
     error; 3 a system could not be reached; 4 another run holds the state.
@@ -335,24 +321,28 @@ def sync(
     with failing_cleanly():
         interval: timedelta | None = parse_duration(every, what="--every") if every else None
         obj.settings()
-    stop = threading.Event()
-    wait = obj.wait or stop.wait
+    stop = SignalStop()
+    wait = obj.wait or stop.event.wait
     code = OK
-    with _finish_on_interrupt(obj, stop), failing_cleanly():
+    with stop, failing_cleanly():
         while True:
             if interval is None:
-                code = _one_sync(obj, full, as_json, compact=False)
+                code = _one_sync(obj, full, as_json, False, stop)
                 break
             try:
-                code = _one_sync(obj, full, as_json, compact=as_json)
+                code = _one_sync(obj, full, as_json, as_json, stop)
             except (SystemUnavailable, AlreadyRunning) as exc:
                 # On a schedule one bad run is not the end: say so and try again next time.
                 code = UNAVAILABLE if isinstance(exc, SystemUnavailable) else BUSY
                 typer.echo(f"error: {exc}", err=True)
             full = False
-            if obj.stop_requested or wait(interval.total_seconds()) or obj.stop_requested:
+            if stop.requested:
                 break
-    raise typer.Exit(code)
+            if wait(interval.total_seconds()) or stop.requested:
+                if stop.requested:
+                    typer.echo("interrupted between runs: nothing in flight, state saved", err=True)
+                break
+    raise typer.Exit(stop.exit_code if stop.requested else code)
 
 
 # -- status and the queues -------------------------------------------------------------------
