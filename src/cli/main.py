@@ -14,21 +14,20 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 import typer
 
 from adapters.sqlite import StateFileError
+from cli import decisions
 from cli import demo as demo_module
 from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
 from cli.logs import bind_run, configure_logging
 from cli.output import (
     ProgressObserver,
     emit_json,
-    item_json,
     item_lines,
-    link_data,
     render_failures,
     render_plan,
     render_status,
@@ -42,8 +41,7 @@ from cli.wiring import AppContext, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
-from talkcore.records import System
-from talkcore.state import SyncState, link_by_hand, resolve_conflict, unlink
+from talkcore.state import SyncState
 
 OK, FAILURES, USAGE, UNAVAILABLE, BUSY = 0, 1, 2, 3, 4
 
@@ -56,14 +54,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-links_app = typer.Typer(help="Linked record pairs.", invoke_without_command=True)
-conflicts_app = typer.Typer(help="Conflicts held for a person.", invoke_without_command=True)
-ambiguities_app = typer.Typer(help="Matches that were not one-to-one.", invoke_without_command=True)
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
-app.add_typer(links_app, name="links")
-app.add_typer(conflicts_app, name="conflicts")
-app.add_typer(ambiguities_app, name="ambiguities")
 app.add_typer(sandbox_app, name="sandbox")
+decisions.register(app)  # links, conflicts, ambiguities, decisions
 
 log = structlog.get_logger()
 
@@ -363,154 +356,12 @@ def status(
         store, state = _load(_app(ctx))
         runs = recent_runs(store, 5)
     now = datetime.now(UTC)
-    data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now)
+    data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)
     if as_json:
         emit_json(data)
     else:
         render_status(data, now)
-
-
-def _check_flow(flow: str) -> None:
-    if flow not in DEFAULT_DATAFLOW.ids:
-        raise fail(f"no flow {flow!r}; flows are: {', '.join(DEFAULT_DATAFLOW.ids)}", USAGE)
-
-
-def _change_state(obj: AppContext, change: Any, *args: Any) -> None:
-    """Apply a person's decision to the state under the run lock, and save it."""
-    with failing_cleanly():
-        store = obj.store()
-        with store.lock():
-            state = store.load_state()
-            try:
-                new = change(state, *args)
-            except (KeyError, ValueError) as exc:
-                raise fail(str(exc.args[0]), USAGE) from None
-            store.save(new, [])
-
-
-@links_app.callback()
-def links_default(ctx: typer.Context) -> None:
-    """Linked record pairs (``links`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_links(ctx)
-
-
-@links_app.command("list")
-def list_links(
-    ctx: typer.Context,
-    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow.")] = None,
-    record_id: Annotated[
-        str | None, typer.Option("--id", help="Only links of this record id (either side).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List links, optionally of one flow or one record."""
-    if flow is not None:
-        _check_flow(flow)
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    found = [
-        link
-        for flow_id in DEFAULT_DATAFLOW.ids
-        if flow is None or flow_id == flow
-        for link in state.table(flow_id)
-        if record_id is None or record_id in (link.poweroffice_id, link.zendesk_id)
-    ]
-    if as_json:
-        emit_json([link_data(link) for link in found])
-        return
-    for link in found:
-        typer.echo(f"{link.flow}\tpoweroffice {link.poweroffice_id}\tzendesk {link.zendesk_id}")
-    typer.echo(f"{len(found)} link(s)", err=True)
-
-
-@links_app.command("unlink")
-def unlink_command(
-    ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
-) -> None:
-    """End a link by hand (neither record is changed)."""
-    _check_flow(flow)
-    _change_state(_app(ctx), unlink, flow, poweroffice_id)
-    typer.echo(f"Unlinked PowerOffice record {poweroffice_id} in {flow}.")
-
-
-@conflicts_app.callback()
-def conflicts_default(ctx: typer.Context) -> None:
-    """Conflicts held for a person (``conflicts`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_conflicts(ctx)
-
-
-@conflicts_app.command("list")
-def list_conflicts(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List held conflicts with both values; resolved ones say who wins."""
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    if as_json:
-        emit_json(
-            [
-                {**item_json(c), "key": key, "resolved": state.resolutions.get(key)}
-                for key, c in state.conflicts.items()
-            ]
-        )
-        return
-    for key, conflict in state.conflicts.items():
-        decided = state.resolutions.get(key)
-        line = item_lines(conflict)[0]
-        typer.echo(line + (f" -> resolved: {decided} wins on next sync" if decided else ""))
-    typer.echo(f"{len(state.conflicts)} conflict(s)", err=True)
-
-
-@conflicts_app.command("resolve")
-def resolve_command(
-    ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The conflict id (flow/poweroffice id/property).")],
-    take: Annotated[System, typer.Option("--take", help="The side whose value wins.")],
-) -> None:
-    """Decide a held conflict; the next sync writes the winning value."""
-    _change_state(_app(ctx), resolve_conflict, key, take)
-    typer.echo(f"Resolved {key}: {take} wins; run sync to apply it.")
-
-
-@ambiguities_app.callback()
-def ambiguities_default(ctx: typer.Context) -> None:
-    """Ambiguous matches (``ambiguities`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_ambiguities(ctx)
-
-
-@ambiguities_app.command("list")
-def list_ambiguities(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List matches that were not one-to-one, with every candidate."""
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    if as_json:
-        emit_json([item_json(a) for a in state.ambiguities])
-        return
-    for ambiguity in state.ambiguities:
-        typer.echo(f"{ambiguity.flow}: {item_lines(ambiguity)[0]}")
-    typer.echo(f"{len(state.ambiguities)} ambiguity(ies)", err=True)
-
-
-@ambiguities_app.command("link")
-def link_command(
-    ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
-    zendesk_id: Annotated[str, typer.Argument(help="The Zendesk record id.")],
-) -> None:
-    """Decide an ambiguity by linking two records by hand."""
-    _check_flow(flow)
-    _change_state(_app(ctx), link_by_hand, flow, poweroffice_id, zendesk_id)
-    typer.echo(f"Linked PowerOffice {poweroffice_id} with Zendesk {zendesk_id} in {flow}.")
+        decisions.render_status_extra(data)
 
 
 # -- sandbox and demo ------------------------------------------------------------------------
