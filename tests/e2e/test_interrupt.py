@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import cli_args, cli_env, duplicated_external_ids, talksync
+from e2e_support import cli_args, cli_env, duplicated_external_ids, sandboxes, talksync
 
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.seed import seed_sandboxes
@@ -81,9 +81,16 @@ def _sync(running: RunningSandboxes, state: Path) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("signum", "code", "schedule"),
+    [
+        (signal.SIGINT, 130, ()),
+        (signal.SIGTERM, 143, ()),
+        (signal.SIGINT, 130, ("--every", "1h")),  # during one run of a schedule
+    ],
+)
 def test_a_signal_during_the_writes_stops_promptly_saves_and_the_next_sync_finishes(
-    tmp_path: Path, signum: signal.Signals, code: int
+    tmp_path: Path, signum: signal.Signals, code: int, schedule: tuple[str, ...]
 ) -> None:
     # Bulk jobs take JOB_SECONDS of server time however often they are polled, as Zendesk's
     # do, so a first sync of this size spends well over ten seconds writing.
@@ -91,7 +98,7 @@ def test_a_signal_during_the_writes_stops_promptly_saves_and_the_next_sync_finis
     seed_sandboxes(po, zd, size=CUSTOMERS, seed=5)
     state = tmp_path / "talksync.db"
     with serve_sandboxes(po, zd) as running:
-        proc = _start(running, state, "sync")
+        proc = _start(running, state, "sync", *schedule)
         _wait_for_first_write(running, proc)
         proc.send_signal(signum)
         signalled = time.monotonic()
@@ -134,3 +141,39 @@ def test_a_signal_during_the_writes_stops_promptly_saves_and_the_next_sync_finis
         # Only what waits for a person is left: reports, no writes and no new links.
         assert {item["type"] for item in fixpoint["items"]} <= {"ambiguity", "name_collision"}
         del out
+
+
+def test_a_schedule_stops_at_once_between_runs(tmp_path: Path) -> None:
+    state = tmp_path / "talksync.db"
+    with sandboxes() as running:
+        proc = _start(running, state, "sync", "--every", "1h")
+        deadline = time.monotonic() + 120
+        while not _runs(running, state):
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the first run did not finish within 120 s"
+            time.sleep(0.2)
+        writes = running.controller.writes
+        proc.send_signal(signal.SIGINT)
+        signalled = time.monotonic()
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        took = time.monotonic() - signalled
+        assert took < STOP_WITHIN, f"took {took:.1f} s to stop"
+        assert proc.returncode == 130, err[-3000:]
+        assert "interrupted between runs: nothing in flight, state saved" in err
+        assert running.controller.writes == writes
+        assert len(_runs(running, state)) == 1
+        assert _runs(running, state)[0]["interrupted"] is False  # that run had finished
+
+
+def _runs(running: RunningSandboxes, state: Path) -> list[dict[str, Any]]:
+    if not state.exists():
+        return []
+    result = talksync(running.env(), state, "status", "--json")
+    if result.returncode != 0:
+        return []
+    runs: list[dict[str, Any]] = json.loads(result.stdout)["runs"]
+    return runs
