@@ -177,3 +177,35 @@ def _runs(running: RunningSandboxes, state: Path) -> list[dict[str, Any]]:
         return []
     runs: list[dict[str, Any]] = json.loads(result.stdout)["runs"]
     return runs
+
+
+def test_a_second_signal_exits_at_once_and_the_journal_lets_the_next_sync_recover(
+    tmp_path: Path,
+) -> None:
+    po, zd = PowerOfficeSandbox(), ZendeskSandbox(job_polls=1_000, job_seconds=JOB_SECONDS)
+    seed_sandboxes(po, zd, size=CUSTOMERS, seed=6)
+    state = tmp_path / "talksync.db"
+    with serve_sandboxes(po, zd) as running:
+        proc = _start(running, state, "sync")
+        _wait_for_first_write(running, proc)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 130, err[-3000:]
+        assert "interrupted again: exiting now" in err
+        # It did not wait for the batch in flight: no run was recorded, no state saved.
+        assert "state saved" not in err
+
+        # The writes in flight were journaled before they were sent: the next sync finds
+        # what they created instead of creating it again, and the one after has nothing to do.
+        finishing = _sync(running, state)
+        assert finishing["summary"]["failed"] == 0
+        assert duplicated_external_ids(running.zendesk.dump()) == []
+        fixpoint = _sync(running, state)
+        assert fixpoint["summary"]["applied"] == 0
+        assert {item["type"] for item in fixpoint["items"]} <= {"ambiguity", "name_collision"}
