@@ -320,7 +320,9 @@ def unlink_command(
         f = flow_named(flow)
         po = record_key(poweroffice_id, f.poweroffice_kind).id
         link = state.table(f.id).for_poweroffice(po)
-        parted.extend([f.id, po, link.zendesk_id if link else ""])
+        if link is None:
+            raise Refused(_no_link(state, f, po))
+        parted.extend([f.id, po, link.zendesk_id])
         return unlink(state, f.id, po)
 
     with _guarded(ctx):
@@ -330,6 +332,20 @@ def unlink_command(
         f"Unlinked PowerOffice {po} from Zendesk {zd} in {f_id}; they stay apart until"
         f" `talksync links relink {f_id} {po}`."
     )
+
+
+def _no_link(state: SyncState, flow: Flow, po: str) -> str:
+    """Why there is no link to end, pointing at the id a person likely meant."""
+    message = f"no link in {flow.id} for PowerOffice record {po}"
+    other = state.table(flow.id).for_zendesk(po)
+    if other is not None:
+        return (
+            f"{message}; {po} is the Zendesk side of a link: give the PowerOffice id,"
+            f" `talksync links unlink {flow.id} {other.poweroffice_id}`"
+        )
+    if any(k.flow == flow.id and k.poweroffice_id == po for k in state.kept_apart):
+        return f"{message}; it is already kept apart (`talksync links list --id {po}`)"
+    return f"{message}; see `talksync links list --flow {flow.id}`"
 
 
 @links_app.command("relink")

@@ -116,6 +116,10 @@ def test_an_unlinked_pair_stays_apart_through_a_full_sync_until_relinked(tmp_pat
         po_id, zd_id, _ = links(running, state, CUSTOMERS)[0]
         organizations = len(running.zendesk.dump()["organizations"])
 
+        wrong_side = ok(running, state, "links", "unlink", CUSTOMERS, zd_id, code=2)
+        assert f"`talksync links unlink {CUSTOMERS} {po_id}`" in wrong_side.stderr
+        wrong_flow = ok(running, state, "links", "unlink", CUSTOMERS.upper(), po_id, code=2)
+        assert f"did you mean {CUSTOMERS!r}" in wrong_flow.stderr
         said = ok(running, state, "links", "unlink", CUSTOMERS, po_id)
         assert f"talksync links relink {CUSTOMERS} {po_id}" in said.stdout
         for _ in range(2):
