@@ -101,6 +101,11 @@ def record_key(text: str, kind: Kind) -> RecordKey:
     )
 
 
+def _plain(text: str) -> str:
+    """The bare id of an id a person typed in either form (for messages and the trail)."""
+    return text.strip().rsplit(":", 1)[-1]
+
+
 # -- naming records --------------------------------------------------------------------------
 
 
@@ -326,7 +331,7 @@ def unlink_command(
         return unlink(state, f.id, po)
 
     with _guarded(ctx):
-        decide(_app(ctx), change, "unlink", flow, f"poweroffice {poweroffice_id}")
+        decide(_app(ctx), change, "unlink", flow, f"poweroffice {_plain(poweroffice_id)}")
     f_id, po, zd = parted
     typer.echo(
         f"Unlinked PowerOffice {po} from Zendesk {zd} in {f_id}; they stay apart until"
@@ -365,8 +370,8 @@ def relink_command(
         return keep_together(state, f, record_key(poweroffice_id, f.poweroffice_kind).id)
 
     with _guarded(ctx):
-        decide(_app(ctx), change, "relink", flow, f"poweroffice {poweroffice_id}")
-    typer.echo(f"PowerOffice {poweroffice_id} in {flow} is no longer kept apart; run sync.")
+        decide(_app(ctx), change, "relink", flow, f"poweroffice {_plain(poweroffice_id)}")
+    typer.echo(f"PowerOffice {_plain(poweroffice_id)} in {flow} is no longer kept apart; run sync.")
 
 
 # -- conflicts -------------------------------------------------------------------------------
@@ -584,8 +589,9 @@ def link_command(
             ]
             return attrs.evolve(linked, ambiguities=(*linked.ambiguities, *left))
 
-        decide(obj, change, "link", flow, f"poweroffice {poweroffice_id} + zendesk {zendesk_id}")
-    typer.echo(f"Linked PowerOffice {poweroffice_id} with Zendesk {zendesk_id} in {flow}.")
+        po_id, zd_id = _plain(poweroffice_id), _plain(zendesk_id)
+        decide(obj, change, "link", flow, f"poweroffice {po_id} + zendesk {zd_id}")
+    typer.echo(f"Linked PowerOffice {po_id} with Zendesk {zd_id} in {flow}.")
 
 
 def _touches(item: Write, keys: set[RecordKey]) -> bool:
