@@ -400,12 +400,9 @@ class _Planner:
                 continue
             origin = origin_key(po.key)
             found = self._zendesk_by_origin(flow.zendesk_kind, origin)
-            if (
-                found is not None
-                and found.active
-                and not self._linked_elsewhere(found)
-                and not self.state.is_kept_apart(flow.id, po.id, found.id)
-            ):
+            if found is not None and self.state.is_kept_apart(flow.id, po.id, found.id):
+                found = None  # a person unlinked this pair: its origin key does not link it
+            if found is not None and found.active and not self._linked_elsewhere(found):
                 self._add_link(flow, po, found, "origin_key", _zendesk_base(flow, found), live)
                 continue
             fields: dict[str, WriteValue] = {}
@@ -423,12 +420,9 @@ class _Planner:
                         and len(self._po_name_carriers(key)) == 1
                     )
                     held = self.zd.get(holder)
-                    if (
-                        adoptable
-                        and held is not None
-                        and not self._linked_elsewhere(held)
-                        and not self.state.is_kept_apart(flow.id, po.id, held.id)
-                    ):
+                    if held is not None and self.state.is_kept_apart(flow.id, po.id, held.id):
+                        adoptable = False  # a person unlinked this pair: no adopting it
+                    if adoptable and held is not None and not self._linked_elsewhere(held):
                         self._add_link(flow, po, held, "adopt", _zendesk_base(flow, held), live)
                         continue
                     self.items.append(
