@@ -262,3 +262,12 @@ class MemoryStateStore:
     def record_run(self, report: Mapping[str, object]) -> None:
         """Append to the run log."""
         self.runs.append(report)
+
+    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
+        """The mirrored records of ``keys`` (absent ones left out)."""
+        found: dict[RecordKey, Record] = {}
+        for key in keys:
+            record = self.mirrors.get(key.system, Snapshot(key.system)).get(key)
+            if record is not None:
+                found[key] = record
+        return found

@@ -30,7 +30,15 @@ import cattrs
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import Link, LinkTable, SyncState, WriteRequest, WriteResult
+from talkcore.state import (
+    Decision,
+    KeptApart,
+    Link,
+    LinkTable,
+    SyncState,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.values import Datatype, name_key, normalise
 
 DEFAULT_STATE_PATH = Path("talksync.db")
@@ -68,6 +76,14 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, recorded TEXT NOT NULL,
         report TEXT NOT NULL
     );
+    """,
+    # 2: a person's decisions last (dataflow decision 10): pairs kept apart, the audit trail.
+    """
+    CREATE TABLE kept_apart (
+        flow TEXT NOT NULL, poweroffice_id TEXT NOT NULL, zendesk_id TEXT NOT NULL,
+        PRIMARY KEY (flow, poweroffice_id, zendesk_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE decisions (seq INTEGER PRIMARY KEY, decision TEXT NOT NULL);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -255,6 +271,14 @@ class SqliteStateStore:
             _CONVERTER.structure(json.loads(data), Ambiguity)
             for (data,) in db.execute("SELECT ambiguity FROM ambiguities ORDER BY position")
         )
+        kept_apart = frozenset(
+            KeptApart(*row)
+            for row in db.execute("SELECT flow, poweroffice_id, zendesk_id FROM kept_apart")
+        )
+        decisions = tuple(
+            _CONVERTER.structure(json.loads(data), Decision)
+            for (data,) in db.execute("SELECT decision FROM decisions ORDER BY seq")
+        )
         full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
         retry = db.execute("SELECT value FROM meta WHERE key = 'retry'").fetchone()
         state = SyncState(
@@ -267,6 +291,8 @@ class SqliteStateStore:
             retry=frozenset(_parse_key(text) for text in json.loads(retry[0]))
             if retry
             else frozenset(),
+            kept_apart=kept_apart,
+            decisions=decisions,
         )
         self._seen_state = state
         return state
@@ -379,6 +405,19 @@ class SqliteStateStore:
                     (str(run_id),),
                 )
 
+    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
+        """The mirrored records of ``keys`` (by primary key; absent ones left out)."""
+        found: dict[RecordKey, Record] = {}
+        for key in dict.fromkeys(keys):
+            row = self._db.execute(
+                "SELECT kind, id, fields, modified, active FROM records"
+                " WHERE system = ? AND kind = ? AND id = ?",
+                (key.system.value, key.kind.value, key.id),
+            ).fetchone()
+            if row is not None:
+                found[key] = _record_from_row(key.system, *row)
+        return found
+
     # -- queries beyond the port (for the CLI) -------------------------------------------
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
@@ -443,6 +482,21 @@ class SqliteStateStore:
         db.executemany(
             "INSERT INTO ambiguities VALUES (?, ?)",
             [(i, _dump(a)) for i, a in enumerate(state.ambiguities)],
+        )
+        if seen is None or seen.kept_apart is not state.kept_apart:
+            db.execute("DELETE FROM kept_apart")
+            db.executemany(
+                "INSERT INTO kept_apart VALUES (?, ?, ?)",
+                [(k.flow, k.poweroffice_id, k.zendesk_id) for k in sorted(state.kept_apart)],
+            )
+        # The trail only grows: append what the last load or save did not hold.
+        known = 0 if seen is None else len(seen.decisions)
+        if seen is None or seen.decisions[:known] != state.decisions[:known]:
+            db.execute("DELETE FROM decisions")
+            known = 0
+        db.executemany(
+            "INSERT INTO decisions (seq, decision) VALUES (?, ?)",
+            [(known + i, _dump(d)) for i, d in enumerate(state.decisions[known:])],
         )
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('retry', ?)",

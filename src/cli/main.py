@@ -7,8 +7,6 @@ run holds the state file.
 
 from __future__ import annotations
 
-import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,22 +14,20 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any
+from typing import Annotated
 
 import structlog
 import typer
 
 from adapters.sqlite import StateFileError
+from cli import decisions
 from cli import demo as demo_module
 from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
 from cli.logs import bind_run, configure_logging
 from cli.output import (
     ProgressObserver,
     emit_json,
-    item_json,
     item_lines,
-    link_data,
     render_failures,
     render_plan,
     render_status,
@@ -40,12 +36,12 @@ from cli.output import (
     stdout_console,
     summary_table,
 )
+from cli.stopping import SignalStop
 from cli.wiring import AppContext, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
-from talkcore.records import System
-from talkcore.state import SyncState, link_by_hand, resolve_conflict, unlink
+from talkcore.state import SyncState
 
 OK, FAILURES, USAGE, UNAVAILABLE, BUSY = 0, 1, 2, 3, 4
 
@@ -58,14 +54,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-links_app = typer.Typer(help="Linked record pairs.", invoke_without_command=True)
-conflicts_app = typer.Typer(help="Conflicts held for a person.", invoke_without_command=True)
-ambiguities_app = typer.Typer(help="Matches that were not one-to-one.", invoke_without_command=True)
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
-app.add_typer(links_app, name="links")
-app.add_typer(conflicts_app, name="conflicts")
-app.add_typer(ambiguities_app, name="ambiguities")
 app.add_typer(sandbox_app, name="sandbox")
+decisions.register(app)  # links, conflicts, ambiguities, decisions
 
 log = structlog.get_logger()
 
@@ -255,7 +246,7 @@ def plan(
     stdout_console().print(summary_table(report, "Plan"))
 
 
-def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool) -> int:
+def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool, stop: SignalStop) -> int:
     run_id = _new_run_id()
     bind_run(run_id)
     settings = obj.settings()
@@ -271,9 +262,17 @@ def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool) -> int:
             full=full,
             run_id=run_id,
             observer=observer,
+            should_stop=stop.should_stop,
         )
     log.info("sync.done", applied=len(report.applied), failed=len(report.failures))
     _render_sync(report, as_json, compact)
+    if report.interrupted:
+        typer.echo(
+            f"interrupted: {len(report.applied)} of {report.planned_writes} writes applied,"
+            " state saved",
+            err=True,
+        )
+        return stop.exit_code
     return FAILURES if report.failures else OK
 
 
@@ -295,27 +294,6 @@ def _render_sync(report: RunReport, as_json: bool, compact: bool) -> None:
     stdout_console().print(summary_table(report, f"Sync {report.run_id}"))
 
 
-@contextmanager
-def _finish_on_interrupt(obj: AppContext, stop: threading.Event) -> Iterator[None]:
-    """First Ctrl-C: finish the current run (its writes and the state save), then stop."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        if obj.stop_requested:
-            raise KeyboardInterrupt  # a second Ctrl-C: the journal covers what was in flight
-        obj.stop_requested = True
-        stop.set()
-        log.warning("sync.interrupted", action="finishing the current run, then stopping")
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 @app.command()
 def sync(
     ctx: typer.Context,
@@ -326,7 +304,8 @@ def sync(
         typer.Option("--every", help="Run on a schedule (e.g. 5m) until interrupted."),
     ] = None,
 ) -> None:
-    """Sync both systems. Ctrl-C finishes the current run and saves state.
+    """Sync both systems. Ctrl-C (or SIGTERM) sends nothing new, waits for the writes in
+    flight, saves the state and exits 130 (143); a second Ctrl-C exits at once.
 
     Exit codes: 0 all applied; 1 some records failed (listed); 2 usage or configuration
     error; 3 a system could not be reached; 4 another run holds the state.
@@ -335,24 +314,28 @@ def sync(
     with failing_cleanly():
         interval: timedelta | None = parse_duration(every, what="--every") if every else None
         obj.settings()
-    stop = threading.Event()
-    wait = obj.wait or stop.wait
+    stop = SignalStop()
+    wait = obj.wait or stop.event.wait
     code = OK
-    with _finish_on_interrupt(obj, stop), failing_cleanly():
+    with stop, failing_cleanly():
         while True:
             if interval is None:
-                code = _one_sync(obj, full, as_json, compact=False)
+                code = _one_sync(obj, full, as_json, False, stop)
                 break
             try:
-                code = _one_sync(obj, full, as_json, compact=as_json)
+                code = _one_sync(obj, full, as_json, as_json, stop)
             except (SystemUnavailable, AlreadyRunning) as exc:
                 # On a schedule one bad run is not the end: say so and try again next time.
                 code = UNAVAILABLE if isinstance(exc, SystemUnavailable) else BUSY
                 typer.echo(f"error: {exc}", err=True)
             full = False
-            if obj.stop_requested or wait(interval.total_seconds()) or obj.stop_requested:
+            if stop.requested:
                 break
-    raise typer.Exit(code)
+            if wait(interval.total_seconds()) or stop.requested:
+                if stop.requested:
+                    typer.echo("interrupted between runs: nothing in flight, state saved", err=True)
+                break
+    raise typer.Exit(stop.exit_code if stop.requested else code)
 
 
 # -- status and the queues -------------------------------------------------------------------
@@ -373,154 +356,12 @@ def status(
         store, state = _load(_app(ctx))
         runs = recent_runs(store, 5)
     now = datetime.now(UTC)
-    data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now)
+    data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)
     if as_json:
         emit_json(data)
     else:
         render_status(data, now)
-
-
-def _check_flow(flow: str) -> None:
-    if flow not in DEFAULT_DATAFLOW.ids:
-        raise fail(f"no flow {flow!r}; flows are: {', '.join(DEFAULT_DATAFLOW.ids)}", USAGE)
-
-
-def _change_state(obj: AppContext, change: Any, *args: Any) -> None:
-    """Apply a person's decision to the state under the run lock, and save it."""
-    with failing_cleanly():
-        store = obj.store()
-        with store.lock():
-            state = store.load_state()
-            try:
-                new = change(state, *args)
-            except (KeyError, ValueError) as exc:
-                raise fail(str(exc.args[0]), USAGE) from None
-            store.save(new, [])
-
-
-@links_app.callback()
-def links_default(ctx: typer.Context) -> None:
-    """Linked record pairs (``links`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_links(ctx)
-
-
-@links_app.command("list")
-def list_links(
-    ctx: typer.Context,
-    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow.")] = None,
-    record_id: Annotated[
-        str | None, typer.Option("--id", help="Only links of this record id (either side).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List links, optionally of one flow or one record."""
-    if flow is not None:
-        _check_flow(flow)
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    found = [
-        link
-        for flow_id in DEFAULT_DATAFLOW.ids
-        if flow is None or flow_id == flow
-        for link in state.table(flow_id)
-        if record_id is None or record_id in (link.poweroffice_id, link.zendesk_id)
-    ]
-    if as_json:
-        emit_json([link_data(link) for link in found])
-        return
-    for link in found:
-        typer.echo(f"{link.flow}\tpoweroffice {link.poweroffice_id}\tzendesk {link.zendesk_id}")
-    typer.echo(f"{len(found)} link(s)", err=True)
-
-
-@links_app.command("unlink")
-def unlink_command(
-    ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
-) -> None:
-    """End a link by hand (neither record is changed)."""
-    _check_flow(flow)
-    _change_state(_app(ctx), unlink, flow, poweroffice_id)
-    typer.echo(f"Unlinked PowerOffice record {poweroffice_id} in {flow}.")
-
-
-@conflicts_app.callback()
-def conflicts_default(ctx: typer.Context) -> None:
-    """Conflicts held for a person (``conflicts`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_conflicts(ctx)
-
-
-@conflicts_app.command("list")
-def list_conflicts(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List held conflicts with both values; resolved ones say who wins."""
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    if as_json:
-        emit_json(
-            [
-                {**item_json(c), "key": key, "resolved": state.resolutions.get(key)}
-                for key, c in state.conflicts.items()
-            ]
-        )
-        return
-    for key, conflict in state.conflicts.items():
-        decided = state.resolutions.get(key)
-        line = item_lines(conflict)[0]
-        typer.echo(line + (f" -> resolved: {decided} wins on next sync" if decided else ""))
-    typer.echo(f"{len(state.conflicts)} conflict(s)", err=True)
-
-
-@conflicts_app.command("resolve")
-def resolve_command(
-    ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The conflict id (flow/poweroffice id/property).")],
-    take: Annotated[System, typer.Option("--take", help="The side whose value wins.")],
-) -> None:
-    """Decide a held conflict; the next sync writes the winning value."""
-    _change_state(_app(ctx), resolve_conflict, key, take)
-    typer.echo(f"Resolved {key}: {take} wins; run sync to apply it.")
-
-
-@ambiguities_app.callback()
-def ambiguities_default(ctx: typer.Context) -> None:
-    """Ambiguous matches (``ambiguities`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_ambiguities(ctx)
-
-
-@ambiguities_app.command("list")
-def list_ambiguities(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List matches that were not one-to-one, with every candidate."""
-    with failing_cleanly():
-        _, state = _load(_app(ctx))
-    if as_json:
-        emit_json([item_json(a) for a in state.ambiguities])
-        return
-    for ambiguity in state.ambiguities:
-        typer.echo(f"{ambiguity.flow}: {item_lines(ambiguity)[0]}")
-    typer.echo(f"{len(state.ambiguities)} ambiguity(ies)", err=True)
-
-
-@ambiguities_app.command("link")
-def link_command(
-    ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
-    zendesk_id: Annotated[str, typer.Argument(help="The Zendesk record id.")],
-) -> None:
-    """Decide an ambiguity by linking two records by hand."""
-    _check_flow(flow)
-    _change_state(_app(ctx), link_by_hand, flow, poweroffice_id, zendesk_id)
-    typer.echo(f"Linked PowerOffice {poweroffice_id} with Zendesk {zendesk_id} in {flow}.")
+        decisions.render_status_extra(data)
 
 
 # -- sandbox and demo ------------------------------------------------------------------------

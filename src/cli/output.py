@@ -240,6 +240,7 @@ def status_data(
                 "full": run.get("full"),
                 "applied": (run.get("summary") or {}).get("applied"),
                 "failed": (run.get("summary") or {}).get("failed"),
+                "interrupted": bool(run.get("interrupted")),
             }
             for run in runs
         ],
@@ -257,7 +258,7 @@ def render_status(data: Mapping[str, Any], now: datetime) -> None:
             str(run["run_id"]),
             f"{run['started']} ({_age(run['started'], now)})",
             "yes" if run["full"] else "no",
-            str(run["applied"]),
+            f"{run['applied']} (interrupted)" if run.get("interrupted") else str(run["applied"]),
             str(run["failed"]),
         )
     if not data["runs"]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -62,6 +62,14 @@ class RunObserver(Protocol):
         ...
 
 
+StopCheck = Callable[[], bool]
+"""Asked between write batches whether the run must stop (a cancellation port)."""
+
+
+def _never() -> bool:
+    return False
+
+
 class _Silent:
     def event(self, name: str, data: Mapping[str, object]) -> None:
         return None
@@ -81,6 +89,10 @@ class RunReport:
     problems: tuple[RecordProblem, ...] = ()
     reconciled: tuple[str, ...] = ()
     """Journaled creates from an interrupted run that were found again and linked."""
+    interrupted: bool = False
+    """The run was asked to stop (``should_stop``) and sent no further writes after that."""
+    planned_writes: int = 0
+    """The writes the plan held, sent or not (the M of "N of M writes applied")."""
 
     @property
     def failures(self) -> list[WriteResult]:
@@ -100,10 +112,12 @@ class RunReport:
             "finished": self.finished.isoformat(),
             "full": self.full,
             "dry_run": self.dry_run,
+            "interrupted": self.interrupted,
             "summary": {
                 **self.plan.summary(),
                 "applied": len(self.applied),
                 "failed": len(self.failures),
+                "writes": self.planned_writes,
                 "read_problems": len(self.problems),
             },
             "items": [describe(item) for item in self.plan],
@@ -127,10 +141,24 @@ def run_sync(
     now: datetime | None = None,
     run_id: str | None = None,
     observer: RunObserver | None = None,
+    should_stop: StopCheck | None = None,
 ) -> RunReport:
-    """Run one sync: read both systems, plan, apply the plan and record the new state."""
+    """Run one sync: read both systems, plan, apply the plan and record the new state.
+
+    ``should_stop`` is asked before each batch of writes (and once before planning): when it
+    answers ``True`` the run sends nothing more, saves what the writes sent so far did, keeps
+    the old cursors (so the next run reads those changes again and finishes the job) and
+    returns a report marked ``interrupted``. The caller decides what asks it to stop (a
+    signal, a deadline); the engine only checks.
+    """
     return _Run(
-        poweroffice, zendesk, store, dataflow, policy or SyncPolicy(), observer or _Silent()
+        poweroffice,
+        zendesk,
+        store,
+        dataflow,
+        policy or SyncPolicy(),
+        observer or _Silent(),
+        should_stop or _never,
     ).run(full=full, dry_run=False, now=now, run_id=run_id)
 
 
@@ -176,6 +204,8 @@ class _Run:
     dataflow: Dataflow
     policy: SyncPolicy
     observer: RunObserver
+    should_stop: StopCheck = _never
+    stopped: bool = False
 
     def port(self, system: System) -> SystemPort:
         return self.poweroffice if system is System.POWEROFFICE else self.zendesk
@@ -205,6 +235,24 @@ class _Run:
                     {"system": str(system), "count": len(read.records), "full": read.full},
                 )
             problems = tuple(p for read in reads.values() for p in read.problems)
+            if not dry_run and self.should_stop():
+                # Nothing written yet: leave the state as it was (the reads are read again).
+                report = RunReport(
+                    run_id,
+                    started,
+                    datetime.now(UTC),
+                    full_read,
+                    False,
+                    Plan(()),
+                    (),
+                    problems,
+                    tuple(reconciled),
+                    interrupted=True,
+                )
+                if reconciled:
+                    self.store.save(state, list(mirrors.values()))
+                self.store.record_run(report.to_json())
+                return report
             focus = None if full_read else incremental_focus(reads.values(), state)
             plan = plan_changes(
                 mirrors[System.POWEROFFICE],
@@ -220,10 +268,13 @@ class _Run:
                     run_id, started, datetime.now(UTC), full_read, True, plan, (), problems
                 )
             applied_plan, results = self._apply(run_id, plan, mirrors)
-            for read in reads.values():
-                state = attrs.evolve(state, cursors={**state.cursors, **read.cursors})
+            if not self.stopped:
+                # An interrupted run keeps the old cursors and full-sync time: the next run
+                # reads the same changes again and plans what this one did not send.
+                for read in reads.values():
+                    state = attrs.evolve(state, cursors={**state.cursors, **read.cursors})
             state = fold_results(state, applied_plan, results, self.dataflow)
-            if full_read:
+            if full_read and not self.stopped:
                 state = attrs.evolve(state, last_full_sync=started)
             report = RunReport(
                 run_id,
@@ -235,6 +286,8 @@ class _Run:
                 tuple(results),
                 problems,
                 tuple(reconciled),
+                interrupted=self.stopped,
+                planned_writes=len(plan.writes()),
             )
             self.store.save(state, list(mirrors.values()))
             self.store.record_run(report.to_json())
@@ -309,6 +362,8 @@ class _Run:
         rewritten: dict[str, PlanItem] = {}
         for phase in self._phases():
             for system in System:
+                if self.stopped:
+                    break  # asked to stop: later writes are not even prepared
                 writes = [w for w in plan.writes(system) if self.dataflow.flow(w.flow) in phase]
                 if not writes:
                     continue
@@ -329,7 +384,10 @@ class _Run:
                 # ordered so deletes and renames precede creates (they free unique names).
                 requests.sort(key=_send_order)
                 outcome = []
-                for batch in _batches(requests):
+                for batch in _batches(requests, system):
+                    if self.stopped or self.should_stop():
+                        self.stopped = True
+                        break
                     self.store.journal_intents(run_id, batch)
                     answered = self.port(system).apply(batch)
                     self.store.journal_results(run_id, answered)
@@ -438,7 +496,9 @@ class _Run:
 
 
 APPLY_BATCH = 1000
-"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100)."""
+"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100). A stop request
+is honoured between batches, so one batch must finish in a few seconds: a window of ten
+Zendesk bulk jobs does; PowerOffice, which has no bulk calls, gets a tenth of it."""
 
 _OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
 
@@ -447,12 +507,13 @@ def _send_order(request: WriteRequest) -> tuple[int, int]:
     return (0 if request.kind is Kind.ORGANIZATION else 1, _OP_ORDER[request.op])
 
 
-def _batches(requests: list[WriteRequest]) -> Iterator[list[WriteRequest]]:
+def _batches(requests: list[WriteRequest], system: System) -> Iterator[list[WriteRequest]]:
     """Sorted requests in batches of one kind and operation (so bulk calls stay full)."""
+    size = APPLY_BATCH if system is System.ZENDESK else max(1, APPLY_BATCH // 10)
     for _, group in itertools.groupby(requests, key=lambda r: (r.kind, r.op)):
         same = list(group)
-        for start in range(0, len(same), APPLY_BATCH):
-            yield same[start : start + APPLY_BATCH]
+        for start in range(0, len(same), size):
+            yield same[start : start + size]
 
 
 def _filled(value: object, created: Mapping[str, str]) -> str | None:
@@ -472,4 +533,4 @@ def _stored_base(flow: Flow, record: Record) -> dict[str, str | None]:
     }
 
 
-__all__ = ["RunObserver", "RunReport", "kinds_read", "plan_run", "run_sync"]
+__all__ = ["RunObserver", "RunReport", "StopCheck", "kinds_read", "plan_run", "run_sync"]

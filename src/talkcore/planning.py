@@ -314,6 +314,8 @@ class _Planner:
             flow, rule, [v for v in values if v is not None], po_lookup, zd_lookup, table
         )
         for match in matches:
+            if self.state.is_kept_apart(flow.id, match.poweroffice.id, match.zendesk.id):
+                continue  # a person unlinked this pair
             base = {p.poweroffice: v for p, v in zip(rule.properties, match.value, strict=True)}
             self._add_link(flow, match.poweroffice, match.zendesk, "identity", base, live)
         self.items.extend(ambiguities)
@@ -405,6 +407,8 @@ class _Planner:
                 continue
             origin = origin_key(po.key)
             found = self._zendesk_by_origin(flow.zendesk_kind, origin)
+            if found is not None and self.state.is_kept_apart(flow.id, po.id, found.id):
+                found = None  # a person unlinked this pair: its origin key does not link it
             if found is not None and found.active and not self._linked_elsewhere(found):
                 self._add_link(flow, po, found, "origin_key", {}, live)
                 continue
@@ -423,6 +427,8 @@ class _Planner:
                         and len(self._po_name_carriers(key)) == 1
                     )
                     held = self.zd.get(holder)
+                    if held is not None and self.state.is_kept_apart(flow.id, po.id, held.id):
+                        adoptable = False  # a person unlinked this pair: no adopting it
                     if adoptable and held is not None and not self._linked_elsewhere(held):
                         self._add_link(flow, po, held, "adopt", {}, live)
                         continue
@@ -756,6 +762,12 @@ class _Planner:
             winner, rule = _newest(po.modified, zd.modified), "conflict_newest_wins"
         else:
             winner = self.state.resolutions.get(key)
+            held = self.state.conflicts.get(key)
+            if held is not None and (held.poweroffice_value, held.zendesk_value) != (
+                po_val,
+                zd_val,
+            ):
+                winner = None  # a side moved since the person decided: decide again
             rule = "conflict_resolved_by_hand" if winner else "conflict_held"
         self.items.append(
             Conflict(

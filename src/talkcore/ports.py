@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-from talkcore.records import Kind, ReadResult, Record, Snapshot, System
+from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
 from talkcore.state import SyncState, WriteRequest, WriteResult
 
 
@@ -87,4 +87,12 @@ class StateStore(Protocol):
 
     def record_run(self, report: Mapping[str, object]) -> None:
         """Append one run's JSON-ready report to the run log."""
+        ...
+
+    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
+        """The mirrored records of ``keys`` that the mirrors hold (absent keys are left out).
+
+        For a person's decisions and listings, which name a handful of records: a store
+        answers without loading a whole mirror. Inactive records are returned too.
+        """
         ...

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import attrs
 
-from talkcore.dataflow import Dataflow
+from talkcore.dataflow import Dataflow, Flow
 from talkcore.plan import (
     AdvanceBase,
     Ambiguity,
@@ -128,6 +128,29 @@ class WriteResult:
         return self.error is None
 
 
+@attrs.frozen(order=True)
+class KeptApart:
+    """A pair a person unlinked: no identity rule, origin key or name adoption links it again
+    until the person undoes it (``keep_together``)."""
+
+    flow: str
+    poweroffice_id: str
+    zendesk_id: str
+
+
+@attrs.frozen
+class Decision:
+    """One decision a person made by hand: who (OS user), when, what, on which records."""
+
+    when: datetime
+    who: str
+    action: str
+    """``unlink``, ``relink``, ``link`` or ``resolve``."""
+    flow: str
+    subject: str
+    """What it was about, in words: the pair, or the conflict key and the side taken."""
+
+
 @attrs.frozen
 class SyncState:
     """Everything a run carries to the next, apart from the mirrors."""
@@ -143,6 +166,14 @@ class SyncState:
     retry: frozenset[RecordKey] = frozenset()
     """Records the last run reported on or failed to write: an incremental plan looks at them
     again even when they did not change."""
+    kept_apart: frozenset[KeptApart] = frozenset()
+    """Pairs a person unlinked; the planner never links them again on its own."""
+    decisions: tuple[Decision, ...] = ()
+    """Every decision made by hand, oldest first (the audit trail)."""
+
+    def is_kept_apart(self, flow: str, poweroffice_id: str, zendesk_id: str) -> bool:
+        """Whether a person keeps these two records of ``flow`` apart."""
+        return KeptApart(flow, poweroffice_id, zendesk_id) in self.kept_apart
 
     def table(self, flow: str) -> LinkTable:
         """The links of ``flow`` (empty when it has none)."""
@@ -243,6 +274,8 @@ def fold_results(
         elif isinstance(item, Conflict):
             if item.winner is None:
                 conflicts[item.key] = item
+                # Held (again): a pick made for other values no longer applies.
+                resolutions.pop(item.key, None)
             else:
                 conflicts.pop(item.key, None)
         elif isinstance(item, Ambiguity):
@@ -304,15 +337,42 @@ def record_key(kind: Kind, record_id: str) -> RecordKey:
 
 
 def unlink(state: SyncState, flow: str, poweroffice_id: str) -> SyncState:
-    """This state without the link of ``poweroffice_id`` in ``flow`` (a person's decision)."""
+    """This state without the link of ``poweroffice_id`` in ``flow`` (a person's decision).
+
+    The pair is kept apart from now on: the planner links neither record to the other again
+    until the person undoes it with ``keep_together``.
+    """
     table = state.table(flow)
-    if table.for_poweroffice(poweroffice_id) is None:
+    link = table.for_poweroffice(poweroffice_id)
+    if link is None:
         raise KeyError(f"no link in {flow} for PowerOffice record {poweroffice_id}")
-    return state.with_links(flow, (ln for ln in table if ln.poweroffice_id != poweroffice_id))
+    return attrs.evolve(
+        state.with_links(flow, (ln for ln in table if ln.poweroffice_id != poweroffice_id)),
+        kept_apart=state.kept_apart | {KeptApart(flow, poweroffice_id, link.zendesk_id)},
+    )
+
+
+def keep_together(state: SyncState, flow: Flow, poweroffice_id: str) -> SyncState:
+    """Undo ``unlink``: the pair of ``poweroffice_id`` in ``flow`` may be linked again.
+
+    Both records are planned again next run, so the planner can link them at once.
+    """
+    apart = {
+        k for k in state.kept_apart if k.flow == flow.id and k.poweroffice_id == poweroffice_id
+    }
+    if not apart:
+        raise KeyError(f"PowerOffice record {poweroffice_id} is not kept apart in {flow.id}")
+    keys = {RecordKey.of(flow.poweroffice_kind, poweroffice_id)}
+    keys |= {RecordKey.of(flow.zendesk_kind, k.zendesk_id) for k in apart}
+    return attrs.evolve(state, kept_apart=state.kept_apart - apart, retry=state.retry | keys)
 
 
 def link_by_hand(state: SyncState, flow: str, poweroffice_id: str, zendesk_id: str) -> SyncState:
-    """This state with a link a person decided (for an ambiguity); both records must be free."""
+    """This state with a link a person decided (for an ambiguity); both records must be free.
+
+    Which pairs a person may link (only an ambiguity's current candidates) is checked by the
+    caller, which also knows the records; this keeps the link table one-to-one.
+    """
     table = state.table(flow)
     if table.for_poweroffice(poweroffice_id) is not None:
         raise ValueError(f"PowerOffice record {poweroffice_id} is already linked in {flow}")
@@ -335,12 +395,30 @@ def link_by_hand(state: SyncState, flow: str, poweroffice_id: str, zendesk_id: s
         if key.id in (poweroffice_id, zendesk_id)
     }
     return attrs.evolve(
-        state.with_links(flow, links), ambiguities=remaining, retry=state.retry | decided
+        state.with_links(flow, links),
+        ambiguities=remaining,
+        retry=state.retry | decided,
+        kept_apart=frozenset(
+            k
+            for k in state.kept_apart
+            if not (
+                k.flow == flow and (k.poweroffice_id, k.zendesk_id) == (poweroffice_id, zendesk_id)
+            )
+        ),
     )
 
 
 def resolve_conflict(state: SyncState, key: str, winner: System) -> SyncState:
-    """Record a person's pick for a held conflict; the next run writes the winner's value."""
+    """Record a person's pick for a held conflict; the next run writes the winner's value.
+
+    The pick holds for the values the conflict holds now: if either side moves again before
+    it is applied, the planner holds the conflict anew (decision 10).
+    """
     if key not in state.conflicts:
         raise KeyError(f"no open conflict {key!r}")
     return attrs.evolve(state, resolutions={**state.resolutions, key: winner})
+
+
+def with_decision(state: SyncState, decision: Decision) -> SyncState:
+    """This state with ``decision`` appended to the audit trail."""
+    return attrs.evolve(state, decisions=(*state.decisions, decision))

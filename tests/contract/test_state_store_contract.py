@@ -29,6 +29,8 @@ from talkcore.policy import ConflictPolicy
 from talkcore.ports import AlreadyRunning, StateStore
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import (
+    Decision,
+    KeptApart,
     Link,
     LinkTable,
     SyncState,
@@ -459,3 +461,51 @@ def test_a_mirror_this_process_saved_comes_back_warm_until_another_saves(tmp_pat
         again = store.load_mirror(System.ZENDESK)
         assert again is not zd
         assert shape(again) == shape(changed)
+
+
+# -- a person's decisions last (decision 10) and the look-up by key -------------------------
+
+
+def test_kept_apart_pairs_and_decisions_survive_a_reopen(subject: StoreUnderTest) -> None:
+    decided = Decision(T0, "kari", "unlink", "customers-organizations", "poweroffice 1 / zd 77")
+    state = attrs.evolve(
+        full_state(),
+        kept_apart=frozenset({KeptApart("customers-organizations", "1", "77")}),
+        decisions=(decided,),
+    )
+    subject.store.save(state, [])
+    loaded = subject.reopen().load_state()
+    assert loaded.kept_apart == state.kept_apart
+    assert loaded.decisions == (decided,)
+    assert loaded.is_kept_apart("customers-organizations", "1", "77")
+
+
+def test_the_decision_trail_grows_and_an_undone_pair_is_gone(subject: StoreUnderTest) -> None:
+    first = Decision(T0, "kari", "unlink", "customers-organizations", "1 / 77")
+    second = Decision(T0, "ola", "relink", "customers-organizations", "1 / 77")
+    apart = frozenset({KeptApart("customers-organizations", "1", "77")})
+    state = attrs.evolve(full_state(), kept_apart=apart, decisions=(first,))
+    subject.store.save(state, [])
+    store = subject.reopen()
+    later = attrs.evolve(store.load_state(), kept_apart=frozenset(), decisions=(first, second))
+    store.save(later, [])
+    loaded = subject.reopen().load_state()
+    assert loaded.kept_apart == frozenset()
+    assert loaded.decisions == (first, second)
+
+
+def test_records_are_found_by_key_without_the_whole_mirror(subject: StoreUnderTest) -> None:
+    po = Snapshot.of(System.POWEROFFICE, [customer("1", "Acme AS")])
+    zd = Snapshot.of(System.ZENDESK, [user("501", "kari@acme.no", active=False)])
+    subject.store.save(SyncState(), [po, zd])
+    store = subject.reopen()
+    wanted = [
+        RecordKey.of(Kind.CUSTOMER, "1"),
+        RecordKey.of(Kind.USER, "501"),
+        RecordKey.of(Kind.USER, "404"),
+    ]
+    found = store.records(wanted)
+    assert set(found) == set(wanted[:2])  # the missing one is left out
+    assert found[wanted[0]].get("Name") == "Acme AS"
+    assert found[wanted[1]].active is False  # inactive records are returned too
+    assert store.records([]) == {}

@@ -246,7 +246,7 @@ def test_sync_every_runs_until_told_to_stop(cli: Cli) -> None:
     assert reports[1]["summary"]["applied"] == 0
 
 
-def test_ctrl_c_finishes_the_current_run_saves_and_stops(cli: Cli) -> None:
+def test_ctrl_c_finishes_the_writes_in_flight_saves_and_stops(cli: Cli) -> None:
     interrupted: list[bool] = []
 
     def press_ctrl_c_once() -> None:
@@ -255,10 +255,15 @@ def test_ctrl_c_finishes_the_current_run_saves_and_stops(cli: Cli) -> None:
             os.kill(os.getpid(), signal.SIGINT)
 
     cli.wiring.zendesk.on_apply = press_ctrl_c_once
-    ok(cli("sync", "--every", "1m"))
+    result = ok(cli("sync", "--every", "1m"), 130)
+    # The organizations' batch was in flight and finished; the user's update was not sent.
+    assert "interrupted: 2 of 3 writes applied, state saved" in result.stderr
     assert cli.waits == []  # stopped after the run instead of waiting for the next
     assert sorted(organizations(cli.zd).values()) == ["Acme AS", "Beta AS"]
     assert len(cli.open_store().load_state().table(CUSTOMERS)) == 2
+    again = json.loads(ok(cli("sync", "--json")).stdout)  # the next sync finishes the job
+    assert again["summary"]["applied"] == 1
+    assert json.loads(ok(cli("plan", "--json")).stdout)["summary"].get("update", 0) == 0
 
 
 def test_a_bad_interval_is_a_usage_error(cli: Cli) -> None:
@@ -324,10 +329,17 @@ def test_an_ambiguity_is_listed_and_decided_by_hand(cli: Cli) -> None:
     data = json.loads(ok(cli("ambiguities", "list", "--json")).stdout)
     assert data[0]["kind"] == "ambiguity"
 
-    ok(cli("ambiguities", "link", CONTACTS, "12", "501"))
+    refused = ok(cli("ambiguities", "link", CONTACTS, "12", "501"), 2)  # no terminal, no --yes
+    assert "confirm on a terminal, or add --yes" in refused.stderr
+    ok(cli("ambiguities", "link", CONTACTS, "poweroffice:contact_person:12", "501", "--yes"))
     links = json.loads(ok(cli("links", "list", "--flow", CONTACTS, "--json")).stdout)
     assert [(link["poweroffice_id"], link["zendesk_id"]) for link in links] == [("12", "501")]
-    assert json.loads(ok(cli("ambiguities", "list", "--json")).stdout) == []
+    # Contact person 11 still shares the e-mail with a user now linked to 12: the list says
+    # so, as the plan does.
+    left = json.loads(ok(cli("ambiguities", "list", "--json")).stdout)
+    planned = json.loads(ok(cli("plan", "--json")).stdout)["items"]
+    assert left == [item for item in planned if item["type"] == "ambiguity"]
+    assert [c.split(":")[-1] for c in left[0]["candidates"]] == ["11", "12", "501"]
 
 
 def test_links_are_listed_filtered_and_unlinked(cli: Cli) -> None:
@@ -335,11 +347,17 @@ def test_links_are_listed_filtered_and_unlinked(cli: Cli) -> None:
     listed = ok(cli("links")).stdout.splitlines()
     assert len(listed) == 3
     by_id = ok(cli("links", "list", "--id", "501")).stdout.splitlines()
-    assert by_id == [f"{CONTACTS}\tpoweroffice 11\tzendesk 501"]
+    assert by_id == [
+        f"{CONTACTS}\t11\tKari Nordmann <kari@acme.no>, customer Acme AS"
+        "\t501\tKari Nordmann <kari@acme.no>\tlinked"
+    ]
 
     ok(cli("links", "unlink", CUSTOMERS, "1"))
     remaining = json.loads(ok(cli("links", "list", "--flow", CUSTOMERS, "--json")).stdout)
-    assert [link["poweroffice_id"] for link in remaining] == ["2"]
+    assert [(link["poweroffice_id"], link["state"]) for link in remaining] == [
+        ("2", "linked"),
+        ("1", "kept_apart"),
+    ]
 
 
 def test_unlinking_what_is_not_linked_is_a_usage_error(cli: Cli) -> None:
