@@ -343,17 +343,41 @@ def test_rule_8_a_record_a_write_finds_gone_ends_its_link_on_the_next_run() -> N
 
 
 def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
-    events: list[str] = []
+    events: list[tuple[str, Mapping[str, object]]] = []
 
     class Recorder:
         def event(self, name: str, data: Mapping[str, object]) -> None:
-            events.append(name)
+            events.append((name, data))
 
     world = World()
     world.po.put(Kind.CUSTOMER, 1, Name="Acme AS", IsPerson="false")
+    world.po.put(Kind.CUSTOMER, 2, Name="Beta AS", IsPerson="false")
+    world.po.put(Kind.CUSTOMER, 4, Name="Delta AS", IsPerson="false")
+    world.zd.refuse = lambda w: (
+        WriteError("invalid", "refused", "org")
+        if w.origin_key == "poweroffice:customer:2"
+        else None
+    )
     run_sync(world.po, world.zd, world.store, observer=Recorder())
-    assert events[0] == "read.start" and events[-1] == "run.done"
-    assert {"read.done", "plan.done"} <= set(events)
+    names = [name for name, _ in events]
+    assert names[0] == "read.start" and names[-1] == "run.done"
+    assert {"read.done", "plan.done", "apply.start"} <= set(names)
+    done = [data for name, data in events if name == "apply.done"]
+    assert [(d["applied"], d["failed"]) for d in done] == [(2, 1)]
+    # A run that finds an intent in doubt says how it settled it.
+    world.po.put(Kind.CUSTOMER, 3, Name="Gamma AS", IsPerson="false")
+    world.zd.refuse = None
+
+    def crash(_: object) -> None:
+        raise Crash
+
+    world.zd.after_write = crash
+    with pytest.raises(Crash):
+        world.sync()
+    world.zd.after_write = None
+    events.clear()
+    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    assert ("reconcile.done", {"open": 2, "linked": 1}) in events
 
 
 def test_rule_7_a_poweroffice_create_in_doubt_is_linked_the_right_way_round() -> None:
@@ -377,6 +401,8 @@ def test_rule_7_a_poweroffice_create_in_doubt_is_linked_the_right_way_round() ->
     (customer_id,) = world.po.records[Kind.CUSTOMER]
     link = world.store.state.table(CUSTOMERS).for_zendesk("900")
     assert link is not None and link.poweroffice_id == customer_id
+    # The created customer carries the organization's synced values, not only the link.
+    assert world.po.records[Kind.CUSTOMER][customer_id].get("Name") == "Agent AS"
 
 
 def test_rule_8_a_full_reconcile_comes_round_once_its_period_has_passed() -> None:
@@ -397,3 +423,15 @@ def test_rule_8_a_full_reconcile_comes_round_once_its_period_has_passed() -> Non
         True,
         False,
     ]
+
+
+def test_a_counterpart_created_in_poweroffice_carries_the_synced_values_at_once() -> None:
+    flows = tuple(
+        attrs.evolve(f, counterpart=Counterpart.BOTH) if f.id == CUSTOMERS else f
+        for f in DEFAULT_DATAFLOW
+    )
+    world = World(dataflow=Dataflow(flows=flows))
+    world.zd.put(Kind.ORGANIZATION, 900, name="Agent AS")
+    report = world.sync()
+    (create,) = [c for c in of_type(report.plan, Create) if c.kind is Kind.CUSTOMER]  # type: ignore[attr-defined]
+    assert create.fields == {"Name": "Agent AS"}  # type: ignore[attr-defined]
