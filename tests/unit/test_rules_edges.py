@@ -26,6 +26,7 @@ from talkcore.dataflow import (
 from talkcore.engine import run_sync
 from talkcore.plan import (
     AdvanceBase,
+    Ambiguity,
     Conflict,
     Create,
     EndLink,
@@ -47,6 +48,7 @@ from talkcore.state import (
     WriteRequest,
     WriteResult,
     fold_results,
+    link_by_hand,
     resolve_conflict,
 )
 
@@ -435,3 +437,33 @@ def test_a_counterpart_created_in_poweroffice_carries_the_synced_values_at_once(
     report = world.sync()
     (create,) = [c for c in of_type(report.plan, Create) if c.kind is Kind.CUSTOMER]  # type: ignore[attr-defined]
     assert create.fields == {"Name": "Agent AS"}  # type: ignore[attr-defined]
+
+
+def test_rule_10_linking_an_ambiguity_by_hand_settles_only_that_ambiguity() -> None:
+    def key(kind: Kind, rid: str) -> RecordKey:
+        return RecordKey.of(kind, rid)
+
+    mine = Ambiguity(
+        "ambiguity:cp:ola",
+        CONTACT_PERSONS,
+        "ola@x.no",
+        (key(Kind.CONTACT_PERSON, "100"), key(Kind.CONTACT_PERSON, "101"), key(Kind.USER, "500")),
+    )
+    other_flow = Ambiguity(
+        "ambiguity:pc:ola",
+        PERSON_CUSTOMERS,
+        "ola@x.no",
+        (key(Kind.CUSTOMER, "100"), key(Kind.CUSTOMER, "7"), key(Kind.USER, "500")),
+    )
+    unrelated = Ambiguity(
+        "ambiguity:cp:kari",
+        CONTACT_PERSONS,
+        "kari@x.no",
+        (key(Kind.CONTACT_PERSON, "102"), key(Kind.CONTACT_PERSON, "103"), key(Kind.USER, "501")),
+    )
+    state = SyncState(ambiguities=(mine, other_flow, unrelated))
+    after = link_by_hand(state, CONTACT_PERSONS, "100", "500")
+    assert after.ambiguities == (other_flow, unrelated)
+    assert after.retry == {key(Kind.CONTACT_PERSON, "100"), key(Kind.USER, "500")}
+    link = after.table(CONTACT_PERSONS).for_poweroffice("100")
+    assert link is not None and link.zendesk_id == "500"
