@@ -27,7 +27,7 @@ test: venv
 ## Search harder than CI: the hypothesis properties with random seeds and many examples
 ## (TALKSYNC_EXPLORE_EXAMPLES, default 2000 each). Run before calling a planning change done.
 explore: venv
-	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/unit/test_properties.py -q -p no:cacheprovider --hypothesis-show-statistics
+	HYPOTHESIS_PROFILE=explore $(BIN)/pytest tests/unit -q -p no:cacheprovider --hypothesis-show-statistics
 
 ## How many planted bugs the unit tests catch: a sampled mutation run over src/talkcore
 ## (bench/mutation.py; figures and the judged survivors are in docs/testing.md).

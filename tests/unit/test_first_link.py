@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cli.config import ConfigError, load_settings
@@ -311,7 +311,6 @@ def test_a_bad_first_link_value_names_the_key_and_the_choices(tmp_path: Path) ->
 _NAMES = st.sampled_from(["Acme AS", "acme as", " Acme AS ", "Beta AS", None])
 
 
-@settings(max_examples=60, deadline=None)
 @given(
     policy=st.sampled_from(list(FirstLinkPolicy)),
     po_name=_NAMES,
