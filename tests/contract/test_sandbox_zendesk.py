@@ -242,6 +242,19 @@ def test_identities_and_primary_email(zd: ZendeskSandbox, client: httpx.Client) 
     assert len(client.get(f"{base}/identities.json").json()["identities"]) == 3
 
 
+def test_an_identity_mails_a_verification_link_unless_told_to_skip_it(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    user = zd.add_user(name="Kari", email="kari@gammel.no")
+    base = f"/api/v2/users/{user['id']}/identities"
+    quiet = {"type": "email", "value": "kari@stille.no", "skip_verify_email": True}
+    assert client.post(base, json={"identity": quiet}).status_code == 201
+    assert zd.verification_mails == []
+    loud = {"type": "email", "value": "kari@hoyt.no"}
+    assert client.post(base, json={"identity": loud}).status_code == 201
+    assert zd.verification_mails == [(user["id"], "kari@hoyt.no")]
+
+
 def test_incremental_user_export_sees_changes_and_deletes(
     zd: ZendeskSandbox, client: httpx.Client, clock: FakeClock
 ) -> None:

@@ -74,3 +74,24 @@ def test_a_poweroffice_email_onto_another_users_address_is_reported_and_nothing_
     assert report["summary"]["update"] == 0
     assert site.served.zendesk.dump()["users"] == before
     assert {u["id"]: u["email"] for u in before}[user_a] != taken
+
+
+def test_a_synced_email_change_mails_the_customer_nothing_and_keeps_the_old_address(
+    site: Site,
+) -> None:
+    site.sync()
+    user_id, person_id = site.cases.users_matching_contact_persons[0]
+    persons = {p["Id"]: p for p in site.served.poweroffice.dump()["contact_persons"]}
+    old = {u["id"]: u["email"] for u in site.served.zendesk.dump()["users"]}[user_id]
+    party = {"partyId": str(persons[person_id]["ContactId"])}
+    site.edit(
+        site.poweroffice, Kind.CONTACT_PERSON, str(person_id), party, emailAddress="ny@kunde.no"
+    )
+    report = site.sync()
+    assert report["summary"]["update"] == 1 and report["summary"]["failed"] == 0
+    dump = site.served.zendesk.dump()
+    assert {u["id"]: u["email"] for u in dump["users"]}[user_id] == "ny@kunde.no"
+    # The old address stays as a secondary identity, so mail from it still reaches the person.
+    mine = [(i["value"], i["primary"]) for i in dump["identities"] if i["user_id"] == user_id]
+    assert (old, False) in mine and ("ny@kunde.no", True) in mine
+    assert site.served.zendesk.verification_mails == []

@@ -198,6 +198,8 @@ class ZendeskSandbox(SandboxApp):
         self.organizations: dict[int, dict[str, Any]] = {}
         self.deleted_organizations: dict[int, dict[str, Any]] = {}
         self.identities: dict[int, dict[str, Any]] = {}
+        # (user id, address) of every identity whose creation would have mailed a verification link.
+        self.verification_mails: list[tuple[int, str]] = []
         self.jobs: dict[str, _Job] = {}
         self._updated: dict[tuple[str, int], int] = {}
         # Lookup indexes (kept in step with the records) so large data sets stay fast.
@@ -730,6 +732,10 @@ class ZendeskSandbox(SandboxApp):
         except _Invalid as exc:
             exc.field = "value"
             return Response.json(422, exc.body())
+        # Zendesk mails the address a verification link unless the request says
+        # skip_verify_email (User Identities: Create Identity); a sync must never do that.
+        if payload.get("skip_verify_email") is not True:
+            self.verification_mails.append((int(user["id"]), str(identity["value"])))
         self.wrote()
         return Response.json(201, {"identity": self._render_identity(identity, request.base_url)})
 
