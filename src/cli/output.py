@@ -23,19 +23,31 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import structlog
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from talkcore.engine import RunReport
 from talkcore.plan import (
+    ITEM_KINDS,
     AdvanceBase,
     Ambiguity,
     Conflict,
@@ -76,10 +88,21 @@ def item_json(item: PlanItem) -> dict[str, Any]:
     return data
 
 
-def report_json(report: RunReport, *, dry_run: bool) -> dict[str, Any]:
-    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``."""
+def report_json(report: RunReport, *, dry_run: bool, flow: str | None = None) -> dict[str, Any]:
+    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``.
+
+    With ``flow`` the items, and the item counts of the summary, are that flow's only.
+    """
     data = report.to_json()
-    data["items"] = [item_json(item) for item in report.plan]
+    items = plan_items(report, flow)
+    data["items"] = [item_json(item) for item in items]
+    if flow is not None:
+        counts = Counter(item_kind(item) for item in items)
+        data["flow"] = flow
+        data["summary"] = {
+            name: counts.get(name, 0) if name in ITEM_KINDS.values() else value
+            for name, value in data["summary"].items()
+        }
     if dry_run:
         data.pop("failures", None)
         data.pop("reconciled", None)
@@ -157,10 +180,20 @@ def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
     raise TypeError(f"unknown plan item {item!r}")  # pragma: no cover - every type is above
 
 
-def render_plan(report: RunReport, *, explain: bool = False) -> None:
+def plan_items(report: RunReport, flow: str | None = None) -> list[PlanItem]:
+    """The report's plan items, only those of ``flow`` when one is given."""
+    return [item for item in report.plan if flow is None or item.flow == flow]
+
+
+def pending_changes(items: Iterable[PlanItem]) -> bool:
+    """Whether a sync would write anything (``advance_base`` only moves the saved state)."""
+    return any(not isinstance(item, AdvanceBase) for item in items)
+
+
+def render_plan(report: RunReport, *, explain: bool = False, flow: str | None = None) -> None:
     """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``."""
     by_flow: dict[str, list[PlanItem]] = {}
-    for item in report.plan:
+    for item in plan_items(report, flow):
         if isinstance(item, AdvanceBase) and not explain:
             continue
         by_flow.setdefault(item.flow, []).append(item)
@@ -175,15 +208,25 @@ def render_plan(report: RunReport, *, explain: bool = False) -> None:
         typer.echo(f"read problem: {problem}")
 
 
-def summary_table(report: RunReport, title: str) -> Table:
-    """Counts per item kind that occurred, plus applied and failed writes."""
+def summary_table(report: RunReport, title: str, *, flow: str | None = None) -> Table:
+    """Counts per flow and item kind; a real run adds its applied and failed writes.
+
+    A dry run has no writes, so it has no applied or failed rows (not ``applied 0``).
+    """
     table = Table(title=title, show_header=True)
+    table.add_column("flow")
     table.add_column("what")
     table.add_column("count", justify="right")
-    summary = report.to_json()["summary"]
-    for name, count in summary.items():
-        if count or name in ("applied", "failed"):
-            table.add_row(name, str(count))
+    counts = Counter((item.flow, item_kind(item)) for item in plan_items(report, flow))
+    for (flow_id, kind), count in sorted(counts.items()):
+        table.add_row(flow_id, kind, str(count))
+    if not counts:
+        table.add_row(flow or "all", "nothing to do", "0")
+    if not report.dry_run:
+        table.add_row("all", "applied", str(len(report.applied)))
+        table.add_row("all", "failed", str(len(report.failures)))
+    if report.problems:
+        table.add_row("all", "read problems", str(len(report.problems)))
     return table
 
 
@@ -242,6 +285,15 @@ def status_data(
 def render_status(data: Mapping[str, Any], now: datetime) -> None:
     """Print the status as tables."""
     console = stdout_console()
+    running = data.get("running")
+    if running:
+        pid = running["pid"] if running["pid"] is not None else "unknown"
+        console.print(
+            Text(
+                f"A run is in progress: pid {pid}, since {running['since']}"
+                f" ({_age(running['since'], now)})"
+            )
+        )
     runs = Table(title="Last runs")
     for column in ("run", "started", "full", "applied", "failed"):
         runs.add_column(column)
@@ -284,6 +336,14 @@ def link_data(link: Link) -> dict[str, Any]:
     return attrs.asdict(link)
 
 
+class _RateColumn(ProgressColumn):
+    """Records per second of a bar (blank until rich has seen it move)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s")
+
+
 @attrs.define
 class ProgressObserver:
     """Shows a run's phases: progress bars on a terminal, plain lines on stderr otherwise."""
@@ -305,6 +365,8 @@ class ProgressObserver:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                _RateColumn(),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
@@ -319,8 +381,8 @@ class ProgressObserver:
         """Advance the bar of the phase the event belongs to, or print it as a line."""
         system = str(data.get("system", ""))
         if self._progress is None:
-            details = " ".join(f"{k}={v}" for k, v in data.items() if k != "summary")
-            self.console.print(Text(f"{name} {details}".rstrip()), soft_wrap=True)
+            # Through the logger, so ``--log-format json`` keeps stderr pure JSON lines.
+            structlog.get_logger().info(name, **{k: v for k, v in data.items() if k != "summary"})
             return
         progress = self._progress
         if name == "read.start":

@@ -22,7 +22,7 @@ from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, 
 from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
-from cli.wiring import AppContext
+from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
 from talkcore.ports import StateStore, SystemPort, SystemUnavailable
 from talkcore.records import Kind, ReadResult, Record, System
 from talkcore.state import WriteError, WriteRequest, WriteResult
@@ -90,10 +90,10 @@ class FakeWiring:
     def systems(self, settings: Settings, stack: ExitStack) -> tuple[SystemPort, SystemPort]:
         return self.poweroffice, self.zendesk
 
-    def store(self, settings: Settings, stack: ExitStack) -> StateStore:
+    def store(self, settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
         if self.store_kind == "memory":
-            return self.memory_store
-        return stack.enter_context(SqliteStateStore(settings.state_path))
+            return ReadOnlyStore(self.memory_store) if read_only else self.memory_store
+        return open_sqlite(settings, stack, read_only=read_only)
 
 
 @attrs.define
@@ -366,6 +366,10 @@ def test_status_shows_runs_links_and_cursors(cli: Cli) -> None:
 
 
 def test_status_on_a_fresh_state_says_no_runs(cli: Cli) -> None:
+    if cli.wiring.store_kind == "sqlite":
+        result = ok(cli("status"), 2)
+        assert f"no state at {cli.state_path}: run `talksync sync` first" in result.stderr
+        return
     assert "(no runs yet)" in ok(cli("status")).stdout
 
 

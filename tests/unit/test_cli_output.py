@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from structlog.testing import capture_logs
 
 from cli.output import ProgressObserver, item_json, item_lines
 from talkcore.plan import Conflict, Create, FieldChange, NameCollision, PendingId, Update
@@ -99,7 +100,14 @@ def test_progress_bars_on_a_terminal_and_lines_otherwise() -> None:
     assert "read zendesk" in tty.getvalue()
     assert "4/4" in tty.getvalue()
 
+    # Without bars the events are log lines, so --log-format json keeps stderr pure JSON.
     plain = io.StringIO()
-    with ProgressObserver(Console(file=plain, width=100), False) as lines:
+    with (
+        capture_logs() as logged,
+        ProgressObserver(Console(file=plain, width=100), False) as lines,
+    ):
         lines.event("read.done", {"system": "zendesk", "count": 12, "full": True})
-    assert plain.getvalue() == "read.done system=zendesk count=12 full=True\n"
+    assert plain.getvalue() == ""
+    assert logged == [
+        {"event": "read.done", "log_level": "info", "system": "zendesk", "count": 12, "full": True}
+    ]
