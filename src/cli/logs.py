@@ -72,6 +72,23 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
+_json_lines = False
+
+
+def json_lines() -> bool:
+    """Whether stderr is JSON lines (``--log-format json``, or not a terminal)."""
+    return _json_lines
+
+
+def tell(message: str, *, level: str = "error", **data: Any) -> None:
+    """A message for the person on stderr: ``error: message`` on a console, a JSON log line
+    (event ``cli.<level>``) under ``--log-format json``, so stderr stays parseable."""
+    if _json_lines:
+        getattr(structlog.get_logger(), level)(f"cli.{level}", message=message, **data)
+    else:
+        sys.stderr.write(f"{level}: {message}\n")
+
+
 def log_level(verbosity: int, *, console_on_terminal: bool) -> int:
     """The lowest level shown: a person at a terminal sees warnings (``-v`` info, ``-vv``
     debug); a log collector gets info (``-v`` debug)."""
@@ -96,6 +113,8 @@ def configure_logging(
     out: Any = stream or _CurrentStderr()
     if log_format is None:
         log_format = "console" if out.isatty() else "json"
+    global _json_lines
+    _json_lines = log_format == "json"
     level = log_level(
         verbosity + (2 if verbose else 0),
         console_on_terminal=log_format == "console" and out.isatty(),

@@ -24,7 +24,7 @@ from typer.core import TyperOption
 from adapters.sqlite import StateFileError
 from cli import demo as demo_module
 from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
-from cli.logs import bind_run, configure_logging
+from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
     ProgressObserver,
     emit_json,
@@ -139,7 +139,7 @@ def _version(value: bool) -> None:
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``message`` on stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
+    tell(message, exit_code=code)
     return typer.Exit(code)
 
 
@@ -294,24 +294,26 @@ def init(
     typer.echo("then: talksync check")
 
 
-@app.command()
+@app.command(epilog=_examples("talksync check", "talksync check && talksync plan"))
 def check(ctx: typer.Context) -> None:
-    """Check the credentials and reachability of both systems."""
-    with failing_cleanly():
-        poweroffice, zendesk = _app(ctx).systems()
-    broken = 0
+    """Check the credentials and reachability of both systems (exit 5: credentials refused)."""
+    obj = _app(ctx)
+    with failing_cleanly(obj.env):
+        poweroffice, zendesk = obj.systems()
+    codes = []
     for port in (poweroffice, zendesk):
         checker = getattr(port, "check", None)
         try:
             text = checker() if callable(checker) else f"{port.system}: no check available"
             typer.echo(f"ok: {text}")
-        except (
-            Exception
-        ) as exc:  # every failure is one line; the adapters' messages hold no secrets
-            broken += 1
-            typer.echo(f"error: {port.system}: {exc}", err=True)
-    if broken:
-        raise typer.Exit(UNAVAILABLE)
+        except Exception as exc:  # one line each; the adapters' messages hold no secrets
+            fix = credentials_to_fix(exc, obj.env)
+            codes.append(UNAVAILABLE if fix is None else CREDENTIALS)
+            hint = "" if fix is None else f" (fix: check {fix})"
+            tell(f"{port.system}: {exc}{hint}", exit_code=codes[-1])
+    if codes:
+        # Credentials first: it is the one the person can fix right away.
+        raise typer.Exit(CREDENTIALS if CREDENTIALS in codes else UNAVAILABLE)
 
 
 @app.command()
@@ -396,10 +398,9 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> RunReport:
         except NoState:
             from adapters.memory import MemoryStateStore
 
-            typer.echo(
-                f"note: no state at {settings.state_path} yet: this is what the first sync"
-                " would do",
-                err=True,
+            tell(
+                f"no state at {settings.state_path} yet: this is what the first sync would do",
+                level="warning",
             )
             store = MemoryStateStore()
         poweroffice, zendesk = obj.systems()
@@ -536,7 +537,7 @@ def sync(
                     message, code = unavailable(exc, obj.env)
                 else:
                     message, code = str(exc), BUSY
-                typer.echo(f"error: {message}", err=True)
+                tell(message, exit_code=code)
             full = False
             if not as_json and not obj.stop_requested:
                 typer.echo(f"-- next run at {_stamp(datetime.now(UTC) + interval)}")
