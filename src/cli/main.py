@@ -6,6 +6,7 @@ The exit codes are ``EXIT_CODES`` below, listed once in ``talksync --help`` and 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ from cli.output import (
     summary_table,
 )
 from cli.wiring import AppContext, NoState, lock_holder, recent_runs
-from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
+from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
 from talkcore.records import System
@@ -125,6 +126,7 @@ class DocFormat(StrEnum):
 
     RST = "rst"
     MARKDOWN = "markdown"
+    JSON = "json"
 
 
 def _version(value: bool) -> None:
@@ -316,14 +318,32 @@ def check(ctx: typer.Context) -> None:
         raise typer.Exit(CREDENTIALS if CREDENTIALS in codes else UNAVAILABLE)
 
 
-@app.command()
-def dataflow(
-    fmt: Annotated[DocFormat, typer.Option("--format", help="Markup.")] = DocFormat.RST,
-) -> None:
-    """Print the dataflow checklist of the configured flows."""
-    typer.echo(
-        render_checklist(DEFAULT_DATAFLOW, generated=datetime.now(UTC), markup=fmt.value), nl=False
+@app.command(
+    epilog=_examples(
+        "talksync dataflow                  # Markdown on a terminal",
+        "talksync dataflow --format json | jq '.[].id'",
+        "talksync dataflow --format rst > dataflow.rst   # the commissioned layout",
     )
+)
+def dataflow(
+    fmt: Annotated[
+        DocFormat | None,
+        typer.Option(
+            "--format",
+            help="markdown (default on a terminal), json, or rst: the commissioned checklist"
+            " (default otherwise).",
+        ),
+    ] = None,
+) -> None:
+    """Print the dataflow checklist of the configured flows, with their flow ids."""
+    if fmt is None:
+        fmt = DocFormat.MARKDOWN if sys.stdout.isatty() else DocFormat.RST
+    if fmt is DocFormat.JSON:
+        emit_json(checklist_data(DEFAULT_DATAFLOW))
+        return
+    # Only the commissioned rst states when it was made; the people's views stay byte-identical.
+    generated = datetime.now(UTC) if fmt is DocFormat.RST else None
+    typer.echo(render_checklist(DEFAULT_DATAFLOW, generated=generated, markup=fmt.value), nl=False)
 
 
 # -- plan and sync ---------------------------------------------------------------------------
@@ -559,7 +579,7 @@ def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
     return store, store.load_state()
 
 
-@app.command()
+@app.command(epilog=_examples("talksync status", "talksync status --json | jq .running"))
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
@@ -728,10 +748,22 @@ def link_command(
 # -- sandbox and demo ------------------------------------------------------------------------
 
 
-@sandbox_app.command("serve")
+SIZE_HELP = "Customers to generate (about three contact persons per company)."
+SEED_HELP = "Seed for the generated data (the same seed, the same data)."
+DEFAULT_SIZE = 50
+"""One word and one default for ``sandbox serve --size`` and ``demo --size``."""
+
+
+@sandbox_app.command(
+    "serve",
+    epilog=_examples(
+        "talksync sandbox serve --size 1500 --port 8700",
+        "talksync sandbox serve   # then paste the printed export lines in another shell",
+    ),
+)
 def sandbox_serve(
-    size: Annotated[int, typer.Option("--size", help="Customers to generate.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the generated data.")] = 1,
+    size: Annotated[int, typer.Option("--size", help=SIZE_HELP)] = DEFAULT_SIZE,
+    seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 1,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", help="PowerOffice port (Zendesk takes the next; 0: any).")
@@ -747,11 +779,11 @@ def sandbox_serve(
     typer.echo("sandbox stopped", err=True)
 
 
-@app.command()
+@app.command(epilog=_examples("talksync demo", "talksync demo --size 500 --seed 7"))
 def demo(
     ctx: typer.Context,
-    size: Annotated[int, typer.Option("--size", help="Records per kind to seed.")] = 50,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed for the data.")] = 1,
+    size: Annotated[int, typer.Option("--size", help=SIZE_HELP)] = DEFAULT_SIZE,
+    seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 1,
 ) -> None:
     """Run a sync against seeded local sandboxes and show what happened."""
     demo_module.demo(_app(ctx).state_path, size, seed)
