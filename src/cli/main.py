@@ -80,7 +80,7 @@ def _examples(*lines: str) -> str:
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:
     # Typer prints "<bool>" beside every on/off flag; a flag takes no value, so show none.
-    return None if self.is_flag else _option_type(self, ctx)
+    return None if self.is_flag or self.count else _option_type(self, ctx)
 
 
 _option_type = TyperOption.display_type_rich
@@ -213,6 +213,7 @@ def main(
             "--verbose",
             "-v",
             count=True,
+            show_default=False,
             help="More log lines: -v adds info on a terminal, -vv adds debug.",
         ),
     ] = 0,
@@ -358,7 +359,7 @@ def _new_run_id() -> str:
         "talksync plan",
         "talksync plan --flow contact-persons-users --explain",
         "talksync plan --summary",
-        "talksync plan --detailed-exitcode || echo changes pending",
+        "talksync plan --detailed-exitcode; echo $?   # 0 nothing, 2 changes, 1 error",
         "talksync plan --json | jq '.summary'",
     )
 )
@@ -370,7 +371,10 @@ def plan(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
     flow: Annotated[
-        str | None, typer.Option("--flow", help="Show only this flow (see talksync dataflow).")
+        str | None,
+        typer.Option(
+            "--flow", metavar="FLOW", help="Show only this flow (ids: talksync dataflow)."
+        ),
     ] = None,
     summary: Annotated[
         bool, typer.Option("--summary", help="Print only the counts per flow and kind.")
@@ -386,8 +390,8 @@ def plan(
 ) -> None:
     """Dry run: read both systems and print what a sync would do; nothing is written.
 
-    Creates no file and takes no lock. Before the first sync it shows what the first sync
-    would do (as terraform plan does without state).
+    Creates no file and takes no lock. Before the first sync it shows what the first sync would
+    do (as terraform plan does without state).
     """
     if flow is not None:
         _check_flow(flow)
@@ -533,7 +537,7 @@ def sync(
         ),
     ] = None,
 ) -> None:
-    """Sync both systems: read, plan, write, save the state. Exit codes: talksync --help."""
+    """Sync both systems: read, plan, write, save the state (exit codes: talksync --help)."""
     obj = _app(ctx)
     with failing_cleanly():
         interval: timedelta | None = parse_duration(every, what="--every") if every else None
@@ -584,8 +588,10 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Last runs, a run in progress, links per flow, waiting conflicts and ambiguities, cursor
-    ages. Needs a state (run ``talksync sync`` first); creates no file."""
+    """Last runs, a run in progress, links, waiting conflicts and ambiguities, cursor ages.
+
+    Needs a state (run talksync sync first); creates no file and takes no lock.
+    """
     obj = _app(ctx)
     with failing_cleanly():
         store, state = _load(obj)
