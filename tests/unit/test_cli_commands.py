@@ -438,8 +438,9 @@ def test_the_real_wiring_lists_missing_secrets(tmp_path: Path) -> None:
 def test_version_and_help() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).stdout.startswith("talksync ")
-    help_text = runner.invoke(app, ["sync", "--help"]).stdout
-    assert "Exit codes" in help_text
+    sync_help = " ".join(runner.invoke(app, ["sync", "--help"]).stdout.split())
+    assert "(exit codes: talksync --help)" in sync_help
+    assert "Exit codes:" in runner.invoke(app, ["--help"]).stdout
 
 
 def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -611,3 +612,12 @@ def test_init_lists_only_the_variables_not_set(cli: Cli) -> None:
 def test_version_short_flag() -> None:
     out = CliRunner().invoke(app, ["-V"]).stdout
     assert out.startswith("talksync ")
+
+
+def test_the_readme_exit_code_table_is_the_cli_one() -> None:
+    from cli.main import EXIT_CODES
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes\n", 1)[1].strip().split("\n\n", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    assert [(int(code), meaning.strip()) for code, meaning in rows] == list(EXIT_CODES)
