@@ -404,28 +404,131 @@ def _timeout(text: str | None) -> float | None:
 # -- the file `talksync init` writes ---------------------------------------------------------
 
 
+@attrs.frozen
+class Variable:
+    """One environment variable the loader reads: its name, the config key it overrides (or
+    ``None`` when the file cannot hold it), the default, and what it is for."""
+
+    name: str
+    key: str | None
+    default: str
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        env_name("poweroffice", "application_key"),
+        "poweroffice.application_key_file",
+        "",
+        "PowerOffice Go application key",
+        secret=True,
+    ),
+    Variable(
+        env_name("poweroffice", "client_key"),
+        "poweroffice.client_key_file",
+        "",
+        "PowerOffice Go client key",
+        secret=True,
+    ),
+    Variable(
+        env_name("poweroffice", "subscription_key"),
+        "poweroffice.subscription_key_file",
+        "",
+        "PowerOffice Go subscription key",
+        secret=True,
+    ),
+    Variable(
+        "TALKSYNC_POWEROFFICE_BASE_URL", "poweroffice.base_url", POWEROFFICE_BASE_URL, "API URL"
+    ),
+    Variable(
+        "TALKSYNC_POWEROFFICE_TOKEN_URL",
+        "poweroffice.token_url",
+        POWEROFFICE_TOKEN_URL,
+        "token URL",
+    ),
+    Variable("TALKSYNC_ZENDESK_SUBDOMAIN", "zendesk.subdomain", "", "acme for acme.zendesk.com"),
+    Variable("TALKSYNC_ZENDESK_BASE_URL", "zendesk.base_url", "", "instead of the subdomain"),
+    Variable("TALKSYNC_ZENDESK_EMAIL", "zendesk.email", "", "the agent, with an API token"),
+    Variable(
+        env_name("zendesk", "api_token"),
+        "zendesk.api_token_file",
+        "",
+        "Zendesk API token",
+        secret=True,
+    ),
+    Variable(
+        env_name("zendesk", "oauth_token"),
+        "zendesk.oauth_token_file",
+        "",
+        "Zendesk OAuth token (instead of e-mail and API token)",
+        secret=True,
+    ),
+    Variable(
+        "TALKSYNC_ZENDESK_RATE_LIMIT",
+        "zendesk.rate_limit_per_minute",
+        str(ZENDESK_RATE_LIMIT),
+        "requests per minute of your plan",
+    ),
+    Variable("TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file"),
+    Variable(
+        "TALKSYNC_HTTP_TIMEOUT", None, "", "seconds to wait for an answer (adapters' own default)"
+    ),
+)
+"""Every variable the loader reads; ``init``'s template and the README's table (tested) list
+these."""
+
+
+def _flow_template(flow_id: str) -> str:
+    """The policy table of one flow, with only the settings that apply to it."""
+    flow = DEFAULT_DATAFLOW.flow(flow_id)
+    default = FlowPolicy()
+    lines = [f"[flows.{flow_id}]"]
+    if flow.properties:  # a flow that syncs no property has nothing to conflict over
+        choices = " | ".join(p.value for p in ConflictPolicy)
+        lines.append(f'conflict = "{default.conflict.value}"'.ljust(29) + f"# {choices}")
+    if flow.creates_in_zendesk or flow.creates_in_poweroffice:
+        lines.append(
+            f"create = {str(default.create).lower()}".ljust(29)
+            + "# create counterparts of unlinked records"
+        )
+    lines.append(
+        f"propagate_deletes = {str(default.propagate_deletes).lower()}".ljust(29)
+        + "# delete the counterpart when a linked record is deleted"
+    )
+    lines.append(
+        f"delete_cap = {default.delete_cap:.2f}".ljust(29)
+        + "# stop propagating when a run would delete more than this share"
+    )
+    if any(p.is_reference for p in flow.properties):
+        lines.append(
+            f"allow_moves = {str(default.allow_moves).lower()}".ljust(29)
+            + "# allow moving a record to another customer"
+        )
+    return "\n".join(lines)
+
+
 def config_template() -> str:
-    """A commented config file holding every setting at its default."""
-    flows = "\n".join(
-        f"""
-[flows.{flow_id}]
-conflict = "newest"          # newest | poweroffice | zendesk | manual
-create = true                # create counterparts where this flow creates them
-propagate_deletes = false    # delete the counterpart when a linked record is deleted
-delete_cap = 0.10            # stop propagating when a run would delete more than this share
-allow_moves = false          # allow moving a contact person to another customer"""
-        for flow_id in DEFAULT_DATAFLOW.ids
+    """A commented config file holding every setting at its default.
+
+    Generated from ``VARIABLES``, the flows and ``FlowPolicy``'s defaults, so it cannot drift
+    from what the loader reads; each flow gets only the policies that apply to it.
+    """
+    flows = "\n\n".join(_flow_template(flow_id) for flow_id in DEFAULT_DATAFLOW.ids)
+    secrets = "\n".join(f"#   {v.name}: {v.help}" for v in VARIABLES if v.secret)
+    others = "\n".join(
+        f"#   {v.name}: {v.help}" + (f" (default {v.default})" if v.default else "")
+        for v in VARIABLES
+        if not v.secret
     )
     return f"""\
 # talksync configuration. Every setting is shown at its default.
-# Secrets are never read from this file. Set them in the environment:
-#   TALKSYNC_POWEROFFICE_APPLICATION_KEY, TALKSYNC_POWEROFFICE_CLIENT_KEY,
-#   TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY,
-#   TALKSYNC_ZENDESK_EMAIL with TALKSYNC_ZENDESK_API_TOKEN, or TALKSYNC_ZENDESK_OAUTH_TOKEN
+# Secrets are never read from this file. Set them in the environment
+# (Zendesk: e-mail with API token, or an OAuth token):
+{secrets}
 # or name a file holding each one (the *_file settings below).
-# Other variables override this file: TALKSYNC_POWEROFFICE_BASE_URL,
-# TALKSYNC_POWEROFFICE_TOKEN_URL, TALKSYNC_ZENDESK_BASE_URL, TALKSYNC_ZENDESK_SUBDOMAIN,
-# TALKSYNC_ZENDESK_RATE_LIMIT, TALKSYNC_STATE.
+# These variables override this file:
+{others}
 
 [state]
 # path = "talksync.db"       # the SQLite state file (relative to this file)
@@ -449,5 +552,6 @@ rate_limit_per_minute = {ZENDESK_RATE_LIMIT}
 [sync]
 name_collision = "adopt"     # adopt | report
 full_reconcile_every = "24h" # a full read catches deletes and drift
+
 {flows}
 """
