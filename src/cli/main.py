@@ -27,6 +27,7 @@ from cli import demo as demo_module
 from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
 from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
+    Names,
     ProgressObserver,
     emit_json,
     item_json,
@@ -396,7 +397,7 @@ def plan(
     if flow is not None:
         _check_flow(flow)
     try:
-        report = _plan(_app(ctx), full, as_json)
+        report, names = _plan(_app(ctx), full, as_json)
     except typer.Exit as exc:
         # terraform's convention: with the flag, 2 means "changes", so every error is 1.
         raise typer.Exit(
@@ -406,13 +407,13 @@ def plan(
         emit_json(report_json(report, dry_run=True, flow=flow))
     else:
         if not summary:
-            render_plan(report, explain=explain, flow=flow)
+            render_plan(report, explain=explain, flow=flow, names=names)
         stdout_console().print(summary_table(report, "Plan", flow=flow))
     if detailed_exitcode and pending_changes(plan_items(report, flow)):
         raise typer.Exit(USAGE)  # 2: changes pending
 
 
-def _plan(obj: AppContext, full: bool, as_json: bool) -> RunReport:
+def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]:
     run_id = _new_run_id()
     bind_run(run_id)
     with failing_cleanly(obj.env):
@@ -438,7 +439,9 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> RunReport:
                 run_id=run_id,
                 observer=observer,
             )
-    return report
+        # The last sync's mirrors name the records a person knows; new ones carry their fields.
+        names = Names({system: store.load_mirror(system) for system in System})
+    return report, names
 
 
 def _one_sync(
@@ -461,12 +464,22 @@ def _one_sync(
             observer=observer,
         )
     log.info("sync.done", applied=len(report.applied), failed=len(report.failures))
-    _render_sync(report, as_json, compact, seen)
+    # On a terminal, what changed by name (from the mirrors just saved); logs get counts only.
+    names = (
+        Names({system: store.load_mirror(system) for system in System})
+        if sys.stdout.isatty() and not as_json
+        else None
+    )
+    _render_sync(report, as_json, compact, seen, names)
     return FAILURES if report.failures else OK
 
 
 def _render_sync(
-    report: RunReport, as_json: bool, compact: bool, seen: set[str] | None = None
+    report: RunReport,
+    as_json: bool,
+    compact: bool,
+    seen: set[str] | None = None,
+    names: Names | None = None,
 ) -> None:
     """Print a run: JSON, or every item (``seen``: on a schedule, the ids of the unresolved
     items printed by earlier runs, which are counted instead of repeated) and the counts."""
@@ -480,6 +493,12 @@ def _render_sync(
         else:
             emit_json(report_json(report, dry_run=False))
         return
+    if names is not None:
+        applied = {result.item_id for result in report.applied}
+        for item in report.plan:
+            if item.id in applied:
+                for line in item_lines(item):
+                    typer.echo(names.annotate(line))
     repeated = 0
     for item in report.plan.reports():
         if seen is not None:

@@ -22,6 +22,7 @@ is ``{"pending": <create item id>}``.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +68,7 @@ from talkcore.plan import (
     describe,
     item_kind,
 )
+from talkcore.records import Kind, Record, Snapshot, System
 from talkcore.state import Link, SyncState
 
 
@@ -190,8 +192,58 @@ def pending_changes(items: Iterable[PlanItem]) -> bool:
     return any(not isinstance(item, AdvanceBase) for item in items)
 
 
-def render_plan(report: RunReport, *, explain: bool = False, flow: str | None = None) -> None:
-    """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``."""
+_KEY = re.compile(r"\b(poweroffice|zendesk):([a-z_]+):([^\s,:()<>]+)")
+
+
+def record_label(record: Record) -> str | None:
+    """A person's name for a record: the organization or customer name, or a person's name and
+    e-mail (``Kari Nordmann <kari@acme.no>``); ``None`` when the record has neither."""
+    name = record.get("name") or record.get("Name")
+    if not name:
+        parts = [record.get("firstName"), record.get("lastName")]
+        name = " ".join(str(p) for p in parts if p) or None
+    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
+    if name and email:
+        return f"{name} <{email}>"
+    return str(name or email) if (name or email) else None
+
+
+@attrs.frozen
+class Names:
+    """Names for the record keys in plan lines, from the mirrors of both systems."""
+
+    snapshots: Mapping[System, Snapshot] = attrs.field(factory=dict)
+
+    def label(self, system: str, kind: str, record_id: str) -> str | None:
+        """The name of ``system:kind:id``, when the mirrors know the record."""
+        try:
+            snapshot = self.snapshots.get(System(system))
+            record = None if snapshot is None else snapshot.of_kind(Kind(kind)).get(record_id)
+        except ValueError:
+            return None
+        return None if record is None else record_label(record)
+
+    def annotate(self, line: str) -> str:
+        """``line`` with each known record key followed by its name in quotes."""
+
+        def named(match: re.Match[str]) -> str:
+            label = self.label(*match.groups())
+            return match.group(0) + (f' "{label}"' if label else "")
+
+        return _KEY.sub(named, line) if self.snapshots else line
+
+
+def render_plan(
+    report: RunReport,
+    *,
+    explain: bool = False,
+    flow: str | None = None,
+    names: Names | None = None,
+) -> None:
+    """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``.
+
+    With ``names``, records are shown by name beside their keys."""
+    names = names or Names()
     by_flow: dict[str, list[PlanItem]] = {}
     for item in plan_items(report, flow):
         if isinstance(item, AdvanceBase) and not explain:
@@ -203,7 +255,7 @@ def render_plan(report: RunReport, *, explain: bool = False, flow: str | None = 
         typer.echo(f"{flow}:")
         for item in items:
             for line in item_lines(item, explain):
-                typer.echo(f"  {line}")
+                typer.echo(f"  {names.annotate(line)}")
     for problem in report.problems:
         typer.echo(f"read problem: {problem}")
 

@@ -621,3 +621,11 @@ def test_the_readme_exit_code_table_is_the_cli_one() -> None:
     table = readme.split("### Exit codes\n", 1)[1].strip().split("\n\n", 1)[0]
     rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
     assert [(int(code), meaning.strip()) for code, meaning in rows] == list(EXIT_CODES)
+
+
+def test_plan_names_the_records_it_would_change(cli: Cli) -> None:
+    ok(cli("sync"))
+    cli.po.edit(Kind.CUSTOMER, "1", Name="Acme Holding AS")
+    lines = ok(cli("plan")).stdout.splitlines()
+    (update,) = [line for line in lines if line.startswith("  update: zendesk:organization:")]
+    assert update.endswith('"Acme AS"')  # the name a person knows it by, from the last sync

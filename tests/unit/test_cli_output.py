@@ -111,3 +111,27 @@ def test_progress_bars_on_a_terminal_and_lines_otherwise() -> None:
     assert logged == [
         {"event": "read.done", "log_level": "info", "system": "zendesk", "count": 12, "full": True}
     ]
+
+
+def test_names_follow_the_keys_they_name() -> None:
+    from cli.output import Names
+    from talkcore.records import Record, Snapshot
+
+    user = Record(RecordKey(System.ZENDESK, Kind.USER, "501"), {"name": "Kari", "email": "k@a.no"})
+    person = Record(
+        RecordKey(System.POWEROFFICE, Kind.CONTACT_PERSON, "11"),
+        {"firstName": "Kari", "lastName": "Nordmann", "emailAddress": "k@a.no"},
+    )
+    names = Names(
+        {
+            System.ZENDESK: Snapshot.of(System.ZENDESK, [user]),
+            System.POWEROFFICE: Snapshot.of(System.POWEROFFICE, [person]),
+        }
+    )
+    line = "link: poweroffice:contact_person:11 <-> zendesk:user:501 (identity)"
+    assert names.annotate(line) == (
+        'link: poweroffice:contact_person:11 "Kari Nordmann <k@a.no>" <-> zendesk:user:501'
+        ' "Kari <k@a.no>" (identity)'
+    )
+    assert names.annotate("update: zendesk:user:999") == "update: zendesk:user:999"
+    assert Names().annotate(line) == line
