@@ -86,7 +86,9 @@ def tell(message: str, *, level: str = "error", **data: Any) -> None:
     if _json_lines:
         getattr(structlog.get_logger(), level)(f"cli.{level}", message=message, **data)
     else:
-        sys.stderr.write(f"{level}: {message}\n")
+        # An info line (a listing's count) is read as it is; errors and warnings say so.
+        prefix = "" if level == "info" else f"{level}: "
+        sys.stderr.write(f"{prefix}{message}\n")
 
 
 def log_level(verbosity: int, *, console_on_terminal: bool) -> int:

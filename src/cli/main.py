@@ -678,7 +678,7 @@ def list_links(
         return
     for link in found:
         typer.echo(f"{link.flow}\tpoweroffice {link.poweroffice_id}\tzendesk {link.zendesk_id}")
-    typer.echo(f"{len(found)} link(s)", err=True)
+    tell(f"{len(found)} link(s)", level="info")
 
 
 @links_app.command("unlink")
@@ -720,7 +720,7 @@ def list_conflicts(
         decided = state.resolutions.get(key)
         line = item_lines(conflict)[0]
         typer.echo(line + (f" -> resolved: {decided} wins on next sync" if decided else ""))
-    typer.echo(f"{len(state.conflicts)} conflict(s)", err=True)
+    tell(f"{len(state.conflicts)} conflict(s)", level="info")
 
 
 @conflicts_app.command("resolve")
@@ -754,7 +754,7 @@ def list_ambiguities(
         return
     for ambiguity in state.ambiguities:
         typer.echo(f"{ambiguity.flow}: {item_lines(ambiguity)[0]}")
-    typer.echo(f"{len(state.ambiguities)} ambiguity(ies)", err=True)
+    tell(f"{len(state.ambiguities)} ambiguity(ies)", level="info")
 
 
 @ambiguities_app.command("link")

@@ -188,8 +188,12 @@ def plan_items(report: RunReport, flow: str | None = None) -> list[PlanItem]:
 
 
 def pending_changes(items: Iterable[PlanItem]) -> bool:
-    """Whether a sync would write anything (``advance_base`` only moves the saved state)."""
-    return any(not isinstance(item, AdvanceBase) for item in items)
+    """Whether a sync would change anything: a write, or a link made or ended.
+
+    Reports (a held conflict, an ambiguity) wait for a person, not for a sync, and
+    ``advance_base`` only moves the saved state; neither is a pending change.
+    """
+    return any(isinstance(item, Create | Update | Delete | NewLink | EndLink) for item in items)
 
 
 _KEY = re.compile(r"\b(poweroffice|zendesk):([a-z_]+):([^\s,:()<>]+)")
