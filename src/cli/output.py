@@ -167,7 +167,8 @@ def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
         names = ", ".join(str(c) for c in item.candidates)
         return [f"{kind}: {_v(item.value)} matches {names} ({item.rule})"]
     if isinstance(item, ReferenceProblem | UnsupportedChange):
-        return [f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"]
+        line = f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"
+        return [line, *_how_to_allow(item)]
     if isinstance(item, NameCollision):
         return [
             f"{kind}: {item.record} name {_v(item.name)} is held by {item.holder} ({item.rule})"
@@ -235,6 +236,16 @@ class Names:
             return match.group(0) + (f' "{label}"' if label else "")
 
         return _KEY.sub(named, line) if self.snapshots else line
+
+
+def _how_to_allow(item: PlanItem) -> list[str]:
+    """For a change the policy refuses, the setting that would allow it."""
+    if isinstance(item, UnsupportedChange) and item.rule == "move_not_enabled":
+        return [
+            f"    moving a record to another customer is off: set allow_moves = true under"
+            f" [flows.{item.flow}] in talksync.toml to let it through"
+        ]
+    return []
 
 
 def render_plan(

@@ -135,3 +135,18 @@ def test_names_follow_the_keys_they_name() -> None:
     )
     assert names.annotate("update: zendesk:user:999") == "update: zendesk:user:999"
     assert Names().annotate(line) == line
+
+
+def test_an_unsupported_move_names_the_setting_that_allows_it() -> None:
+    from talkcore.plan import UnsupportedChange
+
+    move = UnsupportedChange(
+        "unsupported:1",
+        "contact-persons-users",
+        RecordKey(System.POWEROFFICE, Kind.CONTACT_PERSON, "5000001"),
+        "partyId",
+        "1000003",
+    )
+    head, hint = item_lines(move)
+    assert head.endswith("partyId='1000003' (move_not_enabled)")
+    assert "allow_moves = true under [flows.contact-persons-users]" in hint
