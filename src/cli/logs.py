@@ -123,7 +123,8 @@ def configure_logging(
     )
     renderer: Any
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+        # ensure_ascii off: names like "Tromsø" stay readable (and greppable) in the log.
+        renderer = structlog.processors.JSONRenderer(sort_keys=True, ensure_ascii=False)
     else:
         # plain_traceback: the default rich traceback prints locals, and locals can hold secrets.
         renderer = structlog.dev.ConsoleRenderer(

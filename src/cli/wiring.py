@@ -41,11 +41,13 @@ class Wiring(Protocol):
         """The PowerOffice and Zendesk ports; resources to close go on ``stack``."""
         ...
 
-    def store(self, settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    def store(self, settings: Settings, stack: ExitStack) -> StateStore:
         """The state store; resources to close go on ``stack``.
 
-        ``read_only``: for commands that only look (status, plan, the listings); they must not
-        create a state file or a lock file, and raise ``NoState`` when there is no state yet.
+        A wiring may also have ``read_only_store(settings, stack)`` for the commands that only
+        look (status, plan, the listings): it must create no state file and no lock file, and
+        raise ``NoState`` when there is no state yet. Without it they get ``store`` wrapped in
+        ``ReadOnlyStore``.
         """
         ...
 
@@ -226,9 +228,13 @@ class RealWiring:
         )
         return poweroffice, zendesk
 
-    def store(self, settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    def store(self, settings: Settings, stack: ExitStack) -> StateStore:
         """The SQLite store at the configured path."""
-        return open_sqlite(settings, stack, read_only=read_only)
+        return open_sqlite(settings, stack)
+
+    def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
+        """The SQLite store for a command that only looks; ``NoState`` when there is none."""
+        return open_sqlite(settings, stack, read_only=True)
 
 
 @attrs.define
@@ -261,8 +267,14 @@ class AppContext:
         return self.wiring.systems(self.settings(), self.stack)
 
     def store(self, *, read_only: bool = False) -> StateStore:
-        """The state store (``read_only``: see ``Wiring.store``)."""
-        return self.wiring.store(self.settings(), self.stack, read_only=read_only)
+        """The state store (``read_only``: for commands that only look; see ``Wiring.store``)."""
+        if not read_only:
+            return self.wiring.store(self.settings(), self.stack)
+        opener = getattr(self.wiring, "read_only_store", None)
+        if callable(opener):
+            store: StateStore = opener(self.settings(), self.stack)
+            return store
+        return ReadOnlyStore(self.wiring.store(self.settings(), self.stack))
 
 
 def recent_runs(store: StateStore, limit: int = 10) -> list[Mapping[str, Any]]:

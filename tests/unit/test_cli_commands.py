@@ -94,10 +94,15 @@ class FakeWiring:
     def systems(self, settings: Settings, stack: ExitStack) -> tuple[SystemPort, SystemPort]:
         return self.poweroffice, self.zendesk
 
-    def store(self, settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    def store(self, settings: Settings, stack: ExitStack) -> StateStore:
         if self.store_kind == "memory":
-            return ReadOnlyStore(self.memory_store) if read_only else self.memory_store
-        return open_sqlite(settings, stack, read_only=read_only)
+            return self.memory_store
+        return open_sqlite(settings, stack)
+
+    def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
+        if self.store_kind == "memory":
+            return ReadOnlyStore(self.memory_store)
+        return open_sqlite(settings, stack, read_only=True)
 
 
 @attrs.define
