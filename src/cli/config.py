@@ -479,32 +479,53 @@ VARIABLES: tuple[Variable, ...] = (
 these."""
 
 
-def _flow_template(flow_id: str) -> str:
-    """The policy table of one flow, with only the settings that apply to it."""
+_POLICY_COMMENTS: Mapping[str, str] = {
+    "conflict": "both sides changed a field: {choices}",
+    "first_link": "a pair's first sync, values differ: {choices}",
+    "create": "create counterparts of unlinked records",
+    "propagate_deletes": "delete the counterpart when a linked record is deleted",
+    "delete_cap": "stop propagating when a run would delete more than this share",
+    "allow_moves": "allow moving a record to another customer",
+}
+
+
+def _policy_applies(name: str, flow_id: str) -> bool:
+    """Whether the flow policy setting ``name`` can change anything in flow ``flow_id``."""
     flow = DEFAULT_DATAFLOW.flow(flow_id)
+    if name in ("conflict", "first_link"):
+        return bool(flow.properties)  # no synced property, no value to decide
+    if name == "create":
+        return flow.creates_in_zendesk or flow.creates_in_poweroffice
+    if name == "allow_moves":
+        return any(p.is_reference for p in flow.properties)
+    return True
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, enum.Enum):
+        return f'"{value.value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return repr(value)
+
+
+def _flow_template(flow_id: str) -> str:
+    """The policy table of one flow: every ``FlowPolicy`` setting at its default, each only
+    where it applies (read from the class, so a new setting cannot be left out)."""
     default = FlowPolicy()
     lines = [f"[flows.{flow_id}]"]
-    if flow.properties:  # a flow that syncs no property has nothing to conflict over
-        choices = " | ".join(p.value for p in ConflictPolicy)
-        lines.append(f'conflict = "{default.conflict.value}"'.ljust(29) + f"# {choices}")
-    if flow.creates_in_zendesk or flow.creates_in_poweroffice:
-        lines.append(
-            f"create = {str(default.create).lower()}".ljust(29)
-            + "# create counterparts of unlinked records"
+    for field in attrs.fields(FlowPolicy):
+        if not _policy_applies(field.name, flow_id):
+            continue
+        value = getattr(default, field.name)
+        choices = (
+            " | ".join(str(m.value) for m in type(value)) if isinstance(value, enum.Enum) else ""
         )
-    lines.append(
-        f"propagate_deletes = {str(default.propagate_deletes).lower()}".ljust(29)
-        + "# delete the counterpart when a linked record is deleted"
-    )
-    lines.append(
-        f"delete_cap = {default.delete_cap:.2f}".ljust(29)
-        + "# stop propagating when a run would delete more than this share"
-    )
-    if any(p.is_reference for p in flow.properties):
-        lines.append(
-            f"allow_moves = {str(default.allow_moves).lower()}".ljust(29)
-            + "# allow moving a record to another customer"
-        )
+        comment = _POLICY_COMMENTS.get(field.name, "").format(choices=choices)
+        setting = f"{field.name} = {_toml_value(value)}"
+        lines.append(f"{setting.ljust(28)} # {comment}" if comment else setting)
     return "\n".join(lines)
 
 

@@ -273,3 +273,13 @@ def test_every_variable_the_loader_reads_is_in_the_table_the_template_and_the_re
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme.split("### Credentials\n", 1)[1].split("\n### ", 1)[0]
     assert set(re.findall(r"TALKSYNC_[A-Z_]+", table)) == names
+
+
+def test_every_flow_policy_setting_is_in_the_template_somewhere() -> None:
+    import tomllib
+
+    import attrs
+
+    flows = tomllib.loads(config_template())["flows"]
+    written = {key for table in flows.values() for key in table}
+    assert written == {field.name for field in attrs.fields(FlowPolicy)}
