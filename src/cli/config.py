@@ -410,29 +410,152 @@ def _timeout(text: str | None) -> float | None:
 # -- the file `talksync init` writes ---------------------------------------------------------
 
 
+@attrs.frozen
+class Variable:
+    """One environment variable the loader reads: its name, the config key it overrides (or
+    ``None`` when the file cannot hold it), the default, and what it is for."""
+
+    name: str
+    key: str | None
+    default: str
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        env_name("poweroffice", "application_key"),
+        "poweroffice.application_key_file",
+        "",
+        "PowerOffice Go application key",
+        secret=True,
+    ),
+    Variable(
+        env_name("poweroffice", "client_key"),
+        "poweroffice.client_key_file",
+        "",
+        "PowerOffice Go client key",
+        secret=True,
+    ),
+    Variable(
+        env_name("poweroffice", "subscription_key"),
+        "poweroffice.subscription_key_file",
+        "",
+        "PowerOffice Go subscription key",
+        secret=True,
+    ),
+    Variable(
+        "TALKSYNC_POWEROFFICE_BASE_URL", "poweroffice.base_url", POWEROFFICE_BASE_URL, "API URL"
+    ),
+    Variable(
+        "TALKSYNC_POWEROFFICE_TOKEN_URL",
+        "poweroffice.token_url",
+        POWEROFFICE_TOKEN_URL,
+        "token URL",
+    ),
+    Variable("TALKSYNC_ZENDESK_SUBDOMAIN", "zendesk.subdomain", "", "acme for acme.zendesk.com"),
+    Variable("TALKSYNC_ZENDESK_BASE_URL", "zendesk.base_url", "", "instead of the subdomain"),
+    Variable("TALKSYNC_ZENDESK_EMAIL", "zendesk.email", "", "the agent, with an API token"),
+    Variable(
+        env_name("zendesk", "api_token"),
+        "zendesk.api_token_file",
+        "",
+        "Zendesk API token",
+        secret=True,
+    ),
+    Variable(
+        env_name("zendesk", "oauth_token"),
+        "zendesk.oauth_token_file",
+        "",
+        "Zendesk OAuth token (instead of e-mail and API token)",
+        secret=True,
+    ),
+    Variable(
+        "TALKSYNC_ZENDESK_RATE_LIMIT",
+        "zendesk.rate_limit_per_minute",
+        str(ZENDESK_RATE_LIMIT),
+        "requests per minute of your plan",
+    ),
+    Variable("TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file"),
+    Variable(
+        "TALKSYNC_HTTP_TIMEOUT", None, "", "seconds to wait for an answer (adapters' own default)"
+    ),
+)
+"""Every variable the loader reads; ``init``'s template and the README's table (tested) list
+these."""
+
+
+_POLICY_COMMENTS: Mapping[str, str] = {
+    "conflict": "both sides changed a field: {choices}",
+    "first_link": "a pair's first sync, values differ: {choices}",
+    "create": "create counterparts of unlinked records",
+    "propagate_deletes": "delete the counterpart when a linked record is deleted",
+    "delete_cap": "stop propagating when a run would delete more than this share",
+    "allow_moves": "allow moving a record to another customer",
+}
+
+
+def _policy_applies(name: str, flow_id: str) -> bool:
+    """Whether the flow policy setting ``name`` can change anything in flow ``flow_id``."""
+    flow = DEFAULT_DATAFLOW.flow(flow_id)
+    if name in ("conflict", "first_link"):
+        return bool(flow.properties)  # no synced property, no value to decide
+    if name == "create":
+        return flow.creates_in_zendesk or flow.creates_in_poweroffice
+    if name == "allow_moves":
+        return any(p.is_reference for p in flow.properties)
+    return True
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, enum.Enum):
+        return f'"{value.value}"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return repr(value)
+
+
+def _flow_template(flow_id: str) -> str:
+    """The policy table of one flow: every ``FlowPolicy`` setting at its default, each only
+    where it applies (read from the class, so a new setting cannot be left out)."""
+    default = FlowPolicy()
+    lines = [f"[flows.{flow_id}]"]
+    for field in attrs.fields(FlowPolicy):
+        if not _policy_applies(field.name, flow_id):
+            continue
+        value = getattr(default, field.name)
+        choices = (
+            " | ".join(str(m.value) for m in type(value)) if isinstance(value, enum.Enum) else ""
+        )
+        comment = _POLICY_COMMENTS.get(field.name, "").format(choices=choices)
+        setting = f"{field.name} = {_toml_value(value)}"
+        lines.append(f"{setting.ljust(28)} # {comment}" if comment else setting)
+    return "\n".join(lines)
+
+
 def config_template() -> str:
-    """A commented config file holding every setting at its default."""
-    flows = "\n".join(
-        f"""
-[flows.{flow_id}]
-conflict = "newest"          # newest | poweroffice | zendesk | manual
-first_link = "poweroffice"   # a pair's first sync, values differ: poweroffice | zendesk | newest
-create = true                # create counterparts where this flow creates them
-propagate_deletes = false    # delete the counterpart when a linked record is deleted
-delete_cap = 0.10            # stop propagating when a run would delete more than this share
-allow_moves = false          # allow moving a contact person to another customer"""
-        for flow_id in DEFAULT_DATAFLOW.ids
+    """A commented config file holding every setting at its default.
+
+    Generated from ``VARIABLES``, the flows and ``FlowPolicy``'s defaults, so it cannot drift
+    from what the loader reads; each flow gets only the policies that apply to it.
+    """
+    flows = "\n\n".join(_flow_template(flow_id) for flow_id in DEFAULT_DATAFLOW.ids)
+    secrets = "\n".join(f"#   {v.name}: {v.help}" for v in VARIABLES if v.secret)
+    others = "\n".join(
+        f"#   {v.name}: {v.help}" + (f" (default {v.default})" if v.default else "")
+        for v in VARIABLES
+        if not v.secret
     )
     return f"""\
 # talksync configuration. Every setting is shown at its default.
-# Secrets are never read from this file. Set them in the environment:
-#   TALKSYNC_POWEROFFICE_APPLICATION_KEY, TALKSYNC_POWEROFFICE_CLIENT_KEY,
-#   TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY,
-#   TALKSYNC_ZENDESK_EMAIL with TALKSYNC_ZENDESK_API_TOKEN, or TALKSYNC_ZENDESK_OAUTH_TOKEN
+# Secrets are never read from this file. Set them in the environment
+# (Zendesk: e-mail with API token, or an OAuth token):
+{secrets}
 # or name a file holding each one (the *_file settings below).
-# Other variables override this file: TALKSYNC_POWEROFFICE_BASE_URL,
-# TALKSYNC_POWEROFFICE_TOKEN_URL, TALKSYNC_ZENDESK_BASE_URL, TALKSYNC_ZENDESK_SUBDOMAIN,
-# TALKSYNC_ZENDESK_RATE_LIMIT, TALKSYNC_STATE.
+# These variables override this file:
+{others}
 
 [state]
 # path = "talksync.db"       # the SQLite state file (relative to this file)
@@ -456,5 +579,6 @@ rate_limit_per_minute = {ZENDESK_RATE_LIMIT}
 [sync]
 name_collision = "adopt"     # adopt | report
 full_reconcile_every = "24h" # a full read catches deletes and drift
+
 {flows}
 """

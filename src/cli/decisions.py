@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.helptext import examples
 from cli.output import emit_json, item_json, item_lines
 from cli.wiring import AppContext
 from talkcore.dataflow import DEFAULT_DATAFLOW, Flow
@@ -218,7 +219,8 @@ def _who() -> str:
 
 
 def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
-    store = obj.store()
+    # Listings only look: they open the state read-only, so nothing is created or locked.
+    store = obj.store(read_only=True)
     return store, store.load_state()
 
 
@@ -232,7 +234,13 @@ def links_default(ctx: typer.Context) -> None:
         list_links(ctx)
 
 
-@links_app.command("list")
+@links_app.command(
+    "list",
+    epilog=examples(
+        "talksync links list --flow customers-organizations",
+        "talksync links list --id 5000016 --json",
+    ),
+)
 def list_links(
     ctx: typer.Context,
     flow: Annotated[str | None, typer.Option("--flow", help="Only this flow.")] = None,
@@ -241,10 +249,7 @@ def list_links(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List links and the pairs kept apart, optionally of one flow or one record.
-
-    Example: talksync links list --flow customers-organizations --id 1001
-    """
+    """List links and the pairs kept apart, optionally of one flow or one record."""
     try:
         flows = [flow_named(flow)] if flow is not None else list(DEFAULT_DATAFLOW)
     except Refused as exc:
@@ -306,7 +311,7 @@ def _base(state: SyncState, flow: str, po: str, how: str) -> dict[str, Any]:
     return {"base": dict(link.base)} if link is not None else {}
 
 
-@links_app.command("unlink")
+@links_app.command("unlink", epilog=examples("talksync links unlink contact-persons-users 5000016"))
 def unlink_command(
     ctx: typer.Context,
     flow: Annotated[str, typer.Argument(help="The flow id.")],
@@ -315,8 +320,6 @@ def unlink_command(
     """End a link by hand and keep the pair apart (neither record is changed).
 
     No sync links the two again until you undo it with `talksync links relink`.
-
-    Example: talksync links unlink customers-organizations 1001
     """
     parted: list[str] = []
 
@@ -353,16 +356,13 @@ def _no_link(state: SyncState, flow: Flow, po: str) -> str:
     return f"{message}; see `talksync links list --flow {flow.id}`"
 
 
-@links_app.command("relink")
+@links_app.command("relink", epilog=examples("talksync links relink contact-persons-users 5000016"))
 def relink_command(
     ctx: typer.Context,
     flow: Annotated[str, typer.Argument(help="The flow id.")],
     poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
 ) -> None:
-    """Undo `links unlink`: the next sync may link the pair again (by its usual rules).
-
-    Example: talksync links relink customers-organizations 1001
-    """
+    """Undo `links unlink`: the next sync may link the pair again (by its usual rules)."""
 
     def change(store: StateStore, state: SyncState) -> SyncState:
         del store
@@ -384,15 +384,14 @@ def conflicts_default(ctx: typer.Context) -> None:
         list_conflicts(ctx)
 
 
-@conflicts_app.command("list")
+@conflicts_app.command(
+    "list", epilog=examples("talksync conflicts list", "talksync conflicts list --json")
+)
 def list_conflicts(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List held conflicts with both values; resolved ones say who wins.
-
-    Example: talksync conflicts list --json
-    """
+    """List held conflicts with both values; resolved ones say who wins."""
     with _guarded(ctx):
         store, state = _load(_app(ctx))
     held = list(state.conflicts.items())
@@ -440,7 +439,10 @@ def conflict_named(state: SyncState, key: str) -> str:
     )
 
 
-@conflicts_app.command("resolve")
+@conflicts_app.command(
+    "resolve",
+    epilog=examples("talksync conflicts resolve customers-organizations/123/Name --take zendesk"),
+)
 def resolve_command(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The conflict id (flow/poweroffice id/property).")],
@@ -450,8 +452,6 @@ def resolve_command(
 
     The decision holds for the values shown now: if either side moves again first, the
     conflict is held anew.
-
-    Example: talksync conflicts resolve customers-organizations/1001/Name --take zendesk
     """
 
     def change(store: StateStore, state: SyncState) -> SyncState:
@@ -473,15 +473,14 @@ def ambiguities_default(ctx: typer.Context) -> None:
         list_ambiguities(ctx)
 
 
-@ambiguities_app.command("list")
+@ambiguities_app.command(
+    "list", epilog=examples("talksync ambiguities list", "talksync ambiguities list --json")
+)
 def list_ambiguities(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List matches that were not one-to-one, with every candidate named.
-
-    Example: talksync ambiguities list
-    """
+    """List matches that were not one-to-one, with every candidate named."""
     with _guarded(ctx):
         store, state = _load(_app(ctx))
     names = record_names(store, [k for a in state.ambiguities for k in a.candidates])
@@ -519,7 +518,13 @@ def ambiguity_of(state: SyncState, flow: Flow, po: RecordKey, zd: RecordKey) -> 
     raise Refused(f"no ambiguity in {flow.id} names {po} or {zd}; see `talksync ambiguities list`")
 
 
-@ambiguities_app.command("link")
+@ambiguities_app.command(
+    "link",
+    epilog=examples(
+        "talksync ambiguities link contact-persons-users 5000016 7000000011",
+        "talksync ambiguities link contact-persons-users 5000016 7000000011 --yes",
+    ),
+)
 def link_command(
     ctx: typer.Context,
     flow: Annotated[str, typer.Argument(help="The flow id.")],
@@ -537,8 +542,6 @@ def link_command(
 
     Only the ambiguity's current candidates are accepted. The writes the link will cause are
     shown first; on a terminal you are asked to confirm, elsewhere --yes is required.
-
-    Example: talksync ambiguities link contact-persons-users 5000056 7000002567
     """
     obj = _app(ctx)
     with _guarded(ctx):
@@ -607,10 +610,7 @@ def list_decisions(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List every decision made by hand: when, who (OS user), what.
-
-    Example: talksync decisions --json
-    """
+    """List every decision made by hand: when, who (OS user), what."""
     with _guarded(ctx):
         _, state = _load(_app(ctx))
     trail = list(reversed(state.decisions))
@@ -661,4 +661,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(links_app, name="links")
     app.add_typer(conflicts_app, name="conflicts")
     app.add_typer(ambiguities_app, name="ambiguities")
-    app.command("decisions")(list_decisions)
+    app.command("decisions", epilog=examples("talksync decisions", "talksync decisions --json"))(
+        list_decisions
+    )

@@ -16,10 +16,17 @@ from pathlib import Path
 
 import typer
 
-from cli.output import render_failures, render_plan, stdout_console, summary_table
+from cli.output import (
+    pending_changes,
+    render_failures,
+    render_plan,
+    stdout_console,
+    summary_table,
+)
 from cli.wiring import AppContext, RealWiring
 from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS
 from talkcore.engine import RunReport, plan_run, run_sync
+from talkcore.plan import AdvanceBase
 from talkcore.ports import StateStore, SystemPort
 from talkcore.records import Kind
 from talkcore.state import SyncState, WriteOp, WriteRequest
@@ -50,7 +57,8 @@ def demo(state: Path | None, size: int, seed: int) -> None:
         )
 
         _step("1. talksync plan — what a first sync would do (nothing is written)")
-        render_plan(plan_run(poweroffice, zendesk, store, policy=context.settings().policy))
+        planned = plan_run(poweroffice, zendesk, store, policy=context.settings().policy)
+        _show(planned, "Plan")
 
         _step("2. talksync sync — do it")
         first = _sync(poweroffice, zendesk, store, context, "First sync")
@@ -63,7 +71,7 @@ def demo(state: Path | None, size: int, seed: int) -> None:
         second = _sync(poweroffice, zendesk, store, context, "Second sync", explain=True)
 
         _step("5. talksync sync — right after a sync there is nothing to do")
-        third = _sync(poweroffice, zendesk, store, context, "Third sync")
+        third = _sync(poweroffice, zendesk, store, context, "Third sync", known=_report_ids(second))
         failed = len(first.failures) + len(second.failures) + len(third.failures)
         _say(
             f"\nDone in {time.monotonic() - started:.1f} s; {failed} failed writes. Try "
@@ -88,12 +96,40 @@ def _sync(
     title: str,
     *,
     explain: bool = False,
+    known: set[str] | None = None,
 ) -> RunReport:
+    """Run a sync and show it; ``known``: ids of reports already shown, counted, not repeated."""
     report = run_sync(poweroffice, zendesk, store, policy=context.settings().policy)
-    render_plan(report, explain=explain)
+    reports = {item.id for item in report.plan.reports()}
+    if known is not None and not pending_changes(report.plan) and reports <= known:
+        waiting = len(report.plan.reports())
+        _say(
+            f"Nothing to do: {len(report.applied)} writes. {waiting} item(s) still wait for a"
+            " person, unchanged since the last sync (talksync conflicts, talksync ambiguities)."
+        )
+    else:
+        _show(report, title, explain=explain)
     render_failures(report)
-    stdout_console().print(summary_table(report, title))
     return report
+
+
+LONG_PLAN = 30
+"""Items above which the demo shows a plan's counts instead of every line."""
+
+
+def _show(report: RunReport, title: str, *, explain: bool = False) -> None:
+    """Print a plan, or only its counts when it is long (the JSON report lists every item)."""
+    shown = [item for item in report.plan if explain or not isinstance(item, AdvanceBase)]
+    if len(shown) > LONG_PLAN:
+        command = "talksync plan --json" if report.dry_run else "talksync sync --json"
+        _say(f"{len(shown)} items, counted below (`{command}` lists every one).")
+    else:
+        render_plan(report, explain=explain)
+    stdout_console().print(summary_table(report, title))
+
+
+def _report_ids(report: RunReport) -> set[str]:
+    return {item.id for item in report.plan.reports()}
 
 
 def _edit_both_sides(

@@ -55,20 +55,76 @@ class Redactor:
         return event
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of writing.
+
+    While rich shows progress bars it swaps ``sys.stderr`` for a proxy that prints above the
+    bars; a logger holding the original stream would glue its lines onto a bar instead.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+_json_lines = False
+
+
+def json_lines() -> bool:
+    """Whether stderr is JSON lines (``--log-format json``, or not a terminal)."""
+    return _json_lines
+
+
+def tell(message: str, *, level: str = "error", **data: Any) -> None:
+    """A message for the person on stderr: ``error: message`` on a console, a JSON log line
+    (event ``cli.<level>``) under ``--log-format json``, so stderr stays parseable."""
+    if _json_lines:
+        getattr(structlog.get_logger(), level)(f"cli.{level}", message=message, **data)
+    else:
+        # An info line (a listing's count) is read as it is; errors and warnings say so.
+        prefix = "" if level == "info" else f"{level}: "
+        sys.stderr.write(f"{prefix}{message}\n")
+
+
+def log_level(verbosity: int, *, console_on_terminal: bool) -> int:
+    """The lowest level shown: a person at a terminal sees warnings (``-v`` info, ``-vv``
+    debug); a log collector gets info (``-v`` debug)."""
+    if console_on_terminal:
+        return (logging.WARNING, logging.INFO)[verbosity] if verbosity < 2 else logging.DEBUG
+    return logging.DEBUG if verbosity else logging.INFO
+
+
 def configure_logging(
     *,
     verbose: bool = False,
+    verbosity: int = 0,
     log_format: str | None = None,
     secrets: Iterable[str | None] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog for this process (``log_format`` ``console``/``json``, else by TTY)."""
-    out = stream or sys.stderr
+    """Configure structlog for this process (``log_format`` ``console``/``json``, else by TTY).
+
+    ``verbosity`` is how many ``-v`` were given (``verbose`` is one ``-v`` more); see
+    ``log_level``.
+    """
+    out: Any = stream or _CurrentStderr()
     if log_format is None:
         log_format = "console" if out.isatty() else "json"
+    global _json_lines
+    _json_lines = log_format == "json"
+    level = log_level(
+        verbosity + (2 if verbose else 0),
+        console_on_terminal=log_format == "console" and out.isatty(),
+    )
     renderer: Any
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer(sort_keys=True)
+        # ensure_ascii off: names like "Tromsø" stay readable (and greppable) in the log.
+        renderer = structlog.processors.JSONRenderer(sort_keys=True, ensure_ascii=False)
     else:
         # plain_traceback: the default rich traceback prints locals, and locals can hold secrets.
         renderer = structlog.dev.ConsoleRenderer(
@@ -83,9 +139,7 @@ def configure_logging(
             Redactor(secrets),
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if verbose else logging.INFO
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )

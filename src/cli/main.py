@@ -1,12 +1,11 @@
 """The ``talksync`` command: thin Typer wrappers that parse, call the engine, and render.
 
-Exit codes: 0 everything applied; 1 some records failed (they are listed); 2 usage or
-configuration error; 3 a system could not be reached (or refused the credentials); 4 another
-run holds the state file.
+The exit codes are ``EXIT_CODES`` below, listed once in ``talksync --help`` and the README.
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,20 +13,25 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 import typer
+from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
 from cli import decisions
 from cli import demo as demo_module
 from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
-from cli.logs import bind_run, configure_logging
+from cli.helptext import examples
+from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
+    Names,
     ProgressObserver,
     emit_json,
     item_lines,
+    pending_changes,
+    plan_items,
     render_failures,
     render_plan,
     render_status,
@@ -37,26 +41,64 @@ from cli.output import (
     summary_table,
 )
 from cli.stopping import SignalStop
-from cli.wiring import AppContext, recent_runs
-from talkcore.dataflow import DEFAULT_DATAFLOW, render_checklist
+from cli.wiring import AppContext, NoState, lock_holder, recent_runs
+from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
+from talkcore.records import System
 from talkcore.state import SyncState
 
-OK, FAILURES, USAGE, UNAVAILABLE, BUSY = 0, 1, 2, 3, 4
+OK, FAILURES, USAGE, UNAVAILABLE, BUSY, CREDENTIALS = 0, 1, 2, 3, 4, 5
+INTERRUPTED = 130
 
-EXIT_CODES = """Exit codes: 0 all applied; 1 some records failed (listed); 2 usage or
-configuration error; 3 a system could not be reached; 4 another run holds the state."""
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (OK, "done: everything applied, or nothing to do"),
+    (FAILURES, "some records failed (they are listed)"),
+    (USAGE, "usage, configuration or setup error (e.g. no state yet)"),
+    (UNAVAILABLE, "a system could not be reached"),
+    (BUSY, "another run holds the state file"),
+    (CREDENTIALS, "a system refused the credentials (the message names the variable)"),
+    (INTERRUPTED, "interrupted by Ctrl-C (143 for SIGTERM)"),
+)
+"""Every exit code and its meaning: the one table, in ``--help`` and (tested) in the README."""
+
+
+def _exit_codes_epilog() -> str:
+    # "\b" keeps click from rewrapping the table into one paragraph.
+    rows = "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES)
+    return (
+        f"\b\nExit codes:\n{rows}\n"
+        "  plan --detailed-exitcode: 0 nothing to do, 2 changes pending, 1 any error"
+    )
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    # Typer prints "<bool>" beside every on/off flag; a flag takes no value, so show none.
+    return None if self.is_flag or self.count else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
 
 app = typer.Typer(
     name="talksync",
-    help=f"Keep PowerOffice Go and Zendesk Support in sync, both ways.\n\n{EXIT_CODES}",
+    help="Keep PowerOffice Go and Zendesk Support in sync, both ways.",
+    epilog=examples(
+        "talksync init               # write talksync.toml, list the variables to set",
+        "talksync check              # can both systems be reached with these keys?",
+        "talksync plan               # what would a sync do? (writes nothing)",
+        "talksync sync --every 15m   # keep them in sync",
+    )
+    + "\n\n"
+    + _exit_codes_epilog(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
-app.add_typer(sandbox_app, name="sandbox")
 decisions.register(app)  # links, conflicts, ambiguities, decisions
+app.add_typer(sandbox_app, name="sandbox")
 
 log = structlog.get_logger()
 
@@ -73,6 +115,7 @@ class DocFormat(StrEnum):
 
     RST = "rst"
     MARKDOWN = "markdown"
+    JSON = "json"
 
 
 def _version(value: bool) -> None:
@@ -87,21 +130,54 @@ def _version(value: bool) -> None:
 
 def fail(message: str, code: int) -> typer.Exit:
     """Print ``message`` on stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
+    tell(message, exit_code=code)
     return typer.Exit(code)
 
 
+def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
+    """The variables to fix when ``exc`` is a system refusing our credentials, else ``None``."""
+    from adapters.poweroffice.errors import PowerOfficeAuthError
+    from adapters.zendesk.errors import ZendeskUnauthorized
+
+    if isinstance(exc, PowerOfficeAuthError):
+        text = str(exc)
+        if "subscription key" in text:
+            return "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY"
+        if "application key or client key" in text:
+            return "TALKSYNC_POWEROFFICE_APPLICATION_KEY and TALKSYNC_POWEROFFICE_CLIENT_KEY"
+        if "client key" in text:
+            return "TALKSYNC_POWEROFFICE_CLIENT_KEY"
+        return (
+            "TALKSYNC_POWEROFFICE_APPLICATION_KEY, TALKSYNC_POWEROFFICE_CLIENT_KEY and"
+            " TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY"
+        )
+    if isinstance(exc, ZendeskUnauthorized):
+        if env is not None and env.get("TALKSYNC_ZENDESK_OAUTH_TOKEN"):
+            return "TALKSYNC_ZENDESK_OAUTH_TOKEN"
+        return "TALKSYNC_ZENDESK_API_TOKEN and TALKSYNC_ZENDESK_EMAIL"
+    return None
+
+
+def unavailable(exc: SystemUnavailable, env: Any = None) -> tuple[str, int]:
+    """The message and exit code for a system that stopped the run."""
+    fix = credentials_to_fix(exc, env)
+    if fix is not None:
+        return f"{exc}\n  fix: check {fix} (or its *_file setting)", CREDENTIALS
+    return f"could not reach a system: {exc}", UNAVAILABLE
+
+
 @contextmanager
-def failing_cleanly() -> Iterator[None]:
+def failing_cleanly(env: Any = None) -> Iterator[None]:
     """Turn the errors a person can act on into a message on stderr and an exit code."""
     try:
         yield
-    except (ConfigError, StateFileError) as exc:
+    except (ConfigError, StateFileError, NoState) as exc:
         raise fail(str(exc), USAGE) from None
     except AlreadyRunning as exc:
         raise fail(str(exc), BUSY) from None
     except SystemUnavailable as exc:
-        raise fail(f"could not reach a system: {exc}", UNAVAILABLE) from None
+        message, code = unavailable(exc, env)
+        raise fail(message, code) from None
 
 
 def _app(ctx: typer.Context) -> AppContext:
@@ -120,23 +196,36 @@ def main(
         Path | None,
         typer.Option("--state", help="State file (default: ./talksync.db; env TALKSYNC_STATE)."),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="More log lines: -v adds info on a terminal, -vv adds debug.",
+        ),
+    ] = 0,
     log_format: Annotated[
         LogFormat | None,
         typer.Option(
-            "--log-format", help="Log lines as console or json (default: console on a terminal)."
+            "--log-format",
+            help="stderr as console lines or pure JSON lines (default: console on a terminal,"
+            " json otherwise).",
         ),
     ] = None,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
     ] = False,
 ) -> None:
     """Keep PowerOffice Go and Zendesk Support in sync, both ways."""
     if ctx.obj is None:
         ctx.obj = AppContext()
     obj: AppContext = ctx.obj
-    obj.config_path, obj.verbose = config, verbose
+    obj.config_path, obj.verbose = config, verbose > 0
     obj.state_path = state or obj.state_path
     obj.log_format = log_format.value if log_format else None
     ctx.call_on_close(obj.stack.close)
@@ -148,13 +237,35 @@ def main(
         secrets += [zd.api_token, zd.oauth_token]
     except ConfigError:
         pass  # reported by the command that needs the settings (init needs none)
-    configure_logging(verbose=verbose, log_format=obj.log_format, secrets=secrets)
+    configure_logging(verbosity=verbose, log_format=obj.log_format, secrets=secrets)
 
 
 # -- init, check, dataflow -------------------------------------------------------------------
 
 
-@app.command()
+def unset_variables(env: Any) -> list[str]:
+    """The required variables ``env`` does not set yet, one line each (alternatives joined)."""
+    lines = [
+        name
+        for name in (
+            "TALKSYNC_POWEROFFICE_APPLICATION_KEY",
+            "TALKSYNC_POWEROFFICE_CLIENT_KEY",
+            "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY",
+        )
+        if not env.get(name)
+    ]
+    if not (env.get("TALKSYNC_ZENDESK_SUBDOMAIN") or env.get("TALKSYNC_ZENDESK_BASE_URL")):
+        lines.append("TALKSYNC_ZENDESK_SUBDOMAIN (or TALKSYNC_ZENDESK_BASE_URL)")
+    if not env.get("TALKSYNC_ZENDESK_OAUTH_TOKEN"):
+        token = [
+            n for n in ("TALKSYNC_ZENDESK_EMAIL", "TALKSYNC_ZENDESK_API_TOKEN") if not env.get(n)
+        ]
+        if token:
+            lines.append(" and ".join(token) + ", or TALKSYNC_ZENDESK_OAUTH_TOKEN")
+    return lines
+
+
+@app.command(epilog=examples("talksync init", "talksync --config ops/talksync.toml init --force"))
 def init(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
@@ -164,45 +275,65 @@ def init(
     if path.exists() and not force:
         raise fail(f"{path} exists; use --force to overwrite it", USAGE)
     path.write_text(config_template(), encoding="utf-8")
+    env = _app(ctx).env
+    unset = unset_variables(env)
+    if not unset:
+        typer.echo(f"Wrote {path}. Every required variable is set; next: talksync check")
+        return
     typer.echo(f"Wrote {path}. Set these environment variables (or the *_file settings):")
-    for name in (
-        "TALKSYNC_POWEROFFICE_APPLICATION_KEY",
-        "TALKSYNC_POWEROFFICE_CLIENT_KEY",
-        "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY",
-        "TALKSYNC_ZENDESK_SUBDOMAIN",
-        "TALKSYNC_ZENDESK_EMAIL and TALKSYNC_ZENDESK_API_TOKEN, or TALKSYNC_ZENDESK_OAUTH_TOKEN",
-    ):
-        typer.echo(f"  {name}")
+    for line in unset:
+        typer.echo(f"  {line}")
+    typer.echo("then: talksync check")
 
 
-@app.command()
+@app.command(epilog=examples("talksync check", "talksync check && talksync plan"))
 def check(ctx: typer.Context) -> None:
-    """Check the credentials and reachability of both systems."""
-    with failing_cleanly():
-        poweroffice, zendesk = _app(ctx).systems()
-    broken = 0
+    """Check the credentials and reachability of both systems (exit 5: credentials refused)."""
+    obj = _app(ctx)
+    with failing_cleanly(obj.env):
+        poweroffice, zendesk = obj.systems()
+    codes = []
     for port in (poweroffice, zendesk):
         checker = getattr(port, "check", None)
         try:
             text = checker() if callable(checker) else f"{port.system}: no check available"
             typer.echo(f"ok: {text}")
-        except (
-            Exception
-        ) as exc:  # every failure is one line; the adapters' messages hold no secrets
-            broken += 1
-            typer.echo(f"error: {port.system}: {exc}", err=True)
-    if broken:
-        raise typer.Exit(UNAVAILABLE)
+        except Exception as exc:  # one line each; the adapters' messages hold no secrets
+            fix = credentials_to_fix(exc, obj.env)
+            codes.append(UNAVAILABLE if fix is None else CREDENTIALS)
+            hint = "" if fix is None else f" (fix: check {fix})"
+            tell(f"{port.system}: {exc}{hint}", exit_code=codes[-1])
+    if codes:
+        # Credentials first: it is the one the person can fix right away.
+        raise typer.Exit(CREDENTIALS if CREDENTIALS in codes else UNAVAILABLE)
 
 
-@app.command()
-def dataflow(
-    fmt: Annotated[DocFormat, typer.Option("--format", help="Markup.")] = DocFormat.RST,
-) -> None:
-    """Print the dataflow checklist of the configured flows."""
-    typer.echo(
-        render_checklist(DEFAULT_DATAFLOW, generated=datetime.now(UTC), markup=fmt.value), nl=False
+@app.command(
+    epilog=examples(
+        "talksync dataflow                  # Markdown on a terminal",
+        "talksync dataflow --format json | jq '.[].id'",
+        "talksync dataflow --format rst > dataflow.rst   # the commissioned layout",
     )
+)
+def dataflow(
+    fmt: Annotated[
+        DocFormat | None,
+        typer.Option(
+            "--format",
+            help="markdown (default on a terminal), json, or rst: the commissioned checklist"
+            " (default otherwise).",
+        ),
+    ] = None,
+) -> None:
+    """Print the dataflow checklist of the configured flows, with their flow ids."""
+    if fmt is None:
+        fmt = DocFormat.MARKDOWN if sys.stdout.isatty() else DocFormat.RST
+    if fmt is DocFormat.JSON:
+        emit_json(checklist_data(DEFAULT_DATAFLOW))
+        return
+    # Only the commissioned rst states when it was made; the people's views stay byte-identical.
+    generated = datetime.now(UTC) if fmt is DocFormat.RST else None
+    typer.echo(render_checklist(DEFAULT_DATAFLOW, generated=generated, markup=fmt.value), nl=False)
 
 
 # -- plan and sync ---------------------------------------------------------------------------
@@ -212,7 +343,15 @@ def _new_run_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "talksync plan",
+        "talksync plan --flow contact-persons-users --explain",
+        "talksync plan --summary",
+        "talksync plan --detailed-exitcode; echo $?   # 0 nothing, 2 changes, 1 error",
+        "talksync plan --json | jq '.summary'",
+    )
+)
 def plan(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Read everything, not changes.")] = False,
@@ -220,15 +359,64 @@ def plan(
         bool, typer.Option("--explain", help="Show base and both sides per field.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    flow: Annotated[
+        str | None,
+        typer.Option(
+            "--flow", metavar="FLOW", help="Show only this flow (ids: talksync dataflow)."
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Print only the counts per flow and kind.")
+    ] = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 when there is nothing to do, 2 when changes are pending, 1 on any"
+            " error (as terraform plan).",
+        ),
+    ] = False,
 ) -> None:
-    """Dry run: read both systems and print what a sync would do; nothing is written."""
-    obj = _app(ctx)
+    """Dry run: read both systems and print what a sync would do; nothing is written.
+
+    Creates no file and takes no lock. Before the first sync it shows what the first sync would
+    do (as terraform plan does without state).
+    """
+    if flow is not None:
+        _check_flow(flow)
+    try:
+        report, names = _plan(_app(ctx), full, as_json)
+    except typer.Exit as exc:
+        # terraform's convention: with the flag, 2 means "changes", so every error is 1.
+        raise typer.Exit(
+            FAILURES if detailed_exitcode and exc.exit_code else exc.exit_code
+        ) from None
+    if as_json:
+        emit_json(report_json(report, dry_run=True, flow=flow))
+    else:
+        if not summary:
+            render_plan(report, explain=explain, flow=flow, names=names)
+        stdout_console().print(summary_table(report, "Plan", flow=flow))
+    if detailed_exitcode and pending_changes(plan_items(report, flow)):
+        raise typer.Exit(USAGE)  # 2: changes pending
+
+
+def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]:
     run_id = _new_run_id()
     bind_run(run_id)
-    with failing_cleanly():
+    with failing_cleanly(obj.env):
         settings = obj.settings()
+        try:
+            store = obj.store(read_only=True)
+        except NoState:
+            from adapters.memory import MemoryStateStore
+
+            tell(
+                f"no state at {settings.state_path} yet: this is what the first sync would do",
+                level="warning",
+            )
+            store = MemoryStateStore()
         poweroffice, zendesk = obj.systems()
-        store = obj.store()
         with ProgressObserver.for_stderr(enabled=not as_json) as observer:
             report = plan_run(
                 poweroffice,
@@ -239,14 +427,19 @@ def plan(
                 run_id=run_id,
                 observer=observer,
             )
-    if as_json:
-        emit_json(report_json(report, dry_run=True))
-        return
-    render_plan(report, explain=explain)
-    stdout_console().print(summary_table(report, "Plan"))
+        # The last sync's mirrors name the records a person knows; new ones carry their fields.
+        names = Names({system: store.load_mirror(system) for system in System})
+    return report, names
 
 
-def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool, stop: SignalStop) -> int:
+def _one_sync(
+    obj: AppContext,
+    full: bool,
+    as_json: bool,
+    compact: bool,
+    stop: SignalStop,
+    seen: set[str] | None = None,
+) -> int:
     run_id = _new_run_id()
     bind_run(run_id)
     settings = obj.settings()
@@ -265,7 +458,13 @@ def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool, stop: S
             should_stop=stop.should_stop,
         )
     log.info("sync.done", applied=len(report.applied), failed=len(report.failures))
-    _render_sync(report, as_json, compact)
+    # On a terminal, what changed by name (from the mirrors just saved); logs get counts only.
+    names = (
+        Names({system: store.load_mirror(system) for system in System})
+        if sys.stdout.isatty() and not as_json
+        else None
+    )
+    _render_sync(report, as_json, compact, seen, names)
     if report.interrupted:
         typer.echo(
             f"interrupted: {len(report.applied)} of {report.planned_writes} writes applied,"
@@ -276,7 +475,15 @@ def _one_sync(obj: AppContext, full: bool, as_json: bool, compact: bool, stop: S
     return FAILURES if report.failures else OK
 
 
-def _render_sync(report: RunReport, as_json: bool, compact: bool) -> None:
+def _render_sync(
+    report: RunReport,
+    as_json: bool,
+    compact: bool,
+    seen: set[str] | None = None,
+    names: Names | None = None,
+) -> None:
+    """Print a run: JSON, or every item (``seen``: on a schedule, the ids of the unresolved
+    items printed by earlier runs, which are counted instead of repeated) and the counts."""
     if as_json:
         if compact:
             import json
@@ -287,29 +494,49 @@ def _render_sync(report: RunReport, as_json: bool, compact: bool) -> None:
         else:
             emit_json(report_json(report, dry_run=False))
         return
+    if names is not None:
+        applied = {result.item_id for result in report.applied}
+        for item in report.plan:
+            if item.id in applied:
+                for line in item_lines(item):
+                    typer.echo(names.annotate(line))
+    repeated = 0
     for item in report.plan.reports():
+        if seen is not None:
+            if item.id in seen:
+                repeated += 1
+                continue
+            seen.add(item.id)
         for line in item_lines(item):
             typer.echo(line)
+    if repeated:
+        typer.echo(
+            f"{repeated} unresolved item(s) unchanged since the last run (see talksync"
+            " conflicts, talksync ambiguities)"
+        )
     render_failures(report)
     stdout_console().print(summary_table(report, f"Sync {report.run_id}"))
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        "talksync sync",
+        "talksync sync --full --json > run.json",
+        "talksync --log-format json sync --every 15m 2>> talksync.log",
+    )
+)
 def sync(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Force a full reconcile.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
     every: Annotated[
         str | None,
-        typer.Option("--every", help="Run on a schedule (e.g. 5m) until interrupted."),
+        typer.Option(
+            "--every", metavar="DURATION", help="Run on a schedule (e.g. 5m) until interrupted."
+        ),
     ] = None,
 ) -> None:
-    """Sync both systems. Ctrl-C (or SIGTERM) sends nothing new, waits for the writes in
-    flight, saves the state and exits 130 (143); a second Ctrl-C exits at once.
-
-    Exit codes: 0 all applied; 1 some records failed (listed); 2 usage or configuration
-    error; 3 a system could not be reached; 4 another run holds the state.
-    """
+    """Sync both systems: read, plan, write, save the state (exit codes: talksync --help)."""
     obj = _app(ctx)
     with failing_cleanly():
         interval: timedelta | None = parse_duration(every, what="--every") if every else None
@@ -317,20 +544,28 @@ def sync(
     stop = SignalStop()
     wait = obj.wait or stop.event.wait
     code = OK
-    with stop, failing_cleanly():
+    seen: set[str] = set()
+    with stop, failing_cleanly(obj.env):
         while True:
             if interval is None:
                 code = _one_sync(obj, full, as_json, False, stop)
                 break
+            if not as_json:
+                typer.echo(f"-- {_stamp(datetime.now(UTC))}: sync starts")
             try:
-                code = _one_sync(obj, full, as_json, as_json, stop)
+                code = _one_sync(obj, full, as_json, as_json, stop, seen=seen)
             except (SystemUnavailable, AlreadyRunning) as exc:
                 # On a schedule one bad run is not the end: say so and try again next time.
-                code = UNAVAILABLE if isinstance(exc, SystemUnavailable) else BUSY
-                typer.echo(f"error: {exc}", err=True)
+                if isinstance(exc, SystemUnavailable):
+                    message, code = unavailable(exc, obj.env)
+                else:
+                    message, code = str(exc), BUSY
+                tell(message, exit_code=code)
             full = False
             if stop.requested:
                 break
+            if not as_json:
+                typer.echo(f"-- next run at {_stamp(datetime.now(UTC) + interval)}")
             if wait(interval.total_seconds()) or stop.requested:
                 if stop.requested:
                     typer.echo("interrupted between runs: nothing in flight, state saved", err=True)
@@ -341,22 +576,40 @@ def sync(
 # -- status and the queues -------------------------------------------------------------------
 
 
+def _check_flow(flow: str) -> None:
+    if flow not in DEFAULT_DATAFLOW.ids:
+        raise fail(f"no flow {flow!r}; flows are: {', '.join(DEFAULT_DATAFLOW.ids)}", USAGE)
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
-    store = obj.store()
+    # Only the listings and status load this way: they look, so nothing is created.
+    store = obj.store(read_only=True)
     return store, store.load_state()
 
 
-@app.command()
+@app.command(epilog=examples("talksync status", "talksync status --json | jq .running"))
 def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Last runs, links per flow, waiting conflicts and ambiguities, cursor ages."""
+    """Last runs, a run in progress, links, waiting conflicts and ambiguities, cursor ages.
+
+    Needs a state (run talksync sync first); creates no file and takes no lock.
+    """
+    obj = _app(ctx)
     with failing_cleanly():
-        store, state = _load(_app(ctx))
+        store, state = _load(obj)
         runs = recent_runs(store, 5)
+        holder = lock_holder(obj.settings().state_path)
     now = datetime.now(UTC)
     data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)
+    data["running"] = (
+        None if holder is None else {"pid": holder.pid, "since": holder.since.isoformat()}
+    )
     if as_json:
         emit_json(data)
     else:
@@ -364,13 +617,22 @@ def status(
         decisions.render_status_extra(data)
 
 
-# -- sandbox and demo ------------------------------------------------------------------------
+SIZE_HELP = "Customers to generate (about three contact persons per company)."
+SEED_HELP = "Seed for the generated data (the same seed, the same data)."
+DEFAULT_SIZE = 50
+"""One word and one default for ``sandbox serve --size`` and ``demo --size``."""
 
 
-@sandbox_app.command("serve")
+@sandbox_app.command(
+    "serve",
+    epilog=examples(
+        "talksync sandbox serve --size 1500 --port 8700",
+        "talksync sandbox serve   # then paste the printed export lines in another shell",
+    ),
+)
 def sandbox_serve(
-    size: Annotated[int, typer.Option("--size", help="Customers to generate.")] = 20,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for the generated data.")] = 1,
+    size: Annotated[int, typer.Option("--size", help=SIZE_HELP)] = DEFAULT_SIZE,
+    seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 1,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[
         int, typer.Option("--port", help="PowerOffice port (Zendesk takes the next; 0: any).")
@@ -386,11 +648,11 @@ def sandbox_serve(
     typer.echo("sandbox stopped", err=True)
 
 
-@app.command()
+@app.command(epilog=examples("talksync demo", "talksync demo --size 500 --seed 7"))
 def demo(
     ctx: typer.Context,
-    size: Annotated[int, typer.Option("--size", help="Records per kind to seed.")] = 50,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed for the data.")] = 1,
+    size: Annotated[int, typer.Option("--size", help=SIZE_HELP)] = DEFAULT_SIZE,
+    seed: Annotated[int, typer.Option("--seed", help=SEED_HELP)] = 1,
 ) -> None:
     """Run a sync against seeded local sandboxes and show what happened."""
     demo_module.demo(_app(ctx).state_path, size, seed)

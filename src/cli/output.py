@@ -22,20 +22,33 @@ is ``{"pending": <create item id>}``.
 from __future__ import annotations
 
 import json
+import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
+import structlog
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 from talkcore.engine import RunReport
 from talkcore.plan import (
+    ITEM_KINDS,
     AdvanceBase,
     Ambiguity,
     Conflict,
@@ -56,6 +69,7 @@ from talkcore.plan import (
     describe,
     item_kind,
 )
+from talkcore.records import Kind, Record, Snapshot, System
 from talkcore.state import Link, SyncState
 
 
@@ -77,10 +91,21 @@ def item_json(item: PlanItem) -> dict[str, Any]:
     return data
 
 
-def report_json(report: RunReport, *, dry_run: bool) -> dict[str, Any]:
-    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``."""
+def report_json(report: RunReport, *, dry_run: bool, flow: str | None = None) -> dict[str, Any]:
+    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``.
+
+    With ``flow`` the items, and the item counts of the summary, are that flow's only.
+    """
     data = report.to_json()
-    data["items"] = [item_json(item) for item in report.plan]
+    items = plan_items(report, flow)
+    data["items"] = [item_json(item) for item in items]
+    if flow is not None:
+        counts = Counter(item_kind(item) for item in items)
+        data["flow"] = flow
+        data["summary"] = {
+            name: counts.get(name, 0) if name in ITEM_KINDS.values() else value
+            for name, value in data["summary"].items()
+        }
     if dry_run:
         data.pop("failures", None)
         data.pop("reconciled", None)
@@ -149,7 +174,8 @@ def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
         names = ", ".join(str(c) for c in item.candidates)
         return [f"{kind}: {_v(item.value)} matches {names} ({item.rule})"]
     if isinstance(item, ReferenceProblem | UnsupportedChange):
-        return [f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"]
+        line = f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"
+        return [line, *_how_to_allow(item)]
     if isinstance(item, NameCollision):
         return [
             f"{kind}: {item.record} name {_v(item.name)} is held by {item.holder} ({item.rule})"
@@ -164,10 +190,84 @@ def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
     raise TypeError(f"unknown plan item {item!r}")  # pragma: no cover - every type is above
 
 
-def render_plan(report: RunReport, *, explain: bool = False) -> None:
-    """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``."""
+def plan_items(report: RunReport, flow: str | None = None) -> list[PlanItem]:
+    """The report's plan items, only those of ``flow`` when one is given."""
+    return [item for item in report.plan if flow is None or item.flow == flow]
+
+
+def pending_changes(items: Iterable[PlanItem]) -> bool:
+    """Whether a sync would change anything: a write, or a link made or ended.
+
+    Reports (a held conflict, an ambiguity) wait for a person, not for a sync, and
+    ``advance_base`` only moves the saved state; neither is a pending change.
+    """
+    return any(isinstance(item, Create | Update | Delete | NewLink | EndLink) for item in items)
+
+
+_KEY = re.compile(r"\b(poweroffice|zendesk):([a-z_]+):([^\s,:()<>]+)")
+
+
+def record_label(record: Record) -> str | None:
+    """A person's name for a record: the organization or customer name, or a person's name and
+    e-mail (``Kari Nordmann <kari@acme.no>``); ``None`` when the record has neither."""
+    name = record.get("name") or record.get("Name")
+    if not name:
+        parts = [record.get("firstName"), record.get("lastName")]
+        name = " ".join(str(p) for p in parts if p) or None
+    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
+    if name and email:
+        return f"{name} <{email}>"
+    return str(name or email) if (name or email) else None
+
+
+@attrs.frozen
+class Names:
+    """Names for the record keys in plan lines, from the mirrors of both systems."""
+
+    snapshots: Mapping[System, Snapshot] = attrs.field(factory=dict)
+
+    def label(self, system: str, kind: str, record_id: str) -> str | None:
+        """The name of ``system:kind:id``, when the mirrors know the record."""
+        try:
+            snapshot = self.snapshots.get(System(system))
+            record = None if snapshot is None else snapshot.of_kind(Kind(kind)).get(record_id)
+        except ValueError:
+            return None
+        return None if record is None else record_label(record)
+
+    def annotate(self, line: str) -> str:
+        """``line`` with each known record key followed by its name in quotes."""
+
+        def named(match: re.Match[str]) -> str:
+            label = self.label(*match.groups())
+            return match.group(0) + (f' "{label}"' if label else "")
+
+        return _KEY.sub(named, line) if self.snapshots else line
+
+
+def _how_to_allow(item: PlanItem) -> list[str]:
+    """For a change the policy refuses, the setting that would allow it."""
+    if isinstance(item, UnsupportedChange) and item.rule == "move_not_enabled":
+        return [
+            f"    moving a record to another customer is off: set allow_moves = true under"
+            f" [flows.{item.flow}] in talksync.toml to let it through"
+        ]
+    return []
+
+
+def render_plan(
+    report: RunReport,
+    *,
+    explain: bool = False,
+    flow: str | None = None,
+    names: Names | None = None,
+) -> None:
+    """Print the plan flow by flow; state-only items (``advance_base``) only with ``explain``.
+
+    With ``names``, records are shown by name beside their keys."""
+    names = names or Names()
     by_flow: dict[str, list[PlanItem]] = {}
-    for item in report.plan:
+    for item in plan_items(report, flow):
         if isinstance(item, AdvanceBase) and not explain:
             continue
         by_flow.setdefault(item.flow, []).append(item)
@@ -177,20 +277,30 @@ def render_plan(report: RunReport, *, explain: bool = False) -> None:
         typer.echo(f"{flow}:")
         for item in items:
             for line in item_lines(item, explain):
-                typer.echo(f"  {line}")
+                typer.echo(f"  {names.annotate(line)}")
     for problem in report.problems:
         typer.echo(f"read problem: {problem}")
 
 
-def summary_table(report: RunReport, title: str) -> Table:
-    """Counts per item kind that occurred, plus applied and failed writes."""
+def summary_table(report: RunReport, title: str, *, flow: str | None = None) -> Table:
+    """Counts per flow and item kind; a real run adds its applied and failed writes.
+
+    A dry run has no writes, so it has no applied or failed rows (not ``applied 0``).
+    """
     table = Table(title=title, show_header=True)
+    table.add_column("flow")
     table.add_column("what")
     table.add_column("count", justify="right")
-    summary = report.to_json()["summary"]
-    for name, count in summary.items():
-        if count or name in ("applied", "failed"):
-            table.add_row(name, str(count))
+    counts = Counter((item.flow, item_kind(item)) for item in plan_items(report, flow))
+    for (flow_id, kind), count in sorted(counts.items()):
+        table.add_row(flow_id, kind, str(count))
+    if not counts:
+        table.add_row(flow or "all", "nothing to do", "0")
+    if not report.dry_run:
+        table.add_row("all", "applied", str(len(report.applied)))
+        table.add_row("all", "failed", str(len(report.failures)))
+    if report.problems:
+        table.add_row("all", "read problems", str(len(report.problems)))
     return table
 
 
@@ -250,6 +360,15 @@ def status_data(
 def render_status(data: Mapping[str, Any], now: datetime) -> None:
     """Print the status as tables."""
     console = stdout_console()
+    running = data.get("running")
+    if running:
+        pid = running["pid"] if running["pid"] is not None else "unknown"
+        console.print(
+            Text(
+                f"A run is in progress: pid {pid}, since {running['since']}"
+                f" ({_age(running['since'], now)})"
+            )
+        )
     runs = Table(title="Last runs")
     for column in ("run", "started", "full", "applied", "failed"):
         runs.add_column(column)
@@ -292,6 +411,14 @@ def link_data(link: Link) -> dict[str, Any]:
     return attrs.asdict(link)
 
 
+class _RateColumn(ProgressColumn):
+    """Records per second of a bar (blank until rich has seen it move)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s")
+
+
 @attrs.define
 class ProgressObserver:
     """Shows a run's phases: progress bars on a terminal, plain lines on stderr otherwise."""
@@ -313,6 +440,8 @@ class ProgressObserver:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                _RateColumn(),
+                TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
@@ -327,8 +456,8 @@ class ProgressObserver:
         """Advance the bar of the phase the event belongs to, or print it as a line."""
         system = str(data.get("system", ""))
         if self._progress is None:
-            details = " ".join(f"{k}={v}" for k, v in data.items() if k != "summary")
-            self.console.print(Text(f"{name} {details}".rstrip()), soft_wrap=True)
+            # Through the logger, so ``--log-format json`` keeps stderr pure JSON lines.
+            structlog.get_logger().info(name, **{k: v for k, v in data.items() if k != "summary"})
             return
         progress = self._progress
         if name == "read.start":

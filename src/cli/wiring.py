@@ -7,17 +7,31 @@ the context a wiring of in-memory fakes instead.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import attrs
 
 from cli.config import ConfigError, Settings, load_settings
-from talkcore.ports import StateStore, SystemPort
+from talkcore.ports import StateStore, SystemPort, SystemUnavailable
+from talkcore.records import Record, RecordKey, Snapshot, System
+from talkcore.state import SyncState, WriteRequest, WriteResult
+
+
+class NoState(Exception):
+    """A read-only command found no state file; the message says how to make one."""
+
+
+class HostNotFound(SystemUnavailable):
+    """A configured host name does not resolve; retrying would not help."""
 
 
 class Wiring(Protocol):
@@ -28,8 +42,142 @@ class Wiring(Protocol):
         ...
 
     def store(self, settings: Settings, stack: ExitStack) -> StateStore:
-        """The state store; resources to close go on ``stack``."""
+        """The state store; resources to close go on ``stack``.
+
+        A wiring may also have ``read_only_store(settings, stack)`` for the commands that only
+        look (status, plan, the listings): it must create no state file and no lock file, and
+        raise ``NoState`` when there is no state yet. Without it they get ``store`` wrapped in
+        ``ReadOnlyStore``.
+        """
         ...
+
+
+def open_sqlite(settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    """The SQLite store at the configured path; see ``Wiring.store`` for ``read_only``."""
+    from adapters.sqlite import SqliteStateStore
+
+    if read_only and not settings.state_path.exists():
+        raise NoState(f"no state at {settings.state_path}: run `talksync sync` first")
+    store = stack.enter_context(SqliteStateStore(settings.state_path))
+    return ReadOnlyStore(store) if read_only else store
+
+
+@attrs.define
+class ReadOnlyStore:
+    """A store that can be read but not written or locked (plan, status, the listings).
+
+    ``lock`` does nothing, so a dry run creates no lock file and never waits for a running
+    sync (SQLite's WAL mode gives the reader a consistent snapshot); writing is a bug.
+    """
+
+    inner: StateStore
+
+    def lock(self) -> AbstractContextManager[None]:
+        """No lock: nothing will be written."""
+        return _no_lock()
+
+    def load_state(self) -> SyncState:
+        """The saved state."""
+        return self.inner.load_state()
+
+    def load_mirror(self, system: System) -> Snapshot:
+        """The saved mirror of ``system``."""
+        return self.inner.load_mirror(system)
+
+    def open_intents(self) -> list[WriteRequest]:
+        """Journaled writes not yet closed."""
+        return self.inner.open_intents()
+
+    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
+        """The mirrored records of ``keys``."""
+        return self.inner.records(keys)
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Refused: a read-only command saves nothing."""
+        raise AssertionError("a read-only command tried to save the state")
+
+    def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
+        """Refused: a read-only command journals nothing."""
+        raise AssertionError("a read-only command tried to journal writes")
+
+    def journal_results(self, run_id: str, results: Sequence[WriteResult]) -> None:
+        """Refused: a read-only command journals nothing."""
+        raise AssertionError("a read-only command tried to journal results")
+
+    def close_intents(self, item_ids: Sequence[str]) -> None:
+        """Refused: a read-only command journals nothing."""
+        raise AssertionError("a read-only command tried to close intents")
+
+    def record_run(self, report: Mapping[str, object]) -> None:
+        """Refused: a dry run is not recorded."""
+        raise AssertionError("a read-only command tried to record a run")
+
+    def __getattr__(self, name: str) -> Any:
+        # Optional reads the port does not name (recent_runs, find_records) pass through.
+        if name.startswith(("save", "journal", "record_", "close")):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
+
+
+@attrs.frozen
+class LockHolder:
+    """The run that holds the state file's lock: its process id and since when."""
+
+    pid: int | None
+    since: datetime
+
+
+def lock_holder(state_path: Path) -> LockHolder | None:
+    """Who holds the run lock on ``state_path`` (``None`` when no run does).
+
+    Reads the ``<state>.lock`` sidecar the SQLite store writes its pid into, without creating
+    it: a shared lock that cannot be had means a run holds it; the file's mtime is when it
+    took it (the holder truncates and writes its pid on taking the lock).
+    """
+    lock_path = state_path.with_name(state_path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            since = datetime.fromtimestamp(os.fstat(fd).st_mtime, UTC)
+            return LockHolder(int(text) if text.isdigit() else None, since)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def check_hosts(settings: Settings) -> None:
+    """Fail at once, naming the setting, when a configured host name does not resolve.
+
+    The adapters retry transport errors with back-off (right for a dropped connection); a
+    name that does not resolve will not start resolving in eleven seconds.
+    """
+    po, zd = settings.poweroffice, settings.zendesk
+    for setting, url in (
+        ("TALKSYNC_POWEROFFICE_BASE_URL (poweroffice.base_url)", po.base_url),
+        ("TALKSYNC_POWEROFFICE_TOKEN_URL (poweroffice.token_url)", po.token_url),
+        ("TALKSYNC_ZENDESK_SUBDOMAIN or TALKSYNC_ZENDESK_BASE_URL", zd.base_url),
+    ):
+        host = urlsplit(url or "").hostname
+        if not host:
+            continue
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:
+            raise HostNotFound(
+                f"host name {host} does not resolve ({exc.strerror}): check {setting}"
+            ) from None
 
 
 @attrs.define
@@ -46,6 +194,7 @@ class RealWiring:
         missing = settings.missing()
         if missing:
             raise ConfigError("\n".join(missing))
+        check_hosts(settings)
         # Imported here so commands that need no system (status, links, init) start fast.
         import httpx
 
@@ -85,9 +234,11 @@ class RealWiring:
 
     def store(self, settings: Settings, stack: ExitStack) -> StateStore:
         """The SQLite store at the configured path."""
-        from adapters.sqlite import SqliteStateStore
+        return open_sqlite(settings, stack)
 
-        return stack.enter_context(SqliteStateStore(settings.state_path))
+    def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
+        """The SQLite store for a command that only looks; ``NoState`` when there is none."""
+        return open_sqlite(settings, stack, read_only=True)
 
 
 @attrs.define
@@ -119,9 +270,15 @@ class AppContext:
         """The PowerOffice and Zendesk ports."""
         return self.wiring.systems(self.settings(), self.stack)
 
-    def store(self) -> StateStore:
-        """The state store."""
-        return self.wiring.store(self.settings(), self.stack)
+    def store(self, *, read_only: bool = False) -> StateStore:
+        """The state store (``read_only``: for commands that only look; see ``Wiring.store``)."""
+        if not read_only:
+            return self.wiring.store(self.settings(), self.stack)
+        opener = getattr(self.wiring, "read_only_store", None)
+        if callable(opener):
+            store: StateStore = opener(self.settings(), self.stack)
+            return store
+        return ReadOnlyStore(self.wiring.store(self.settings(), self.stack))
 
 
 def recent_runs(store: StateStore, limit: int = 10) -> list[Mapping[str, Any]]:

@@ -183,19 +183,32 @@ DEFAULT_DATAFLOW = Dataflow(
 """The four flows of the specification, organization flows first."""
 
 
-def render_checklist(dataflow: Dataflow, *, generated: datetime, markup: str = "rst") -> str:
-    """Render ``dataflow`` as the QA checklist document (``markup`` is ``rst`` or ``markdown``)."""
+def render_checklist(
+    dataflow: Dataflow, *, generated: datetime | None = None, markup: str = "rst"
+) -> str:
+    """Render ``dataflow`` as the QA checklist document (``markup`` is ``rst`` or ``markdown``).
+
+    ``rst`` is the commissioned checklist, layout kept exactly: the generation time (required),
+    quoted data types, header-only tables. ``markdown`` is the view for people: no time (the
+    same dataflow gives the same bytes), flow ids, bare types, "none" for an empty list.
+    """
     if markup not in ("rst", "markdown"):
         raise ValueError(f"unknown markup {markup!r}: use 'rst' or 'markdown'")
-    out = _Markup(markdown=markup == "markdown")
+    people = markup == "markdown"
+    out = _Markup(markdown=people)
     out.heading(dataflow.title, level=0)
-    out.para(f"Generated {generated.isoformat(timespec='seconds')}.")
+    if not people:
+        if generated is None:
+            raise ValueError("the rst checklist states its generation time: pass generated")
+        out.para(f"Generated {generated.isoformat(timespec='seconds')}.")
     out.para(
         "This checklist lists, flow by flow, how records of PowerOffice Go and Zendesk Support "
         "are linked and which properties are kept equal. Check each item against both systems."
     )
     for flow in dataflow.flows:
         out.heading(f"{flow.poweroffice_title} to {flow.zendesk_title}", level=1)
+        if people:
+            out.para(f"Flow id: `{flow.id}`")
         if flow.identity is not None:
             out.para(
                 "A link must exist between the two records before anything is synced. "
@@ -213,11 +226,37 @@ def render_checklist(dataflow: Dataflow, *, generated: datetime, markup: str = "
             "Once linked, the pair stays in sync whichever side is edited. "
             "These properties are synced:"
         )
-        out.table(
-            ("PowerOffice property", "Zendesk property", "Data type"),
-            [(p.poweroffice, p.zendesk, f'"{p.datatype}"') for p in flow.properties],
-        )
+        rows: list[tuple[str, ...]] = [
+            (p.poweroffice, p.zendesk, str(p.datatype) if people else f'"{p.datatype}"')
+            for p in flow.properties
+        ]
+        if people and not rows:
+            out.para("none")
+        else:
+            out.table(("PowerOffice property", "Zendesk property", "Data type"), rows)
     return out.text()
+
+
+def checklist_data(dataflow: Dataflow) -> list[dict[str, object]]:
+    """The checklist as JSON-ready data: per flow its id, titles, identity and properties."""
+    return [
+        {
+            "id": flow.id,
+            "poweroffice": flow.poweroffice_title,
+            "zendesk": flow.zendesk_title,
+            "identity": None
+            if flow.identity is None
+            else [
+                {"poweroffice": p.poweroffice, "zendesk": p.zendesk}
+                for p in flow.identity.properties
+            ],
+            "properties": [
+                {"poweroffice": p.poweroffice, "zendesk": p.zendesk, "datatype": str(p.datatype)}
+                for p in flow.properties
+            ],
+        }
+        for flow in dataflow.flows
+    ]
 
 
 @attrs.define
@@ -270,6 +309,7 @@ __all__ = [
     "IdentityRule",
     "PropertyMap",
     "RecordFilter",
+    "checklist_data",
     "field_map",
     "render_checklist",
 ]

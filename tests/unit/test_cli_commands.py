@@ -22,7 +22,7 @@ from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, 
 from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
-from cli.wiring import AppContext
+from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
 from talkcore.ports import StateStore, SystemPort, SystemUnavailable
 from talkcore.records import Kind, ReadResult, Record, System
 from talkcore.state import WriteError, WriteRequest, WriteResult
@@ -47,6 +47,8 @@ class Flaky:
     fail_names: set[str] = attrs.field(factory=set)
     down: bool = False
     on_apply: Callable[[], None] | None = None
+    refusal: Exception | None = None
+    """Raised by every read: the system refusing the credentials, say."""
 
     @property
     def system(self) -> System:
@@ -58,6 +60,8 @@ class Flaky:
         return f"{self.system} in memory"
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        if self.refusal is not None:
+            raise self.refusal
         if self.down:
             raise SystemUnavailable(f"{self.system} is down")
         return self.inner.read(kinds, cursors)
@@ -93,7 +97,12 @@ class FakeWiring:
     def store(self, settings: Settings, stack: ExitStack) -> StateStore:
         if self.store_kind == "memory":
             return self.memory_store
-        return stack.enter_context(SqliteStateStore(settings.state_path))
+        return open_sqlite(settings, stack)
+
+    def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
+        if self.store_kind == "memory":
+            return ReadOnlyStore(self.memory_store)
+        return open_sqlite(settings, stack, read_only=True)
 
 
 @attrs.define
@@ -384,6 +393,10 @@ def test_status_shows_runs_links_and_cursors(cli: Cli) -> None:
 
 
 def test_status_on_a_fresh_state_says_no_runs(cli: Cli) -> None:
+    if cli.wiring.store_kind == "sqlite":
+        result = ok(cli("status"), 2)
+        assert f"no state at {cli.state_path}: run `talksync sync` first" in result.stderr
+        return
     assert "(no runs yet)" in ok(cli("status")).stdout
 
 
@@ -394,7 +407,9 @@ def test_check_reports_each_system(cli: Cli) -> None:
     ]
     cli.wiring.poweroffice.down = True
     result = ok(cli("check"), 3)
-    assert "error: poweroffice: poweroffice refused the credentials (401)" in result.stderr
+    error = json.loads(result.stderr)
+    assert error["message"] == "poweroffice: poweroffice refused the credentials (401)"
+    assert error["level"] == "error"
     assert "ok: zendesk in memory" in result.stdout
 
 
@@ -404,6 +419,19 @@ def test_dataflow_prints_the_checklist(cli: Cli) -> None:
     assert "Contact person to User" in rst
     markdown = ok(cli("dataflow", "--format", "markdown")).stdout
     assert "| PowerOffice property | Zendesk property | Data type |" in markdown
+    assert markdown == ok(cli("dataflow", "--format", "markdown")).stdout  # byte-identical
+    assert "none" in markdown.split("## Customer (person) to User")[1]  # no empty table
+    flows = json.loads(ok(cli("dataflow", "--format", "json")).stdout)
+    assert [flow["id"] for flow in flows] == [
+        "customers-organizations",
+        "departments-organizations",
+        CONTACTS,
+        "person-customers-users",
+    ]
+    contacts = next(flow for flow in flows if flow["id"] == CONTACTS)
+    assert {"poweroffice": "partyId", "zendesk": "organization_id", "datatype": "string"} in (
+        contacts["properties"]
+    )
 
 
 def test_init_writes_a_config_that_loads(cli: Cli, tmp_path: Path) -> None:
@@ -433,8 +461,9 @@ def test_the_real_wiring_lists_missing_secrets(tmp_path: Path) -> None:
 def test_version_and_help() -> None:
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).stdout.startswith("talksync ")
-    help_text = runner.invoke(app, ["sync", "--help"]).stdout
-    assert "Exit codes" in help_text
+    sync_help = " ".join(runner.invoke(app, ["sync", "--help"]).stdout.split())
+    assert "(exit codes: talksync --help)" in sync_help
+    assert "Exit codes:" in runner.invoke(app, ["--help"]).stdout
 
 
 def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -444,3 +473,182 @@ def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--state", str(path), "status"], obj=obj)
     assert result.exit_code == 2
     assert "not a usable talksync state file" in result.stderr
+
+
+# -- plan flags, exit codes, read-only commands ----------------------------------------------
+
+
+def test_plan_flow_shows_only_that_flow(cli: Cli) -> None:
+    out = ok(cli("plan", "--flow", CONTACTS)).stdout.splitlines()
+    assert f"{CONTACTS}:" in out
+    assert f"{CUSTOMERS}:" not in out
+    data = json.loads(ok(cli("plan", "--flow", CUSTOMERS, "--json")).stdout)
+    assert {item["flow"] for item in data["items"]} == {CUSTOMERS}
+    assert data["summary"]["create"] == 2
+    assert data["summary"]["link"] == 0  # the identity link belongs to the other flow
+    assert "no flow 'people'" in ok(cli("plan", "--flow", "people"), 2).stderr
+
+
+def test_plan_summary_prints_counts_per_flow_and_kind_only(cli: Cli) -> None:
+    out = ok(cli("plan", "--summary")).stdout
+    assert "create: organization" not in out
+    rows = {tuple(line.split()[1:4:2]) for line in out.splitlines() if "│" in line}
+    assert (CUSTOMERS, "create") in rows or any(CUSTOMERS in line for line in out.splitlines())
+    assert "applied" not in out  # a dry run writes nothing, so it counts no writes
+    assert "failed" not in out
+
+
+def test_plan_detailed_exitcode_tells_pending_from_nothing_and_errors(cli: Cli) -> None:
+    ok(cli("plan", "--detailed-exitcode"), 2)
+    ok(cli("plan"), 0)  # without the flag, pending changes are not an error
+    ok(cli("sync"))
+    ok(cli("plan", "--detailed-exitcode"), 0)
+    org_id = next(iter(organizations(cli.zd)))
+    cli.zd.edit(Kind.ORGANIZATION, org_id, name="Renamed in Zendesk")
+    ok(cli("plan", "--detailed-exitcode", "--flow", CONTACTS), 0)
+    ok(cli("plan", "--detailed-exitcode", "--flow", CUSTOMERS), 2)
+    cli.wiring.zendesk.down = True
+    ok(cli("plan", "--detailed-exitcode"), 1)  # an error is 1, never 2 (changes)
+    ok(cli("plan"), 3)
+
+
+def test_sync_counts_writes_but_a_dry_run_does_not(cli: Cli) -> None:
+    planned = ok(cli("plan")).stdout
+    assert "applied" not in planned
+    synced = ok(cli("sync")).stdout
+    assert "applied" in synced
+    assert CUSTOMERS in synced  # counts are per flow
+
+
+@pytest.mark.parametrize(
+    ("error", "variable"),
+    [
+        (
+            "adapters.poweroffice.errors.PowerOfficeAuthError",
+            "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY",
+        ),
+        ("adapters.zendesk.errors.ZendeskUnauthorized", "TALKSYNC_ZENDESK_API_TOKEN"),
+    ],
+)
+def test_refused_credentials_exit_5_naming_the_variable(
+    cli: Cli, error: str, variable: str
+) -> None:
+    import importlib
+
+    module, name = error.rsplit(".", 1)
+    kind = getattr(importlib.import_module(module), name)
+    message = "refused the token request (HTTP 401): the subscription key was not accepted"
+    refusal = kind(message) if "poweroffice" in module else kind(message, status=401, code="x")
+    target = cli.wiring.poweroffice if "poweroffice" in module else cli.wiring.zendesk
+    target.refusal = refusal
+    for command in ("sync", "plan"):
+        result = ok(cli(command), 5)
+        assert variable in result.stderr
+        assert "could not reach" not in result.stderr
+
+
+def test_a_run_that_cannot_reach_a_system_is_not_a_credentials_error(cli: Cli) -> None:
+    cli.wiring.poweroffice.down = True
+    assert "TALKSYNC_" not in ok(cli("sync"), 3).stderr
+
+
+READ_ONLY = (
+    ("status",),
+    ("status", "--json"),
+    ("plan",),
+    ("links", "list"),
+    ("links",),
+    ("conflicts", "list"),
+    ("ambiguities", "list"),
+    ("dataflow",),
+)
+
+
+def _files(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+
+
+@pytest.mark.parametrize("args", READ_ONLY, ids=" ".join)
+def test_read_only_commands_create_no_file(cli: Cli, args: tuple[str, ...]) -> None:
+    before = _files(cli.state_path.parent)
+    result = cli(*args)
+    assert _files(cli.state_path.parent) == before, result.stderr
+    if args[0] not in ("plan", "dataflow") and cli.wiring.store_kind == "sqlite":
+        assert result.exit_code == 2
+        assert f"no state at {cli.state_path}: run `talksync sync` first" in result.stderr
+    ok(cli("sync"))
+    before = _files(cli.state_path.parent)
+    ok(cli(*args))
+    assert _files(cli.state_path.parent) == before  # no lock file, no -wal left behind
+
+
+def test_status_shows_a_run_in_progress(cli: Cli) -> None:
+    ok(cli("sync"))
+    assert json.loads(ok(cli("status", "--json")).stdout)["running"] is None
+    if cli.wiring.store_kind != "sqlite":
+        return  # the lock holder is read from the state file's lock, which memory lacks
+    with cli.open_store().lock():
+        data = json.loads(ok(cli("status", "--json")).stdout)
+        text = ok(cli("status")).stdout
+    assert data["running"]["pid"] == os.getpid()
+    assert f"A run is in progress: pid {os.getpid()}" in text
+
+
+def test_every_stderr_line_is_json_under_log_format_json(cli: Cli) -> None:
+    cli.wiring.zendesk.fail_names = {"Beta AS"}
+    for args in (("status",), ("plan",), ("sync",), ("sync",), ("status",), ("check",)):
+        result = cli(*args)
+        for line in result.stderr.splitlines():
+            assert isinstance(json.loads(line), dict), (args, line)
+    cli.wiring.zendesk.down = True
+    for args in (("plan",), ("sync",), ("check",), ("sync", "--every", "1m")):
+        for line in cli(*args).stderr.splitlines():
+            assert isinstance(json.loads(line), dict), (args, line)
+    cli.wiring.zendesk.down = False
+    events = [json.loads(line)["event"] for line in cli("sync", "--full").stderr.splitlines()]
+    assert "read.start" in events  # progress is among the JSON lines, not beside them
+
+
+def test_sync_every_stamps_each_cycle_and_counts_repeats(cli: Cli) -> None:
+    cli.wiring.zendesk.fail_names = set()
+    cli.zd.put(Kind.USER, 502, email="kari@acme.no", name="Kari Dup", organization_id=None)
+    cli.stop_after_waits = 3
+    out = ok(cli("sync", "--every", "5m")).stdout
+    assert out.count("sync starts") == 3
+    assert out.count("-- next run at ") == 3
+    assert out.count("ambiguity:") == 1  # printed once, then counted
+    assert "1 unresolved item(s) unchanged since the last run" in out
+
+
+def test_init_lists_only_the_variables_not_set(cli: Cli) -> None:
+    cli.env.update(
+        TALKSYNC_POWEROFFICE_APPLICATION_KEY="a",
+        TALKSYNC_ZENDESK_SUBDOMAIN="acme",
+        TALKSYNC_ZENDESK_OAUTH_TOKEN="t",
+    )
+    out = ok(cli("init")).stdout
+    assert "TALKSYNC_POWEROFFICE_CLIENT_KEY" in out
+    assert "TALKSYNC_POWEROFFICE_APPLICATION_KEY" not in out
+    assert "TALKSYNC_ZENDESK" not in out
+
+
+def test_version_short_flag() -> None:
+    out = CliRunner().invoke(app, ["-V"]).stdout
+    assert out.startswith("talksync ")
+
+
+def test_the_readme_exit_code_table_is_the_cli_one() -> None:
+    from cli.main import EXIT_CODES
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Exit codes\n", 1)[1].strip().split("\n\n", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+    assert [(int(code), meaning.strip()) for code, meaning in rows] == list(EXIT_CODES)
+
+
+def test_plan_names_the_records_it_would_change(cli: Cli) -> None:
+    ok(cli("sync"))
+    cli.po.edit(Kind.CUSTOMER, "1", Name="Acme Holding AS")
+    lines = ok(cli("plan")).stdout.splitlines()
+    (update,) = [line for line in lines if line.startswith("  update: zendesk:organization:")]
+    assert update.endswith('"Acme AS"')  # the name a person knows it by, from the last sync

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
+from structlog.testing import capture_logs
 
 from cli.output import ProgressObserver, item_json, item_lines
 from talkcore.plan import Conflict, Create, FieldChange, NameCollision, PendingId, Update
@@ -99,7 +100,53 @@ def test_progress_bars_on_a_terminal_and_lines_otherwise() -> None:
     assert "read zendesk" in tty.getvalue()
     assert "4/4" in tty.getvalue()
 
+    # Without bars the events are log lines, so --log-format json keeps stderr pure JSON.
     plain = io.StringIO()
-    with ProgressObserver(Console(file=plain, width=100), False) as lines:
+    with (
+        capture_logs() as logged,
+        ProgressObserver(Console(file=plain, width=100), False) as lines,
+    ):
         lines.event("read.done", {"system": "zendesk", "count": 12, "full": True})
-    assert plain.getvalue() == "read.done system=zendesk count=12 full=True\n"
+    assert plain.getvalue() == ""
+    assert logged == [
+        {"event": "read.done", "log_level": "info", "system": "zendesk", "count": 12, "full": True}
+    ]
+
+
+def test_names_follow_the_keys_they_name() -> None:
+    from cli.output import Names
+    from talkcore.records import Record, Snapshot
+
+    user = Record(RecordKey(System.ZENDESK, Kind.USER, "501"), {"name": "Kari", "email": "k@a.no"})
+    person = Record(
+        RecordKey(System.POWEROFFICE, Kind.CONTACT_PERSON, "11"),
+        {"firstName": "Kari", "lastName": "Nordmann", "emailAddress": "k@a.no"},
+    )
+    names = Names(
+        {
+            System.ZENDESK: Snapshot.of(System.ZENDESK, [user]),
+            System.POWEROFFICE: Snapshot.of(System.POWEROFFICE, [person]),
+        }
+    )
+    line = "link: poweroffice:contact_person:11 <-> zendesk:user:501 (identity)"
+    assert names.annotate(line) == (
+        'link: poweroffice:contact_person:11 "Kari Nordmann <k@a.no>" <-> zendesk:user:501'
+        ' "Kari <k@a.no>" (identity)'
+    )
+    assert names.annotate("update: zendesk:user:999") == "update: zendesk:user:999"
+    assert Names().annotate(line) == line
+
+
+def test_an_unsupported_move_names_the_setting_that_allows_it() -> None:
+    from talkcore.plan import UnsupportedChange
+
+    move = UnsupportedChange(
+        "unsupported:1",
+        "contact-persons-users",
+        RecordKey(System.POWEROFFICE, Kind.CONTACT_PERSON, "5000001"),
+        "partyId",
+        "1000003",
+    )
+    head, hint = item_lines(move)
+    assert head.endswith("partyId='1000003' (move_not_enabled)")
+    assert "allow_moves = true under [flows.contact-persons-users]" in hint

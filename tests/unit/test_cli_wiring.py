@@ -86,15 +86,31 @@ def test_check_plan_sync_status_against_the_sandboxes(
     assert status["runs"][1]["run_id"] == report["run_id"]
 
 
-def test_wrong_credentials_are_one_clear_line_and_exit_3(
+def test_wrong_credentials_are_one_clear_line_and_exit_5(
     sandboxes: RunningSandboxes, tmp_path: Path
 ) -> None:
     env = {**sandboxes.env(), "TALKSYNC_ZENDESK_API_TOKEN": "wrong-token"}
     result = talksync(env, tmp_path / "s.db", "check")
-    assert result.exit_code == 3
+    assert result.exit_code == 5
     assert result.stdout.startswith("ok: ")
-    assert "error: zendesk:" in result.stderr
+    assert "zendesk:" in result.stderr
+    assert "TALKSYNC_ZENDESK_API_TOKEN" in result.stderr
     assert "wrong-token" not in result.stderr
+    synced = talksync(env, tmp_path / "s.db", "sync")
+    assert synced.exit_code == 5
+    assert "TALKSYNC_ZENDESK_API_TOKEN" in synced.stderr
+    assert "could not reach" not in synced.stderr
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once(
+    sandboxes: RunningSandboxes, tmp_path: Path
+) -> None:
+    env = {**sandboxes.env(), "TALKSYNC_ZENDESK_BASE_URL": "http://no-such-host.invalid"}
+    result = talksync(env, tmp_path / "s.db", "sync")
+    assert result.exit_code == 3
+    assert "host name no-such-host.invalid does not resolve" in result.stderr
+    assert "TALKSYNC_ZENDESK_SUBDOMAIN or TALKSYNC_ZENDESK_BASE_URL" in result.stderr
+    assert "retry" not in result.stderr  # said at once, not after back-off
 
 
 def test_serve_forever_prints_exports_the_cli_accepts(tmp_path: Path) -> None:

@@ -237,3 +237,49 @@ def test_bad_durations(text: str) -> None:
 def test_a_zendesk_api_url_is_accepted_as_the_base_url() -> None:
     env = {"TALKSYNC_ZENDESK_BASE_URL": "https://acme.zendesk.com/api/v2/"}
     assert load_settings(None, env).zendesk.base_url == "https://acme.zendesk.com"
+
+
+def test_the_template_writes_each_policy_only_where_it_applies() -> None:
+    import tomllib
+
+    from cli.config import config_template as template
+    from talkcore.dataflow import DEFAULT_DATAFLOW
+
+    flows = tomllib.loads(template())["flows"]
+    assert set(flows) == set(DEFAULT_DATAFLOW.ids)
+    for flow in DEFAULT_DATAFLOW:
+        keys = set(flows[flow.id])
+        assert ("allow_moves" in keys) == any(p.is_reference for p in flow.properties), flow.id
+        assert ("create" in keys) == (flow.creates_in_zendesk or flow.creates_in_poweroffice)
+        assert ("conflict" in keys) == bool(flow.properties), flow.id
+    assert "allow_moves" not in flows["customers-organizations"]
+    assert "create" not in flows["contact-persons-users"]
+
+
+def test_every_variable_the_loader_reads_is_in_the_table_the_template_and_the_readme() -> None:
+    import re
+
+    import cli.config
+    from cli.config import VARIABLES, env_name
+
+    names = {v.name for v in VARIABLES}
+    source = Path(cli.config.__file__).read_text(encoding="utf-8")
+    loader = source.split("def load_settings(", 1)[1].split("\nclass Variable", 1)[0]
+    read = set(re.findall(r'"(TALKSYNC_[A-Z_]+)"', loader))
+    read |= {env_name(section, key) for section, keys in cli.config.SECRETS.items() for key in keys}
+    assert read <= names, f"read but not in VARIABLES: {sorted(read - names)}"
+    template = cli.config.config_template()
+    assert all(name in template for name in names)
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Credentials\n", 1)[1].split("\n### ", 1)[0]
+    assert set(re.findall(r"TALKSYNC_[A-Z_]+", table)) == names
+
+
+def test_every_flow_policy_setting_is_in_the_template_somewhere() -> None:
+    import tomllib
+
+    import attrs
+
+    flows = tomllib.loads(config_template())["flows"]
+    written = {key for table in flows.values() for key in table}
+    assert written == {field.name for field in attrs.fields(FlowPolicy)}

@@ -67,7 +67,9 @@ def test_markdown_checklist_uses_headings_and_pipe_tables() -> None:
     text = render_checklist(DEFAULT_DATAFLOW, generated=WHEN, markup="markdown")
     assert text.startswith("# PowerOffice Go to Zendesk Support Dataflow")
     assert "## Contact person to User" in text
-    assert '| partyId | organization_id | "string" |' in text
+    assert "| partyId | organization_id | string |" in text  # people's view: no quotes
+    assert "Generated" not in text  # and no time: the same bytes every run
+    assert "Flow id: `contact-persons-users`" in text
 
 
 def test_unknown_markup_is_refused() -> None:

@@ -194,7 +194,11 @@ class PowerOfficeClient:
         }.get(error, "the credentials were not accepted")
         if status == 401 and not error:
             what = "the subscription key was not accepted"
-        detail = f" ({error}: {description})" if (error or description) else ""
+        detail = (
+            f" ({': '.join(part for part in (error, description) if part)})"
+            if (error or description)
+            else ""
+        )
         return self.credentials.redact(
             f"PowerOffice refused the token request (HTTP {status}): {what}{detail}"
         )
@@ -312,7 +316,9 @@ class PowerOfficeClient:
     def _back_off(self, what: str, attempt: int, reason: str) -> None:
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
         wait = self.jitter.uniform(ceiling / 2, ceiling)
-        log.warning("poweroffice.retry", call=what, attempt=attempt, reason=reason, wait=wait)
+        log.warning(
+            "http.retry", system="poweroffice", call=what, attempt=attempt, reason=reason, wait=wait
+        )
         self.sleep(wait)
 
     def _gave_up(self, method: str, path: str, reason: str) -> PowerOfficeUnavailable:

@@ -169,7 +169,14 @@ class ZendeskHttp:
                     code=failure.code,
                 )
             delay = self.retry.backoff(attempt)
-            log.info("zendesk.http.retry", method=method, path=path, delay=round(delay, 2))
+            log.warning(
+                "http.retry",
+                system="zendesk",
+                call=f"{method} {path}",
+                attempt=attempt + 1,
+                reason=failure.message,
+                wait=round(delay, 2),
+            )
             self._sleep(delay)
             attempt += 1
 
