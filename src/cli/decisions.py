@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.helptext import examples
+from cli.logs import tell
 from cli.output import emit_json, item_json, item_lines
 from cli.wiring import AppContext
 from talkcore.dataflow import DEFAULT_DATAFLOW, Flow
@@ -52,7 +53,7 @@ class Refused(Exception):
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    tell(message)
     return typer.Exit(USAGE)
 
 
@@ -186,7 +187,7 @@ def show(listing: Listing, *, as_json: bool) -> None:
         return
     for row in listing.rows:
         typer.echo("\t".join(row))
-    typer.echo(footer, err=True)
+    tell(footer, level="info", count=len(listing.rows))
 
 
 # -- deciding --------------------------------------------------------------------------------

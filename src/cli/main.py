@@ -466,10 +466,10 @@ def _one_sync(
     )
     _render_sync(report, as_json, compact, seen, names)
     if report.interrupted:
-        typer.echo(
+        tell(
             f"interrupted: {len(report.applied)} of {report.planned_writes} writes applied,"
             " state saved",
-            err=True,
+            level="info",
         )
         return stop.exit_code
     return FAILURES if report.failures else OK
@@ -568,7 +568,7 @@ def sync(
                 typer.echo(f"-- next run at {_stamp(datetime.now(UTC) + interval)}")
             if wait(interval.total_seconds()) or stop.requested:
                 if stop.requested:
-                    typer.echo("interrupted between runs: nothing in flight, state saved", err=True)
+                    tell("interrupted between runs: nothing in flight, state saved", level="info")
                 break
     raise typer.Exit(stop.exit_code if stop.requested else code)
 
@@ -645,7 +645,7 @@ def sandbox_serve(
     from adapters.sandbox.server import serve_forever
 
     serve_forever(size, seed, host=host, port=port, zendesk_rate_limit=zendesk_rate_limit)
-    typer.echo("sandbox stopped", err=True)
+    tell("sandbox stopped", level="info")
 
 
 @app.command(epilog=examples("talksync demo", "talksync demo --size 500 --seed 7"))
