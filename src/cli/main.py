@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import structlog
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
@@ -668,5 +669,35 @@ def demo(
     demo_module.demo(_app(ctx).state_path, size, seed)
 
 
+def _stderr_is_json(argv: list[str]) -> bool:
+    """Whether this run's stderr will be JSON lines, read off the arguments before parsing."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--log-format="):
+            return arg.split("=", 1)[1] == LogFormat.JSON
+        if arg == "--log-format" and i + 1 < len(argv):
+            return argv[i + 1] == LogFormat.JSON
+    return not sys.stderr.isatty()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The ``talksync`` command: ``app``, with a usage error told like every other error, so
+    stderr stays JSON lines under ``--log-format json`` (and in a pipe)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not _stderr_is_json(args):
+        app(args=args, prog_name="talksync")
+        return
+    try:
+        code = app(args=args, prog_name="talksync", standalone_mode=False)
+    except ClickException as exc:
+        configure_logging(log_format=LogFormat.JSON)
+        tell(exc.format_message(), exit_code=exc.exit_code)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        configure_logging(log_format=LogFormat.JSON)
+        tell("aborted", exit_code=1)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()
