@@ -308,6 +308,12 @@ def test_rate_limit_per_minute_with_headers(clock: FakeClock) -> None:
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert [a.headers["X-Rate-Limit-Remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
     assert answers[0].headers["X-Rate-Limit"] == "5"
+    # The names the current docs give, and the 2023 names, say the same.
+    pairs = (("ratelimit-limit", "ratelimit-remaining"), ("rate-limit", "rate-limit-remaining"))
+    for limit, remaining in pairs:
+        counts = [(a.headers[limit], a.headers[remaining]) for a in answers[:2]]
+        assert counts == [("5", "4"), ("5", "3")]
+    assert answers[0].headers["ratelimit-reset"] == answers[0].headers["rate-limit-reset"] == "60"
     assert answers[5].headers["Retry-After"] == "60"
     clock.advance(45)
     assert client.get("/api/v2/users/me").headers["Retry-After"] == "15"

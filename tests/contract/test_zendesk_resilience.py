@@ -343,6 +343,56 @@ def test_limiter_adopts_server_remaining_and_reset() -> None:
     assert sleeps == [13.0]
 
 
+class MovingClock:
+    """A clock only waiting moves: ``now`` for the port, ``sleep`` records and advances."""
+
+    def __init__(self) -> None:
+        self.at = NOW
+        self.sleeps = Sleeps()
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps(seconds)
+        self.at += timedelta(seconds=seconds)
+
+
+def test_limiter_learns_from_the_documented_header_names_alone() -> None:
+    # Only the names the current docs give: ratelimit-limit / -remaining / -reset.
+    documented = {"ratelimit-limit": "2", "ratelimit-remaining": "5", "ratelimit-reset": "40"}
+    spent = {"ratelimit-limit": "700", "ratelimit-remaining": "0", "ratelimit-reset": "13"}
+    script = Script(*[ok(ME, **documented) for _ in range(3)], ok(ME, **spent), ok(ME))
+    clock = MovingClock()
+    port = make_port(script, sleep=clock.sleep, now=clock.now, rate_limit_per_minute=200)
+    for _ in range(3):
+        port.check()
+    assert clock.sleeps == [60.0]  # the limit (2 a minute) was learnt: the third waited
+    port.check()  # answered: nothing remains, the budget resets in 13 s
+    port.check()
+    assert clock.sleeps == [60.0, 13.0]
+
+
+def test_exports_are_paced_by_their_own_budget_and_other_calls_are_not() -> None:
+    def page(n: int, end: bool = False) -> httpx.Response:
+        return ok({"users": [], "after_cursor": f"C{n}", "end_of_stream": end})
+
+    clock = MovingClock()
+    pages = [page(n) for n in range(1, 12)] + [page(12, end=True)]
+    script = Script(*pages, *[ok(ME) for _ in range(20)])
+    port = make_port(script, sleep=clock.sleep, now=clock.now)
+    with capture_logs() as logs:
+        result = port.read(frozenset({Kind.USER}), {"zendesk:user": "cursor:C0"})
+    assert result.cursors["zendesk:user"] == "cursor:C12"
+    # Ten export pages in a minute, then the eleventh waits for the window: no 429 needed.
+    assert clock.sleeps == [60.0]
+    waits = [e for e in logs if e["event"] == "zendesk.rate_limit.wait"]
+    assert [e["budget"] for e in waits] == ["export"]
+    for _ in range(20):
+        port.check()  # the account's budget (200) is far off: no export wait on other calls
+    assert clock.sleeps == [60.0]
+
+
 # -- secrets --------------------------------------------------------------------------------
 
 

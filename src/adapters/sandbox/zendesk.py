@@ -382,8 +382,12 @@ class ZendeskSandbox(SandboxApp):
         limit = self.rate_limit if self.rate_limit is not None else 700
         remaining = max(0, limit - used)
         reset = max(1, math.ceil((minute + 1) * 60 - self.clock()))
+        # The documented names (ratelimit-*), and the two older sets real answers carry.
         return response.with_headers(
             [
+                ("ratelimit-limit", str(limit)),
+                ("ratelimit-remaining", str(remaining)),
+                ("ratelimit-reset", str(reset)),
                 ("X-Rate-Limit", str(limit)),
                 ("X-Rate-Limit-Remaining", str(remaining)),
                 ("rate-limit", str(limit)),

@@ -11,7 +11,7 @@ import structlog
 
 from adapters.zendesk.auth import ZendeskAuth
 from adapters.zendesk.errors import ZendeskUnauthorized, ZendeskUnavailable
-from adapters.zendesk.limiter import RateLimiter
+from adapters.zendesk.limiter import EXPORT_RATE_LIMIT, RateLimiter
 from adapters.zendesk.reading import (
     Batch,
     read_all,
@@ -44,6 +44,8 @@ class ZendeskPort:
 
     ``base_url`` is ``https://{subdomain}.zendesk.com`` (or a stand-in); ``sleep`` and ``now``
     are injectable so that rate limits, retries and job polling can be tested without waiting.
+    ``rate_limit_per_minute`` is the account's budget (corrected by Zendesk's headers);
+    ``export_rate_limit_per_minute`` the incremental exports' own, within it.
     """
 
     def __init__(
@@ -53,13 +55,23 @@ class ZendeskPort:
         auth: ZendeskAuth,
         *,
         rate_limit_per_minute: int = 200,
+        export_rate_limit_per_minute: int = EXPORT_RATE_LIMIT,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._now = now
         limiter = RateLimiter(rate_limit_per_minute, sleep=sleep, now=now)
-        self.http = ZendeskHttp(client, base_url, auth, limiter=limiter, sleep=sleep, retry=retry)
+        exports = RateLimiter(export_rate_limit_per_minute, sleep=sleep, now=now, budget="export")
+        self.http = ZendeskHttp(
+            client,
+            base_url,
+            auth,
+            limiter=limiter,
+            sleep=sleep,
+            retry=retry,
+            export_limiter=exports,
+        )
         self._writer = ZendeskWriter(self.http, sleep=sleep)
 
     def __repr__(self) -> str:
