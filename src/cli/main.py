@@ -137,7 +137,7 @@ def fail(message: str, code: int) -> typer.Exit:
 def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
     """The variables to fix when ``exc`` is a system refusing our credentials, else ``None``."""
     from adapters.poweroffice.errors import PowerOfficeAuthError
-    from adapters.zendesk.errors import ZendeskUnauthorized
+    from adapters.zendesk.errors import ZendeskAccessDenied, ZendeskUnauthorized
 
     if isinstance(exc, PowerOfficeAuthError):
         text = str(exc)
@@ -151,7 +151,9 @@ def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
             "TALKSYNC_POWEROFFICE_APPLICATION_KEY, TALKSYNC_POWEROFFICE_CLIENT_KEY and"
             " TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY"
         )
-    if isinstance(exc, ZendeskUnauthorized):
+    # A Zendesk user without the role a sync needs is fixed like refused credentials: by
+    # using another user's (an admin's) token.
+    if isinstance(exc, ZendeskUnauthorized | ZendeskAccessDenied):
         if env is not None and env.get("TALKSYNC_ZENDESK_OAUTH_TOKEN"):
             return "TALKSYNC_ZENDESK_OAUTH_TOKEN"
         return "TALKSYNC_ZENDESK_API_TOKEN and TALKSYNC_ZENDESK_EMAIL"

@@ -54,13 +54,16 @@ def test_check_refuses_a_token_whose_user_is_not_an_admin(tmp_path: Path) -> Non
         first = talksync(running.env(), state, "sync")
         # ... and the next one is refused the exports: the message says what is missing.
         second = talksync(running.env(), state, "sync")
-    assert checked.returncode != 0, checked.stdout
+    # Exit 5: fixed like refused credentials, with another (an admin's) token.
+    assert checked.returncode == 5, checked.stdout
     said = errors(checked.stderr)
     assert "'admin' role" in said and "role 'agent'" in said, checked.stderr[-2000:]
+    assert "fix: check TALKSYNC_ZENDESK_API_TOKEN" in said
     assert checked.stdout.count("ok: ") == 1  # PowerOffice's credentials are fine
     assert first.returncode == 0, first.stderr[-2000:]
-    assert second.returncode == 3, second.stderr[-2000:]
-    assert "'admin' role" in errors(second.stderr), second.stderr[-2000:]
+    assert second.returncode == 5, second.stderr[-2000:]
+    said = errors(second.stderr)
+    assert "'admin' role" in said and "could not reach" not in said, second.stderr[-2000:]
 
 
 def test_check_passes_an_admin_token(tmp_path: Path) -> None:

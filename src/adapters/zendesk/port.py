@@ -123,9 +123,9 @@ class ZendeskPort:
             self._probe_export()
         except ZendeskAccessDenied as exc:
             raise ZendeskAccessDenied(
-                f"{who}, but the incremental exports every run after the first reads through "
-                f"need the {EXPORT_ROLE!r} role (Zendesk refused them to role {user.role!r}): "
-                "use an admin's API token or OAuth token",
+                f"{who}, but the incremental exports (how every run after the first reads "
+                f"changes) need the {EXPORT_ROLE!r} role and Zendesk refused them to role "
+                f"{user.role!r}: use an admin's API token or OAuth token",
                 role=EXPORT_ROLE,
             ) from exc
         return f"{who}; the incremental exports answer this role too"
