@@ -103,8 +103,8 @@ def _first_int(headers: Mapping[str, str], names: tuple[str, ...]) -> int | None
 def _reset_seconds(reset: int, now: Callable[[], datetime]) -> float:
     """Seconds to wait for a reset given as seconds (the docs' reading) or as an epoch time.
 
-    The docs show a small number of seconds; a header following the older IETF draft's other
-    reading would carry a Unix time. Both are accepted: waiting an epoch's worth is never right.
+    Zendesk's answers carry a small number of seconds; other APIs' reset headers carry a Unix
+    time. Both are accepted, since reading one as the other waits for decades or not at all.
     """
     if reset >= _EPOCH_FLOOR:
         return max(0.0, reset - now().timestamp())
