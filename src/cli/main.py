@@ -149,7 +149,7 @@ def _var(key: str) -> str:
 def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
     """The variables to fix when ``exc`` is a system refusing our credentials, else ``None``."""
     from adapters.poweroffice.errors import PowerOfficeAuthError
-    from adapters.zendesk.errors import ZendeskUnauthorized
+    from adapters.zendesk.errors import ZendeskAccessDenied, ZendeskUnauthorized
 
     app, client, sub = (
         _var(f"poweroffice.{k}") for k in ("application_key", "client_key", "subscription_key")
@@ -163,7 +163,9 @@ def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
         if "client key" in text:
             return client
         return f"{app}, {client} and {sub}"
-    if isinstance(exc, ZendeskUnauthorized):
+    # A Zendesk user without the role a sync needs is fixed like refused credentials: by
+    # using another user's (an admin's) token.
+    if isinstance(exc, ZendeskUnauthorized | ZendeskAccessDenied):
         if env is not None and env.get(_var("zendesk.oauth_token")):
             return _var("zendesk.oauth_token")
         return f"{_var('zendesk.api_token')} and {_var('zendesk.email')}"

@@ -8,6 +8,7 @@ import pytest
 from sandbox_support import zendesk_client
 
 from adapters.sandbox import FakeClock, ZendeskSandbox
+from adapters.sandbox.zendesk import EXPORT_RATE_LIMIT
 
 
 @pytest.fixture
@@ -53,6 +54,10 @@ def test_cursor_paging_walks_every_user_once(zd: ZendeskSandbox, client: httpx.C
         pages += 1
     assert sorted(seen) == sorted(ids)
     assert pages == 3
+    # As in real traffic, the last page still links on: only has_more says it is the last.
+    assert body["links"]["next"] is not None
+    beyond = client.get(body["links"]["next"]).json()
+    assert (beyond["users"], beyond["meta"]["has_more"]) == ([], False)
     assert client.get("/api/v2/users", params={"page[size]": 101}).status_code == 400
     after = client.get("/api/v2/users", params={"page[size]": 2, "page[after]": "garbage"})
     assert after.status_code == 400
@@ -308,6 +313,12 @@ def test_rate_limit_per_minute_with_headers(clock: FakeClock) -> None:
     assert [a.status_code for a in answers] == [200] * 5 + [429]
     assert [a.headers["X-Rate-Limit-Remaining"] for a in answers[:5]] == ["4", "3", "2", "1", "0"]
     assert answers[0].headers["X-Rate-Limit"] == "5"
+    # The names the current docs give, and the 2023 names, say the same.
+    pairs = (("ratelimit-limit", "ratelimit-remaining"), ("rate-limit", "rate-limit-remaining"))
+    for limit, remaining in pairs:
+        counts = [(a.headers[limit], a.headers[remaining]) for a in answers[:2]]
+        assert counts == [("5", "4"), ("5", "3")]
+    assert answers[0].headers["ratelimit-reset"] == answers[0].headers["rate-limit-reset"] == "60"
     assert answers[5].headers["Retry-After"] == "60"
     clock.advance(45)
     assert client.get("/api/v2/users/me").headers["Retry-After"] == "15"
@@ -335,3 +346,78 @@ def test_search_and_show_many(zd: ZendeskSandbox, client: httpx.Client) -> None:
         "/api/v2/users/create_or_update", json={"user": {"email": "ny@x.no", "name": "Ny"}}
     )
     assert new.status_code == 201
+
+
+# -- the incremental exports: admins only, their own budget, a stalled export ----------------
+
+EXPORTS = (
+    ("/api/v2/incremental/organizations.json", {"start_time": 0}),
+    ("/api/v2/incremental/users/cursor.json", {"start_time": 0}),
+    ("/api/v2/incremental/users.json", {"start_time": 0}),
+)
+
+
+def export(client: httpx.Client, n: int) -> httpx.Response:
+    """One request to export number ``n`` of EXPORTS."""
+    path, params = EXPORTS[n]
+    return client.get(path, params=params)
+
+
+def test_an_agent_caller_is_refused_the_exports_and_nothing_else(clock: FakeClock) -> None:
+    zd = ZendeskSandbox(clock=clock, caller_role="agent")
+    client = zendesk_client(zd)
+    assert client.get("/api/v2/users/me").json()["user"]["role"] == "agent"
+    for n in range(len(EXPORTS)):
+        refused = export(client, n)
+        assert refused.status_code == 403, EXPORTS[n]
+        assert refused.json()["error"] == "Forbidden"
+    assert client.get("/api/v2/users", params={"page[size]": 10}).status_code == 200
+    assert client.get("/api/v2/organizations", params={"page[size]": 10}).status_code == 200
+    with pytest.raises(ValueError, match="agent or an admin"):
+        ZendeskSandbox(caller_role="end-user")
+
+
+def test_an_admin_demoted_to_agent_loses_the_exports(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    assert export(client, 0).status_code == 200
+    zd.users[zd.admin_id]["role"] = "agent"
+    assert export(client, 0).status_code == 403
+
+
+def test_exports_have_their_own_budget_of_ten_a_minute(clock: FakeClock) -> None:
+    clock.now = 1_700_000_000.0 - 1_700_000_000.0 % 60 + 15  # 15 s into a minute
+    zd = ZendeskSandbox(clock=clock, export_rate_limit=EXPORT_RATE_LIMIT)
+    client = zendesk_client(zd)
+    answers = [export(client, n % 3) for n in range(11)]
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert answers[10].headers["Retry-After"] == "45"
+    assert "incremental export" in answers[10].json()["description"]
+    # Other endpoints do not spend from it (and are not refused by it).
+    assert client.get("/api/v2/users/me").status_code == 200
+    clock.advance(45)
+    assert export(client, 0).status_code == 200
+
+
+def test_the_export_budget_is_off_unless_asked_for(client: httpx.Client) -> None:
+    assert {export(client, 0).status_code for _ in range(25)} == {200}
+
+
+def test_a_stalled_organization_export_stops_advancing(
+    zd: ZendeskSandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    for n in range(3):
+        zd.add_organization(name=f"Org {n}")
+        clock.advance(10)
+    clock.advance(120)
+    start = int(clock()) - 600
+    zd.stall_organization_export = True
+    page = client.get("/api/v2/incremental/organizations.json", params={"start_time": start})
+    body = page.json()
+    assert (body["end_time"], body["end_of_stream"]) == (start, False)
+    again = client.get(body["next_page"]).json()
+    assert (again["end_time"], again["end_of_stream"]) == (start, False)
+    zd.stall_organization_export = False
+    healed = client.get(body["next_page"]).json()
+    assert healed["end_of_stream"] is True
+    assert len(healed["organizations"]) == 3

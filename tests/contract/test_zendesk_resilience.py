@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from zendesk_support import EMAIL, NOW, TOKEN, Sleeps, make_port
 
 from adapters.zendesk import (
+    ZendeskAccessDenied,
     ZendeskAuth,
     ZendeskForbidden,
     ZendeskRateLimited,
@@ -217,6 +218,48 @@ def test_check_403_and_anonymous_user() -> None:
         make_port(Script(ok(anonymous))).check()
 
 
+NO_ACCESS = {"error": "Forbidden", "description": "You do not have access to this page."}
+AGENT = {"user": {"id": 98, "name": "Helpdesk Agent", "role": "agent", "active": True}}
+
+
+def test_check_as_an_admin_is_one_call() -> None:
+    script = Script(ok(ME))
+    assert "(admin)" in make_port(script).check()
+    assert [r.url.path for r in script.requests] == ["/api/v2/users/me.json"]
+
+
+def test_check_names_the_admin_role_when_the_exports_refuse_the_user() -> None:
+    script = Script(ok(AGENT), httpx.Response(403, json=NO_ACCESS))
+    with pytest.raises(ZendeskAccessDenied) as caught:
+        make_port(script).check()
+    assert caught.value.role == "admin"
+    assert isinstance(caught.value, SystemUnavailable)
+    message = str(caught.value)
+    assert "'admin' role" in message and "role 'agent'" in message, message
+    assert TOKEN not in message
+    # The probe asks the organization export from a few minutes back (never under a minute).
+    probe = script.requests[1]
+    assert probe.url.path == "/api/v2/incremental/organizations.json"
+    assert int(probe.url.params["start_time"]) <= int(NOW.timestamp()) - 61
+
+
+def test_check_passes_a_role_the_account_lets_export_after_all() -> None:
+    # The docs say admins only; an account that answers the probe is believed over the docs.
+    export = {"organizations": [], "end_time": 1, "end_of_stream": True}
+    script = Script(ok(AGENT), ok(export))
+    assert "the incremental exports answer this role too" in make_port(script).check()
+
+
+@pytest.mark.parametrize("kind", [Kind.USER, Kind.ORGANIZATION])
+def test_an_export_refused_with_403_names_the_admin_role(kind: Kind) -> None:
+    script = Script(httpx.Response(403, json=NO_ACCESS))
+    since = int(NOW.timestamp()) - 3600
+    with pytest.raises(ZendeskAccessDenied, match="'admin' role") as caught:
+        make_port(script).read(frozenset({kind}), {f"zendesk:{kind}": f"start:{since}"})
+    assert caught.value.role == "admin"
+    assert "incremental" in script.requests[0].url.path
+
+
 def test_check_unreachable() -> None:
     script = Script(*[httpx.ConnectError("refused") for _ in range(5)])
     with pytest.raises(ZendeskUnavailable, match=r"acme\.zendesk\.com"):
@@ -315,6 +358,66 @@ def test_organization_export_stops_before_a_start_time_under_a_minute_old() -> N
     assert result.cursors["zendesk:organization"] == f"start:{recent}"
 
 
+def stalled_org_page(start: int, end_time: int | None) -> dict[str, object]:
+    return {
+        "organizations": [org(7, "Acme", "po:1")],
+        "end_time": end_time,
+        "next_page": f"https://acme.zendesk.com/api/v2/incremental/organizations.json?start_time={start}",
+        "end_of_stream": False,
+    }
+
+
+@pytest.mark.parametrize("end_time", ["same", "earlier", None])
+def test_an_organization_export_that_stops_advancing_is_a_read_problem_and_a_full_read_next(
+    end_time: str | None,
+) -> None:
+    since = int(NOW.timestamp()) - 3600
+    ends = {"same": since, "earlier": since - 5, None: None}[end_time]
+    script = Script(ok(stalled_org_page(since, ends)))
+    port = make_port(script)
+    with capture_logs() as logs:
+        result = port.read(
+            frozenset({Kind.ORGANIZATION}), {"zendesk:organization": f"start:{since}"}
+        )
+    assert len(script.requests) == 1  # not asked again for the same page
+    assert [r.id for r in result.records] == ["7"]  # what the page held is kept
+    [problem] = result.problems
+    assert (problem.system, problem.kind, problem.field) == ("zendesk", "organization", "end_time")
+    assert problem.record_id == "(incremental export)"
+    assert f"start:{since}" in problem.message and "next run reads every record" in problem.message
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+        "zendesk.read.export_stalled"
+    ]
+    # Recovery: the cursor left behind makes the next run read every organization in full.
+    assert result.cursors["zendesk:organization"] == "full"
+    listing = {"organizations": [org(7, "Acme", "po:1"), org(8, "Nord", "po:2")]}
+    script.answers.append(ok({**listing, "meta": {"has_more": False}, "links": {}}))
+    later = port.read(frozenset({Kind.ORGANIZATION}), result.cursors)
+    assert script.requests[1].url.path == "/api/v2/organizations.json"
+    assert later.full and later.problems == ()
+    assert sorted(r.id for r in later.records) == ["7", "8"]
+    assert later.cursors["zendesk:organization"] == f"start:{int(NOW.timestamp())}"
+
+
+def test_a_user_export_whose_cursor_stops_moving_is_a_read_problem_too() -> None:
+    page = {"users": [], "after_cursor": "SAME", "end_of_stream": False}
+    script = Script(ok(page))
+    result = make_port(script).read(frozenset({Kind.USER}), {"zendesk:user": "cursor:SAME"})
+    assert len(script.requests) == 1
+    assert [(p.kind, p.field) for p in result.problems] == [("user", "after_cursor")]
+    assert result.cursors["zendesk:user"] == "full"
+
+
+def test_an_export_that_ends_is_no_problem_even_when_end_time_stands_still() -> None:
+    since = int(NOW.timestamp()) - 3600
+    page = {"organizations": [], "end_time": since, "end_of_stream": True}
+    result = make_port(Script(ok(page))).read(
+        frozenset({Kind.ORGANIZATION}), {"zendesk:organization": f"start:{since}"}
+    )
+    assert result.problems == ()
+    assert result.cursors["zendesk:organization"] == f"start:{since}"
+
+
 # -- rate limiter ---------------------------------------------------------------------------
 
 
@@ -341,6 +444,56 @@ def test_limiter_adopts_server_remaining_and_reset() -> None:
     port.check()
     port.check()
     assert sleeps == [13.0]
+
+
+class MovingClock:
+    """A clock only waiting moves: ``now`` for the port, ``sleep`` records and advances."""
+
+    def __init__(self) -> None:
+        self.at = NOW
+        self.sleeps = Sleeps()
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps(seconds)
+        self.at += timedelta(seconds=seconds)
+
+
+def test_limiter_learns_from_the_documented_header_names_alone() -> None:
+    # Only the names the current docs give: ratelimit-limit / -remaining / -reset.
+    documented = {"ratelimit-limit": "2", "ratelimit-remaining": "5", "ratelimit-reset": "40"}
+    spent = {"ratelimit-limit": "700", "ratelimit-remaining": "0", "ratelimit-reset": "13"}
+    script = Script(*[ok(ME, **documented) for _ in range(3)], ok(ME, **spent), ok(ME))
+    clock = MovingClock()
+    port = make_port(script, sleep=clock.sleep, now=clock.now, rate_limit_per_minute=200)
+    for _ in range(3):
+        port.check()
+    assert clock.sleeps == [60.0]  # the limit (2 a minute) was learnt: the third waited
+    port.check()  # answered: nothing remains, the budget resets in 13 s
+    port.check()
+    assert clock.sleeps == [60.0, 13.0]
+
+
+def test_exports_are_paced_by_their_own_budget_and_other_calls_are_not() -> None:
+    def page(n: int, end: bool = False) -> httpx.Response:
+        return ok({"users": [], "after_cursor": f"C{n}", "end_of_stream": end})
+
+    clock = MovingClock()
+    pages = [page(n) for n in range(1, 12)] + [page(12, end=True)]
+    script = Script(*pages, *[ok(ME) for _ in range(20)])
+    port = make_port(script, sleep=clock.sleep, now=clock.now)
+    with capture_logs() as logs:
+        result = port.read(frozenset({Kind.USER}), {"zendesk:user": "cursor:C0"})
+    assert result.cursors["zendesk:user"] == "cursor:C12"
+    # Ten export pages in a minute, then the eleventh waits for the window: no 429 needed.
+    assert clock.sleeps == [60.0]
+    waits = [e for e in logs if e["event"] == "zendesk.rate_limit.wait"]
+    assert [e["budget"] for e in waits] == ["export"]
+    for _ in range(20):
+        port.check()  # the account's budget (200) is far off: no export wait on other calls
+    assert clock.sleeps == [60.0]
 
 
 # -- secrets --------------------------------------------------------------------------------

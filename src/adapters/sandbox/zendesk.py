@@ -28,6 +28,16 @@ MAX_PAGE_SIZE = 100
 MAX_BULK = 100
 MAX_QUEUED_JOBS = 30
 EXPORT_PAGE_SIZE = 1000
+EXPORT_RATE_LIMIT = 10
+"""Incremental export requests a minute per account, as documented for both exports."""
+_EXPORTS = "/api/v2/incremental/"
+# Zendesk's answer to a caller whose role may not use an endpoint (as for a bulk import that
+# the account has not enabled).
+_NO_ACCESS = {
+    "error": "Forbidden",
+    "description": "You do not have access to this page. Please contact the account owner of "
+    "this help desk for further help.",
+}
 
 # Writable user properties and their defaults (the rest of a user is read-only here).
 _USER_DEFAULTS: dict[str, Any] = {
@@ -167,9 +177,15 @@ class ZendeskSandbox(SandboxApp):
     """In-memory Zendesk Support: `/api/v2/...` for users, identities, organizations and jobs.
 
     `app` is the WSGI application. Seed with `add_user`/`add_organization`; read back with
-    `dump()`. `rate_limit` (requests per minute) is off when None; `bulk_users_enabled=False`
-    makes the bulk user endpoints answer 403; jobs complete on the `job_polls`-th poll of
-    their status, or once `job_seconds` have passed on `clock`.
+    `dump()`. `rate_limit` (requests per minute) is off when None; `export_rate_limit` is the
+    incremental exports' own budget per minute (Zendesk's is `EXPORT_RATE_LIMIT`; off when
+    None); `bulk_users_enabled=False` makes the bulk user endpoints answer 403; jobs complete
+    on the `job_polls`-th poll of their status, or once `job_seconds` have passed on `clock`.
+
+    `caller_role` is the role of the user the credentials sign in as: `"admin"`, or `"agent"`,
+    whom the incremental exports refuse with 403 as Zendesk does (they are for admins only).
+    Setting `stall_organization_export` makes the organization export stop advancing (a fault:
+    `end_time` equal to `start_time`, `end_of_stream` false, page after page).
     """
 
     name = "zendesk"
@@ -180,6 +196,8 @@ class ZendeskSandbox(SandboxApp):
         credentials: ZendeskCredentials | None = None,
         clock: Callable[[], float] = time.time,
         rate_limit: int | None = None,
+        export_rate_limit: int | None = None,
+        caller_role: str = "admin",
         bulk_users_enabled: bool = True,
         job_polls: int = 2,
         job_seconds: float | None = None,
@@ -190,6 +208,10 @@ class ZendeskSandbox(SandboxApp):
         self.credentials = credentials or ZendeskCredentials.generate()
         self.clock = clock
         self.rate_limit = rate_limit
+        self.export_rate_limit = export_rate_limit
+        if caller_role not in ("agent", "admin"):
+            raise ValueError(f"an API token belongs to an agent or an admin, not {caller_role!r}")
+        self.stall_organization_export = False
         self.bulk_users_enabled = bulk_users_enabled
         self.job_polls = job_polls
         self.job_seconds = job_seconds
@@ -213,12 +235,16 @@ class ZendeskSandbox(SandboxApp):
         self._next_identity = 9_000_000_001
         self._job_seq = 0
         self._window = (-1, 0)  # (minute, requests counted in it)
+        self._export_window = (-1, 0)  # the same for the incremental exports' own budget
         self.router = Router(suffix=".json")
         self._routes()
-        admin = self._create_user({"name": "Sandbox Admin", "email": self.credentials.email})
-        admin["role"] = "admin"
-        admin["verified"] = True
-        self.admin_id = int(admin["id"])
+        # The user the credentials sign in as (an admin unless configured otherwise).
+        owner = self._create_user(
+            {"name": f"Sandbox {caller_role.title()}", "email": self.credentials.email}
+        )
+        owner["role"] = caller_role
+        owner["verified"] = True
+        self.admin_id = int(owner["id"])
 
     # -- seeding and inspection (Python side) -----------------------------------------------------
 
@@ -333,20 +359,37 @@ class ZendeskSandbox(SandboxApp):
         """API token (basic `{email}/token:{token}`) or OAuth bearer token, then the rate limit."""
         if not self._authenticated(request.headers.get("authorization", "")):
             return Response.json(401, {"error": "Couldn't authenticate you"})
-        if self.rate_limit is None:
-            return None
-        minute, used = self._window_now()
-        if used >= self.rate_limit:
-            retry = max(1, math.ceil((minute + 1) * 60 - self.clock()))
-            return Response.json(
-                429,
-                {
-                    "error": "APIRateLimitExceeded",
-                    "description": "Number of allowed API requests per minute exceeded",
-                },
-                [("Retry-After", str(retry))],
-            )
+        if self.rate_limit is not None:
+            minute, used = self._window_now()
+            if used >= self.rate_limit:
+                return self._throttled(minute, "API requests")
+        if match.route.template.startswith(_EXPORTS):
+            return self._authorise_export()
         return None
+
+    def _authorise_export(self) -> Response | None:
+        """The exports are for admins only, and have their own per-minute budget."""
+        if self.users[self.admin_id]["role"] != "admin":  # the caller's role as it is now
+            return Response.json(403, _NO_ACCESS)
+        if self.export_rate_limit is None:
+            return None
+        minute = int(self.clock() // 60)
+        used = self._export_window[1] if self._export_window[0] == minute else 0
+        if used >= self.export_rate_limit:
+            return self._throttled(minute, "incremental export API requests")
+        self._export_window = (minute, used + 1)
+        return None
+
+    def _throttled(self, minute: int, what: str) -> Response:
+        retry = max(1, math.ceil((minute + 1) * 60 - self.clock()))
+        return Response.json(
+            429,
+            {
+                "error": "APIRateLimitExceeded",
+                "description": f"Number of allowed {what} per minute exceeded",
+            },
+            [("Retry-After", str(retry))],
+        )
 
     def _authenticated(self, header: str) -> bool:
         scheme, _, value = header.partition(" ")
@@ -382,8 +425,12 @@ class ZendeskSandbox(SandboxApp):
         limit = self.rate_limit if self.rate_limit is not None else 700
         remaining = max(0, limit - used)
         reset = max(1, math.ceil((minute + 1) * 60 - self.clock()))
+        # The documented names (ratelimit-*), and the two older sets real answers carry.
         return response.with_headers(
             [
+                ("ratelimit-limit", str(limit)),
+                ("ratelimit-remaining", str(remaining)),
+                ("ratelimit-reset", str(reset)),
                 ("X-Rate-Limit", str(limit)),
                 ("X-Rate-Limit-Remaining", str(remaining)),
                 ("rate-limit", str(limit)),
@@ -1108,6 +1155,10 @@ class ZendeskSandbox(SandboxApp):
             page.append(order[len(page)])
         end = len(page) == len(order)
         end_time = page[-1][0] if page else start
+        if kind == "organization" and self.stall_organization_export:
+            # The fault: the export stops advancing, and says there is more.
+            page = [key for key in page if key[0] == start]
+            end, end_time = False, start
         query = {"start_time": str(end_time)}
         if request.param("per_page"):
             query["per_page"] = str(per_page)

@@ -2,6 +2,7 @@
 
 from adapters.zendesk.auth import ZendeskAuth
 from adapters.zendesk.errors import (
+    ZendeskAccessDenied,
     ZendeskBadResponse,
     ZendeskConflict,
     ZendeskError,
@@ -20,6 +21,7 @@ from adapters.zendesk.transport import RetryPolicy, make_client
 
 __all__ = [
     "RetryPolicy",
+    "ZendeskAccessDenied",
     "ZendeskAuth",
     "ZendeskBadResponse",
     "ZendeskConflict",

@@ -43,6 +43,14 @@ class ZendeskForbidden(ZendeskUnavailable):
     """403: authenticated, but not allowed (or the feature is not enabled on the account)."""
 
 
+class ZendeskAccessDenied(ZendeskForbidden):
+    """The signed-in user's role may not do what a sync needs; ``role`` names the role needed."""
+
+    def __init__(self, message: str, *, role: str, status: int | None = 403) -> None:
+        super().__init__(message, status=status, code="role_required")
+        self.role = role
+
+
 class ZendeskRateLimited(ZendeskUnavailable):
     """429 kept coming after the bounded number of waits."""
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
 
 from adapters.zendesk.auth import ZendeskAuth
-from adapters.zendesk.errors import ZendeskUnauthorized, ZendeskUnavailable
-from adapters.zendesk.limiter import RateLimiter
+from adapters.zendesk.errors import (
+    ZendeskAccessDenied,
+    ZendeskUnauthorized,
+    ZendeskUnavailable,
+)
+from adapters.zendesk.limiter import EXPORT_RATE_LIMIT, RateLimiter
 from adapters.zendesk.reading import (
+    EXPORT_ROLE,
+    FULL_READ,
     Batch,
+    export,
     read_all,
     read_organizations_since,
     read_users_since,
@@ -44,6 +51,8 @@ class ZendeskPort:
 
     ``base_url`` is ``https://{subdomain}.zendesk.com`` (or a stand-in); ``sleep`` and ``now``
     are injectable so that rate limits, retries and job polling can be tested without waiting.
+    ``rate_limit_per_minute`` is the account's budget (corrected by Zendesk's headers);
+    ``export_rate_limit_per_minute`` the incremental exports' own, within it.
     """
 
     def __init__(
@@ -53,13 +62,23 @@ class ZendeskPort:
         auth: ZendeskAuth,
         *,
         rate_limit_per_minute: int = 200,
+        export_rate_limit_per_minute: int = EXPORT_RATE_LIMIT,
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._now = now
         limiter = RateLimiter(rate_limit_per_minute, sleep=sleep, now=now)
-        self.http = ZendeskHttp(client, base_url, auth, limiter=limiter, sleep=sleep, retry=retry)
+        exports = RateLimiter(export_rate_limit_per_minute, sleep=sleep, now=now, budget="export")
+        self.http = ZendeskHttp(
+            client,
+            base_url,
+            auth,
+            limiter=limiter,
+            sleep=sleep,
+            retry=retry,
+            export_limiter=exports,
+        )
         self._writer = ZendeskWriter(self.http, sleep=sleep)
 
     def __repr__(self) -> str:
@@ -76,8 +95,12 @@ class ZendeskPort:
         return self._writer.bulk_users
 
     def check(self) -> str:
-        """One cheap authenticated call; a one-line description of who we are connected as.
+        """Who we are connected as, and that this user may read the incremental exports.
 
+        One cheap call for an admin. The exports are documented as admin-only, so another role
+        fails with ``ZendeskAccessDenied`` naming the admin role, unless one probe of the
+        organization export shows the account lets this role export after all (the role is
+        what the docs say; the probe is what the account does).
         Raises ``ZendeskUnauthorized``/``ZendeskForbidden``/``ZendeskUnavailable``.
         """
         body = self.http.get("/api/v2/users/me.json").body
@@ -93,13 +116,31 @@ class ZendeskPort:
             user = structure(raw, UserDTO)
         except WireError as exc:
             raise ZendeskUnavailable(f"Zendesk at {self.http.host}: {exc}") from exc
-        return f"Zendesk Support at {self.http.host}: signed in as user {user.id} ({user.role})"
+        who = f"Zendesk Support at {self.http.host}: signed in as user {user.id} ({user.role})"
+        if user.role == EXPORT_ROLE:
+            return who
+        try:
+            self._probe_export()
+        except ZendeskAccessDenied as exc:
+            raise ZendeskAccessDenied(
+                f"{who}, but the incremental exports (how every run after the first reads "
+                f"changes) need the {EXPORT_ROLE!r} role and Zendesk refused them to role "
+                f"{user.role!r}: use an admin's API token or OAuth token",
+                role=EXPORT_ROLE,
+            ) from exc
+        return f"{who}; the incremental exports answer this role too"
+
+    def _probe_export(self) -> None:
+        # A start a few minutes back keeps the page small; one request of the export budget.
+        start = int((self._now() - timedelta(minutes=5)).timestamp())
+        export(self.http, "/api/v2/incremental/organizations.json", {"start_time": start})
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
         """Users and organizations: all of them, or what changed since ``cursors``.
 
-        A kind without a cursor in ``cursors`` is read in full, but the result is then marked
-        as partial only when every requested kind was read incrementally.
+        A kind without a cursor in ``cursors`` (or whose cursor is ``full``, left by an export
+        that stalled) is read in full; the result is marked full only when no kind was read
+        incrementally.
         """
         wanted = frozenset(kinds) & KINDS
         records: list[Record] = []
@@ -110,6 +151,8 @@ class ZendeskPort:
             name = cursor_name(kind)
             batch = Batch(kind)
             since = None if cursors is None else cursors.get(name)
+            if since == FULL_READ:
+                since = None  # an export stalled last time: read in full, then go on from here
             started = self._now()
             if since is None:
                 read_all(self.http, kind, batch)

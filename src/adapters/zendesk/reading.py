@@ -1,8 +1,12 @@
 """Reading users and organizations: everything (cursor pages) or what changed (incremental).
 
-Cursors are opaque to the core; ours are ``start:<epoch seconds>`` (a time to export from) or
-``cursor:<after_cursor>`` (where the cursor-based user export left off). A full read returns a
-``start:`` cursor taken just before it began, so the next run can go incremental.
+Cursors are opaque to the core; ours are ``start:<epoch seconds>`` (a time to export from),
+``cursor:<after_cursor>`` (where the cursor-based user export left off) or ``full`` (read this
+kind in full next time: an export stopped advancing). A full read returns a ``start:`` cursor
+taken just before it began, so the next run can go incremental.
+
+The incremental exports are for admins only: a 403 on one is ``ZendeskAccessDenied`` naming the
+role, not a bare "forbidden".
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from typing import Any
 
 import structlog
 
+from adapters.zendesk.errors import ZendeskAccessDenied, ZendeskForbidden
 from adapters.zendesk.mapping import organization_record, user_record
-from adapters.zendesk.transport import ZendeskHttp
+from adapters.zendesk.transport import Params, ZendeskHttp
 from adapters.zendesk.wire import (
     CursorLinks,
     CursorMeta,
@@ -40,6 +45,13 @@ _KEYS = {Kind.USER: "users", Kind.ORGANIZATION: "organizations"}
 
 # Zendesk refuses (or silently moves) a start_time less than a minute old.
 _EXPORT_LAG = timedelta(seconds=61)
+
+FULL_READ = "full"
+"""The cursor that makes the next run read a kind in full (after its export stalled)."""
+EXPORT_ROLE = "admin"
+"""The role Zendesk requires of the caller for both incremental exports."""
+STALLED = "(incremental export)"
+"""The record id of a stalled-export problem: the export, not any one record, is at fault."""
 
 
 class Batch:
@@ -73,6 +85,34 @@ def _not_older(new: Record, old: Record) -> bool:
     if new.modified is None or old.modified is None:
         return True
     return new.modified >= old.modified
+
+
+def export(http: ZendeskHttp, path: str, params: Params) -> Any:
+    """GET one export page; a 403 names the admin role the exports need."""
+    try:
+        return http.get(path, params).body
+    except ZendeskForbidden as exc:
+        raise ZendeskAccessDenied(
+            f"Zendesk at {http.host} refused {path} ({exc.message}): the incremental exports are "
+            f"for the {EXPORT_ROLE!r} role only; use an admin's API token or OAuth token",
+            role=EXPORT_ROLE,
+        ) from exc
+
+
+def stalled(batch: Batch, cursor: str, field: str, detail: str) -> str:
+    """Report that ``batch.kind``'s export stopped advancing at ``cursor`` (``field`` did not
+    move on); return the cursor to keep.
+
+    A read problem (in every report) and a warning in the log; the returned cursor makes the
+    next run read the kind in full, which moves the export's starting point past the stall.
+    """
+    message = (
+        f"the incremental export stopped advancing at {cursor} ({detail}, end_of_stream false); "
+        "the next run reads every record of this kind instead"
+    )
+    log.warning("zendesk.read.export_stalled", kind=str(batch.kind), cursor=cursor[:60])
+    batch.problems.append(RecordProblem(System.ZENDESK, batch.kind, STALLED, field, message))
+    return FULL_READ
 
 
 def start_cursor(moment: datetime) -> str:
@@ -113,14 +153,16 @@ def read_users_since(
         params = {"start_time": _start_time(cursor, now)}
     next_cursor = cursor
     for _ in range(MAX_PAGES):
-        body = http.get("/api/v2/incremental/users/cursor.json", params).body
+        body = export(http, "/api/v2/incremental/users/cursor.json", params)
         for raw in items(body, "users"):
             batch.add(raw)
         page = structure(body, IncrementalUsersPage)
-        if page.after_cursor:
-            next_cursor = f"cursor:{page.after_cursor}"
-        if page.end_of_stream or not page.after_cursor:
-            break
+        if page.end_of_stream:
+            return f"cursor:{page.after_cursor}" if page.after_cursor else next_cursor
+        if not page.after_cursor or page.after_cursor == params.get("cursor"):
+            # More to come, but no way on: following would ask for the same page for ever.
+            return stalled(batch, next_cursor, "after_cursor", "after_cursor did not move")
+        next_cursor = f"cursor:{page.after_cursor}"
         params = {"cursor": page.after_cursor}
     return next_cursor
 
@@ -132,16 +174,20 @@ def read_organizations_since(
     start = _start_time(cursor, now)
     next_cursor = f"start:{start}"
     for _ in range(MAX_PAGES):
-        body = http.get("/api/v2/incremental/organizations.json", {"start_time": start}).body
+        body = export(http, "/api/v2/incremental/organizations.json", {"start_time": start})
         for raw in items(body, "organizations"):
             batch.add(raw)
         page = structure(body, IncrementalTimePage)
-        if page.end_time is not None:
-            next_cursor = f"start:{page.end_time}"
-        if page.end_of_stream or page.end_time is None or page.end_time <= start:
-            # end_time not moving means the export has nothing further to give.
-            break
+        if page.end_of_stream:
+            return next_cursor if page.end_time is None else f"start:{page.end_time}"
+        if page.end_time is None or page.end_time <= start:
+            # More to come, but the next page would start where this one did: the export is
+            # stuck, and a silent stop here would stop at the same place every run.
+            return stalled(
+                batch, next_cursor, "end_time", f"end_time {page.end_time} not past {start}"
+            )
         start = page.end_time
+        next_cursor = f"start:{start}"
         if start > int((now() - _EXPORT_LAG).timestamp()):
             # Zendesk refuses a start_time under a minute old: the rest waits for the next run,
             # which starts from this cursor.

@@ -83,11 +83,13 @@ class ZendeskHttp:
         limiter: RateLimiter,
         sleep: Callable[[float], None],
         retry: RetryPolicy | None = None,
+        export_limiter: RateLimiter | None = None,
     ) -> None:
         self._client = client
         self.base_url = base_url.rstrip("/")
         self._auth = auth
         self._limiter = limiter
+        self._export_limiter = export_limiter
         self._sleep = sleep
         self.retry = retry or RetryPolicy()
 
@@ -123,9 +125,14 @@ class ZendeskHttp:
         """Send one call with rate limiting and bounded retries; raise typed errors."""
         idempotent = method in _IDEMPOTENT
         url = self.url(path)
+        # The exports have their own, much smaller budget on top of the account's: pace them by
+        # it rather than learn it from 429s (each of which costs a minute's wait).
+        export_limiter = self._export_limiter if is_export(url) else None
         attempt = 0
         limited = 0
         while True:
+            if export_limiter is not None:
+                export_limiter.acquire()
             self._limiter.acquire()
             try:
                 response = self._client.request(
@@ -209,6 +216,15 @@ class ZendeskHttp:
                 code="bad_response",
             )
         return Reply(status, body, response.headers)
+
+
+def is_export(url: str) -> bool:
+    """Whether ``url`` (or a path) is one of the incremental export endpoints."""
+    # "in", not "startswith": a base URL may carry a path of its own (a proxy's prefix).
+    return EXPORT_PATH in urlsplit(url).path
+
+
+EXPORT_PATH = "/api/v2/incremental/"
 
 
 class _Transient(ZendeskError):
