@@ -281,8 +281,18 @@ def test_json_patch_semantics(po: PowerOfficeSandbox) -> None:
             f"/v2/Departments/{department['Id']}",
             [{"op": "replace", "path": "/Name", "value": "Salg Sør"}],
         )
-        assert dept.status_code == 204
+        assert dept.status_code == 200  # as the document lists it: 200, no body
         assert dept.content == b""
+        manager = json_patch(
+            client,
+            f"/v2/Departments/{department['Id']}",
+            [{"op": "replace", "path": "/ManagerEmployeeNo", "value": 2}],
+        )
+        assert manager.status_code == 400  # not in DepartmentPatchDto (the document's example)
+        assert manager.json()["Detail"] == (
+            "/ManagerEmployeeNo: DepartmentPatchDto: The target location specified by path "
+            "segment 'manageremployeeno' was not found."
+        )
         assert (
             json_patch(client, "/v2/Customers/1", [{"op": "remove", "path": "/Name"}]).status_code
             == 404
@@ -300,10 +310,10 @@ def test_delete_rules(po: PowerOfficeSandbox) -> None:
         assert blocked.json()["Status"] == 409
         # A contact person is addressed under its own customer only.
         assert client.delete(f"/v2/ContactPersons/{other['Id']}/{person['Id']}").status_code == 404
-        assert (
-            client.delete(f"/v2/ContactPersons/{customer['Id']}/{person['Id']}").status_code == 204
-        )
-        assert client.delete(f"/v2/Customers/{customer['Id']}").status_code == 204
+        # The document lists 200 (no body) for every DELETE, and no 204.
+        gone = client.delete(f"/v2/ContactPersons/{customer['Id']}/{person['Id']}")
+        assert (gone.status_code, gone.content) == (200, b"")
+        assert client.delete(f"/v2/Customers/{customer['Id']}").status_code == 200
         assert client.get(f"/v2/Customers/{customer['Id']}").status_code == 404
 
 

@@ -74,6 +74,10 @@ CONTACT_PERSON_DTO_FIELDS = frozenset(
     ]
 )
 DEPARTMENT_POST_FIELDS = _names("Code IsActive ManagerEmployeeId ManagerEmployeeNo Name")
+# PATCH /Departments/{id} points at a DepartmentPatchDto the document never defines. Read as
+# DepartmentDto's writable (not readOnly) properties; the document's own 400 example refuses
+# the path segment 'manageremployeeno', which agrees (the manager is set on create only).
+DEPARTMENT_PATCH_FIELDS = _names("Code IsActive Name")
 DEPARTMENT_DTO_FIELDS = frozenset(
     [
         *DEPARTMENT_POST_FIELDS,
@@ -152,6 +156,8 @@ class _Table:
 
     label: str
     dto_fields: frozenset[str]
+    patch_dto: str
+    """The name of the DTO a JSON Patch is applied to, for error messages."""
     rows: dict[int, dict[str, Any]] = attrs.Factory(dict)
     changed: dict[int, int] = attrs.Factory(dict)
     created: dict[int, int] = attrs.Factory(dict)
@@ -194,10 +200,12 @@ class PowerOfficeSandbox(SandboxApp):
         self._next_customer_no = 10_000
         self._customer_numbers: dict[int, int] = {}  # Number -> customer Id
         self._next_supplier_no = 50_000
-        self.customers = _Table("Customer", CUSTOMER_DTO_FIELDS)
-        self.contact_persons = _Table("Contact person", CONTACT_PERSON_DTO_FIELDS)
-        self.departments = _Table("Department", DEPARTMENT_DTO_FIELDS)
-        self.suppliers = _Table("Supplier", SUPPLIER_DTO_FIELDS)
+        self.customers = _Table("Customer", CUSTOMER_DTO_FIELDS, "CustomerPatchDto")
+        self.contact_persons = _Table(
+            "Contact person", CONTACT_PERSON_DTO_FIELDS, "ContactPersonPatchDto"
+        )
+        self.departments = _Table("Department", DEPARTMENT_DTO_FIELDS, "DepartmentPatchDto")
+        self.suppliers = _Table("Supplier", SUPPLIER_DTO_FIELDS, "SupplierPatchDto")
         self.router = Router(ignore_case=True)
         self._routes()
 
@@ -453,7 +461,7 @@ class PowerOfficeSandbox(SandboxApp):
         def check(fields: dict[str, Any]) -> None:
             self._check_customer(fields, customer_id)
 
-        return self._patch(self.customers, customer_id, request, CUSTOMER_POST_FIELDS, check, 200)
+        return self._patch(self.customers, customer_id, request, CUSTOMER_POST_FIELDS, check)
 
     def _delete_customer(self, request: Request, id: str) -> Response:
         customer_id = int(id)
@@ -469,7 +477,7 @@ class PowerOfficeSandbox(SandboxApp):
             )
         self._remove(self.customers, customer_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- contact persons ----------------------------------------------------------------------
 
@@ -545,7 +553,6 @@ class PowerOfficeSandbox(SandboxApp):
             request,
             CONTACT_PERSON_POST_FIELDS,
             _check_contact_person,
-            200,
         )
 
     def _delete_contact_person(self, request: Request, contact_id: str, id: str) -> Response:
@@ -554,7 +561,7 @@ class PowerOfficeSandbox(SandboxApp):
             return self._not_found(self.contact_persons, int(id), request)
         self._remove(self.contact_persons, person_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- departments --------------------------------------------------------------------------
 
@@ -616,9 +623,10 @@ class PowerOfficeSandbox(SandboxApp):
         def check(fields: dict[str, Any]) -> None:
             self._check_department(fields, department_id)
 
-        # Departments answer a successful patch with an empty body.
+        # Departments answer a successful patch with 200 and an empty body (the document
+        # declares no content for it), and take only DepartmentPatchDto's properties.
         return self._patch(
-            self.departments, department_id, request, DEPARTMENT_POST_FIELDS, check, 204
+            self.departments, department_id, request, DEPARTMENT_PATCH_FIELDS, check, body=False
         )
 
     def _delete_department(self, request: Request, id: str) -> Response:
@@ -629,7 +637,7 @@ class PowerOfficeSandbox(SandboxApp):
             return self.error(409, f"Department {department_id} is in use by customers.", request)
         self._remove(self.departments, department_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- suppliers ----------------------------------------------------------------------------
 
@@ -684,7 +692,8 @@ class PowerOfficeSandbox(SandboxApp):
         request: Request,
         writable: tuple[str, ...],
         check: Callable[[dict[str, Any]], None],
-        success_status: int,
+        *,
+        body: bool = True,
     ) -> Response:
         if row_id not in table.rows:
             return self._not_found(table, row_id, request)
@@ -697,7 +706,7 @@ class PowerOfficeSandbox(SandboxApp):
             return self.error(400, "The body must be a JSON Patch array of operations.", request)
         current = dict(table.rows[row_id])
         try:
-            updated = _apply_patch(current, operations, writable)
+            updated = _apply_patch(current, operations, writable, table.patch_dto)
             changed = {k: v for k, v in updated.items() if current.get(k) != v}
             _check_types(changed)
             check(updated)
@@ -708,9 +717,9 @@ class PowerOfficeSandbox(SandboxApp):
             if table is self.customers and updated.get("Number") is not None:
                 self._customer_numbers[updated["Number"]] = row_id
             self.wrote()
-        if success_status == 204:
-            return Response.empty(204)
-        return Response.json(success_status, self._dto(table, row_id))
+        if not body:
+            return Response.empty(200)
+        return Response.json(200, self._dto(table, row_id))
 
     def _put(self, table: _Table, row_id: int, row: dict[str, Any], stamp: int) -> None:
         row["LastChangedDateTimeOffset"] = _iso(stamp)
@@ -867,7 +876,7 @@ def _check_contact_person(fields: dict[str, Any]) -> None:
 
 
 def _apply_patch(
-    row: dict[str, Any], operations: list[Any], writable: tuple[str, ...]
+    row: dict[str, Any], operations: list[Any], writable: tuple[str, ...], dto: str
 ) -> dict[str, Any]:
     by_lower = {name.lower(): name for name in writable}
     out = dict(row)
@@ -878,7 +887,12 @@ def _apply_patch(
         path = str(operation.get("path", ""))
         name = by_lower.get(path.lstrip("/").lower()) if path.count("/") == 1 else None
         if name is None:
-            raise _Invalid(path or f"[{number}]", f"The path '{path}' cannot be patched.")
+            # The wording of the document's own example (ASP.NET's JSON Patch message).
+            segment = path.rsplit("/", 1)[-1].lower()
+            raise _Invalid(
+                path or f"[{number}]",
+                f"{dto}: The target location specified by path segment '{segment}' was not found.",
+            )
         if op in ("replace", "add"):
             if "value" not in operation:
                 raise _Invalid(name, f"Operation '{op}' needs a value.")
