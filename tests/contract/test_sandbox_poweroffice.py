@@ -3,6 +3,7 @@ relies on (auth, paging, filters, JSON Patch, ProblemDetails, rate limit) holds.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from sandbox_support import json_patch, poweroffice_client, poweroffice_token
 
 from adapters.sandbox import FakeClock, PowerOfficeSandbox
+from adapters.sandbox.poweroffice_query import LIST_FILTERS
 
 
 @pytest.fixture
@@ -230,6 +232,102 @@ def test_contact_persons_filter_by_contact_ids(po: PowerOfficeSandbox) -> None:
         assert all(p["ContactId"] in (a, c) for p in got)
         repeated = client.get("/v2/ContactPersons", params=[("contactIds", a), ("contactIds", c)])
         assert [p["Id"] for p in repeated.json()] == [pa["Id"], pc["Id"]]
+
+
+def test_every_list_honours_exactly_the_filters_the_document_declares() -> None:
+    openapi = pytest.importorskip("poweroffice_openapi")
+    spec = openapi.load_spec()
+    if spec is None:
+        pytest.skip(openapi.SPEC_MISSING_REASON)
+    for resource, filters in LIST_FILTERS.items():
+        _, operation, _ = spec.operation("GET", f"/{resource}")
+        declared = {
+            p["name"]
+            for p in operation["parameters"]
+            if p["in"] == "query" and p["name"] != "resourceParameter"
+        }
+        assert set(filters) == declared, resource
+
+
+def test_origin_filters_find_by_external_reference_and_codes(po: PowerOfficeSandbox) -> None:
+    fjord = _customer(po, "Fjord AS", ExternalImportReference="zendesk:organization:9")
+    _customer(po, "Annen AS", ExternalImportReference="zendesk:organization:99")
+    a = po.add_contact_person(fjord["Id"], FirstName="A", LastName="A", ExternalCode="zd:1")
+    po.add_contact_person(fjord["Id"], FirstName="B", LastName="B", ExternalCode="zd:2")
+    c = po.add_contact_person(fjord["Id"], FirstName="C", LastName="C", ExternalCode="zd:3")
+    with poweroffice_client(po) as client:
+        by_reference = client.get(
+            "/v2/Customers", params={"externalImportReference": "Zendesk:Organization:9"}
+        )
+        assert [row["Id"] for row in by_reference.json()] == [fjord["Id"]]
+        by_codes = client.get("/v2/ContactPersons", params={"externalCodes": "zd:1, zd:3,nope"})
+        assert [row["Id"] for row in by_codes.json()] == [a["Id"], c["Id"]]
+        blank = client.get("/v2/ContactPersons", params={"externalCodes": "  "})
+        assert len(blank.json()) == 3  # "If null or whitespace, the filter is not used"
+        nothing = client.get("/v2/Customers", params={"externalImportReference": "zd:0"})
+        assert nothing.status_code == 204
+
+
+def test_filters_the_document_does_not_declare_for_a_resource_are_ignored(
+    po: PowerOfficeSandbox, clock: FakeClock
+) -> None:
+    old = _customer(po, "Gammel AS", Number=10001)
+    clock.advance(3600)
+    new = _customer(po, "Ny AS", Number=12000)
+    between = (datetime.fromtimestamp(clock.now - 1800, UTC)).isoformat()
+    with poweroffice_client(po) as client:
+        created = client.get(
+            "/v2/Customers", params={"customerCreatedDateTimeOffsetGreaterThan": between}
+        )
+        assert [row["Id"] for row in created.json()] == [new["Id"]]
+        # Contact persons' and departments' name for it; Customers does not declare it.
+        ignored = client.get("/v2/Customers", params={"createdDateTimeOffsetGreaterThan": between})
+        assert [row["Id"] for row in ignored.json()] == [old["Id"], new["Id"]]
+        codes = client.get("/v2/Customers", params={"externalCodes": "x", "codes": "y"})
+        assert len(codes.json()) == 2
+        ranges = client.get("/v2/Customers", params={"customerNos": "10000-11000, 13000-"})
+        assert [row["Id"] for row in ranges.json()] == [old["Id"]]
+        assert client.get("/v2/Customers", params={"customerNos": "ti"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("written", "matches"),
+    [
+        ("2021-09-25 08:03:00.1234567 -00:00", True),  # the document's own example
+        ("2021-09-25 08:03:00.1234567 +00:00", True),
+        ("2023-07-03 14:28:00.1234567Z", True),
+        ("2021-09-25T08:03:00.1234567Z", True),
+        ("2099-01-01 00:00:00.1234567 -00:00", False),
+        ("2099-01-01T00:00:00.123456+00:00", False),
+    ],
+)
+def test_time_filters_accept_the_documents_example_formats(
+    po: PowerOfficeSandbox, written: str, matches: bool
+) -> None:
+    customer = _customer(po)
+    with poweroffice_client(po) as client:
+        answer = client.get(
+            "/v2/Customers", params={"lastChangedDateTimeOffsetGreaterThan": written}
+        )
+        assert answer.status_code == (200 if matches else 204), answer.text
+        if matches:
+            assert [row["Id"] for row in answer.json()] == [customer["Id"]]
+        # A "+" left unencoded arrives as a space; it still means "+".
+        raw = client.get(
+            "/v2/Customers?lastChangedDateTimeOffsetGreaterThan="
+            + written.replace(" +", "+").replace(" ", "%20")
+        )
+        assert raw.status_code == answer.status_code
+
+
+def test_a_time_that_is_not_one_is_refused_naming_the_parameter(po: PowerOfficeSandbox) -> None:
+    with poweroffice_client(po) as client:
+        for wrong in ("yesterday", "2021-02-30 08:03:00", "2021-09-25"):
+            answer = client.get(
+                "/v2/ContactPersons", params={"createdDateTimeOffsetGreaterThan": wrong}
+            )
+            assert answer.status_code == 400
+            assert "createdDateTimeOffsetGreaterThan" in answer.json()["Detail"]
 
 
 # -- writes ------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ import attrs
 
 from adapters.sandbox.base import SandboxApp
 from adapters.sandbox.faults import Controller
+from adapters.sandbox.poweroffice_query import Entry, list_predicates
+from adapters.sandbox.poweroffice_query import Invalid as _Invalid
 from adapters.sandbox.wsgi import Match, Request, Response, Router
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,15 +141,6 @@ class PowerOfficeCredentials:
             client_key=secrets.token_hex(16),
             subscription_key=secrets.token_hex(16),
         )
-
-
-class _Invalid(Exception):
-    """A validation failure naming the offending property."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @attrs.define
@@ -368,15 +361,7 @@ class PowerOfficeSandbox(SandboxApp):
     # -- customers ----------------------------------------------------------------------------
 
     def _list_customers(self, request: Request) -> Response:
-        numbers = {int(n) for n in request.params("customerNos", ignore_case=True) if _is_int(n)}
-        externals = {int(n) for n in request.params("externalNos", ignore_case=True) if _is_int(n)}
-
-        def keep(row: dict[str, Any]) -> bool:
-            if numbers and row.get("Number") not in numbers:
-                return False
-            return not (externals and row.get("ExternalNumber") not in externals)
-
-        return self._list(self.customers, request, keep)
+        return self._list(self.customers, "Customers", request)
 
     def _get_customer(self, request: Request, id: str) -> Response:
         return self._get(self.customers, int(id), request)
@@ -482,15 +467,7 @@ class PowerOfficeSandbox(SandboxApp):
     # -- contact persons ----------------------------------------------------------------------
 
     def _list_contact_persons(self, request: Request) -> Response:
-        contact_ids = {int(n) for n in request.params("contactIds", ignore_case=True) if _is_int(n)}
-        codes = set(request.params("externalCodes", ignore_case=True))
-
-        def keep(row: dict[str, Any]) -> bool:
-            if contact_ids and row["ContactId"] not in contact_ids:
-                return False
-            return not (codes and row.get("ExternalCode") not in codes)
-
-        return self._list(self.contact_persons, request, keep)
+        return self._list(self.contact_persons, "ContactPersons", request)
 
     def _post_contact_person(self, request: Request, contact_id: str) -> Response:
         owner = int(contact_id)
@@ -566,18 +543,7 @@ class PowerOfficeSandbox(SandboxApp):
     # -- departments --------------------------------------------------------------------------
 
     def _list_departments(self, request: Request) -> Response:
-        codes = set(request.params("codes", ignore_case=True))
-        name = request.param("name", ignore_case=True)
-        active = request.param("isActive", ignore_case=True)
-
-        def keep(row: dict[str, Any]) -> bool:
-            if codes and row.get("Code") not in codes:
-                return False
-            if name is not None and (row.get("Name") or "").lower() != name.lower():
-                return False
-            return active is None or bool(row.get("IsActive")) == (active.lower() == "true")
-
-        return self._list(self.departments, request, keep)
+        return self._list(self.departments, "Departments", request)
 
     def _post_department(self, request: Request) -> Response:
         return self._post(request, "a DepartmentPostDto", "Departments", self._add_department)
@@ -642,24 +608,19 @@ class PowerOfficeSandbox(SandboxApp):
     # -- suppliers ----------------------------------------------------------------------------
 
     def _list_suppliers(self, request: Request) -> Response:
-        numbers = {int(n) for n in request.params("supplierNos", ignore_case=True) if _is_int(n)}
-        return self._list(
-            self.suppliers, request, lambda row: not numbers or row.get("Number") in numbers
-        )
+        return self._list(self.suppliers, "Suppliers", request)
 
     def _get_supplier(self, request: Request, id: str) -> Response:
         return self._get(self.suppliers, int(id), request)
 
     # -- shared mechanics ---------------------------------------------------------------------
 
-    def _list(
-        self, table: _Table, request: Request, keep: Callable[[dict[str, Any]], bool]
-    ) -> Response:
+    def _list(self, table: _Table, resource: str, request: Request) -> Response:
+        """One page of ``resource``, filtered by the parameters its document declares."""
         try:
             page_number = _int_param(request, "PageNumber", 1, minimum=1)
             page_size = _int_param(request, "PageSize", DEFAULT_PAGE_SIZE, minimum=1)
-            after = _time_param(request, "lastChangedDateTimeOffsetGreaterThan")
-            created_after = _time_param(request, "createdDateTimeOffsetGreaterThan")
+            keep = list_predicates(resource, request)
         except _Invalid as exc:
             return self._invalid(exc, request)
         if page_size > MAX_PAGE_SIZE:
@@ -669,9 +630,10 @@ class PowerOfficeSandbox(SandboxApp):
         ids = [
             row_id
             for row_id in sorted(table.rows)
-            if keep(table.rows[row_id])
-            and (after is None or table.changed[row_id] > after)
-            and (created_after is None or table.created[row_id] > created_after)
+            if all(
+                predicate(Entry(table.rows[row_id], table.changed[row_id], table.created[row_id]))
+                for predicate in keep
+            )
         ]
         start = (page_number - 1) * page_size
         page = ids[start : start + page_size]
@@ -917,19 +879,6 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int) -> in
     if not _is_int(raw) or int(raw) < minimum:
         raise _Invalid(name, f"The value '{raw}' is not valid for {name}.")
     return int(raw)
-
-
-def _time_param(request: Request, name: str) -> int | None:
-    raw = request.param(name, ignore_case=True)
-    if raw is None or raw == "":
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace(" ", "+"))
-    except ValueError as exc:
-        raise _Invalid(name, f"The value '{raw}' is not a valid date and time.") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _fields_param(request: Request) -> set[str] | None:
