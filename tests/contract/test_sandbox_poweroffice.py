@@ -418,20 +418,27 @@ def test_delete_rules(po: PowerOfficeSandbox) -> None:
 # -- rate limit --------------------------------------------------------------------------------
 
 
-def test_rate_limit_per_second(clock: FakeClock) -> None:
+def test_rate_limit_per_second_answers_in_the_gateways_shape(clock: FakeClock) -> None:
     po = PowerOfficeSandbox(clock=clock, rate_limit=10)
     with poweroffice_client(po) as client:  # the token call is the first of this second
-        statuses = [client.get("/v2/Customers").status_code for _ in range(10)]
-        assert statuses == [204] * 9 + [429]
-        assert "Retry-After" not in client.get("/v2/Customers").headers
+        answers = [client.get("/v2/Customers") for _ in range(10)]
+        assert [a.status_code for a in answers] == [204] * 9 + [429]
+        # The API gateway answers, not the API: its own body, always with Retry-After.
+        throttled = answers[-1]
+        assert throttled.json() == {
+            "statusCode": 429,
+            "message": "Rate limit is exceeded. Try again in 1 seconds.",
+        }
+        assert throttled.headers["Retry-After"] == "1"
         clock.advance(1.0)
         assert client.get("/v2/Customers").status_code == 204
-    po.rate_limit_retry_after = 1
+    po.rate_limit_retry_after = 3
     with poweroffice_client(po) as client:
         for _ in range(20):
             last = client.get("/v2/Customers")
         assert last.status_code == 429
-        assert last.headers["Retry-After"] == "1"
+        assert last.headers["Retry-After"] == "3"
+        assert last.json()["message"] == "Rate limit is exceeded. Try again in 3 seconds."
 
 
 def test_off_by_default(po: PowerOfficeSandbox) -> None:

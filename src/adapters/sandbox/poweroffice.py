@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
 import time
@@ -16,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlencode
 
 import attrs
 
@@ -123,6 +124,8 @@ _EMAIL_FIELDS = frozenset(_names("EmailAddress InvoiceEmailAddress PaymentRemind
 
 MAX_PAGE_SIZE = 20000
 DEFAULT_PAGE_SIZE = 5000
+MAX_URL_LENGTH = 2000
+"""Public clients report that URLs over about 2,000 characters are answered 404."""
 
 
 @attrs.frozen
@@ -173,8 +176,10 @@ class PowerOfficeSandbox(SandboxApp):
         clock: Callable[[], float] = time.time,
         token_lifetime: int = 1200,
         rate_limit: int | None = None,
-        rate_limit_retry_after: int | None = None,
+        rate_limit_retry_after: int = 1,
         controller: Controller | None = None,
+        max_url_length: int | None = MAX_URL_LENGTH,
+        pagination_header: bool = True,
     ) -> None:
         super().__init__(controller)
         self.credentials = credentials or PowerOfficeCredentials.generate()
@@ -182,6 +187,12 @@ class PowerOfficeSandbox(SandboxApp):
         self.token_lifetime = token_lifetime
         self.rate_limit = rate_limit
         self.rate_limit_retry_after = rate_limit_retry_after
+        #: URLs longer than this are answered 404 like the real gateway (None: no limit).
+        self.max_url_length = max_url_length
+        #: The length of every URL refused for being too long, in order.
+        self.refused_urls: list[int] = []
+        #: Whether list pages carry ``X-Pagination: {"nextPageLink": …}`` (see docs/poweroffice.md).
+        self.pagination_header = pagination_header
         #: Resource names (e.g. "Departments") the integration has no access role for: 403.
         self.forbidden: set[str] = set()
         self._tokens: dict[str, float] = {}
@@ -283,7 +294,12 @@ class PowerOfficeSandbox(SandboxApp):
     # -- auth and throttling ------------------------------------------------------------------
 
     def authorise(self, request: Request, match: Match) -> Response | None:
-        """Subscription key on every call, bearer token on API calls, then the rate limit."""
+        """URL length, subscription key on every call, bearer token on API calls, rate limit."""
+        length = _url_length(request)
+        if self.max_url_length is not None and length > self.max_url_length:
+            # A misleading 404, as reported of the real API: nothing says the URL was too long.
+            self.refused_urls.append(length)
+            return self.error(404, "Not Found", request)
         key = request.headers.get("ocp-apim-subscription-key")
         if not key:
             return _apim_denied(
@@ -324,14 +340,10 @@ class PowerOfficeSandbox(SandboxApp):
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= self.rate_limit:
-            response = self.error(
-                429, f"Rate limit of {self.rate_limit} requests per second exceeded.", request
-            )
-            if self.rate_limit_retry_after is not None:
-                response = response.with_headers(
-                    [("Retry-After", str(self.rate_limit_retry_after))]
-                )
-            return response
+            wait = self.rate_limit_retry_after
+            return self.error(
+                429, f"Rate limit is exceeded. Try again in {wait} seconds.", request
+            ).with_headers([("Retry-After", str(wait))])
         window.append(now)
         return None
 
@@ -640,7 +652,12 @@ class PowerOfficeSandbox(SandboxApp):
         if not page:
             return Response.empty(204)
         wanted = _fields_param(request)
-        return Response.json(200, [_select(self._dto(table, i), wanted) for i in page])
+        response = Response.json(200, [_select(self._dto(table, i), wanted) for i in page])
+        if not self.pagination_header:
+            return response
+        more = start + page_size < len(ids)
+        link = _page_link(request, page_number + 1) if more else None
+        return response.with_headers([("X-Pagination", json.dumps({"nextPageLink": link}))])
 
     def _get(self, table: _Table, row_id: int, request: Request) -> Response:
         if row_id not in table.rows:
@@ -749,7 +766,11 @@ class PowerOfficeSandbox(SandboxApp):
         )
 
     def error(self, status: int, detail: str, request: Request) -> Response:
-        """A ProblemDetails response."""
+        """A ProblemDetails response; a 429 comes from the API gateway, in the gateway's shape."""
+        if status == 429:
+            # Azure API Management's rate-limit policy answers before the API sees the call:
+            # {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."}
+            return Response.json(429, {"statusCode": 429, "message": detail})
         return problem(status, detail, request.path)
 
 
@@ -788,6 +809,22 @@ def problem(
         payload["Errors"] = errors
     body = Response.json(status, payload).body
     return Response(status, body, (("Content-Type", "application/problem+json; charset=utf-8"),))
+
+
+def _page_link(request: Request, page_number: int) -> str:
+    """The URL of page ``page_number`` of the same list, with the same filters."""
+    paging = ("pagenumber", "resourceparameter.pagenumber")
+    pairs = [(k, v) for k, vs in request.query.items() if k.lower() not in paging for v in vs]
+    pairs.append(("PageNumber", str(page_number)))
+    return f"{request.base_url}{request.path}?{urlencode(pairs)}"
+
+
+def _url_length(request: Request) -> int:
+    """The length of the URL as the client sent it (scheme, host, encoded path and query)."""
+    path = quote(request.path, safe="/:@!$&'()*+,;=-._~")
+    return len(request.base_url + path) + (
+        len(request.query_string) + 1 if request.query_string else 0
+    )
 
 
 def _apim_denied(message: str) -> Response:
