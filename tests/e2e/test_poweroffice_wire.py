@@ -89,7 +89,7 @@ def test_a_look_up_of_many_long_keys_goes_out_in_urls_the_gateway_accepts() -> N
     assert po.refused_urls == []
     lengths = [len(str(r.url)) for r in _looked_up(sent)]
     assert max(lengths) <= MAX_URL_LENGTH
-    assert len(lengths) == 7  # 200 keys at 29 a look-up; 50 a look-up would be refused
+    assert len(lengths) == 7  # 200 keys at 31 a look-up; 50 a look-up would be refused
 
 
 def test_a_gateway_stricter_than_reported_still_answers_every_key() -> None:
