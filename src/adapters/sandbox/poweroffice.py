@@ -2,7 +2,11 @@
 suppliers), written from the published OpenAPI document, independently of the real adapter.
 
 Wire DTOs are PascalCase; request property names and query parameters are matched
-case-insensitively (as ASP.NET model binding does); errors are RFC 7807 ProblemDetails.
+case-insensitively (as ASP.NET model binding does); errors are RFC 7807 ProblemDetails, except
+what the API gateway answers itself (a missing key, throttling, an over-long URL). Statuses are
+only those the document lists for an operation; lists honour exactly the filters it declares
+(``poweroffice_query``). Where the document is silent, ``docs/poweroffice.md`` says which
+reading was chosen.
 """
 
 from __future__ import annotations
@@ -164,7 +168,9 @@ class PowerOfficeSandbox(SandboxApp):
 
     `app` is the WSGI application. Seed data with the `add_*` methods; read it back with
     `dump()`. Tokens expire after `token_lifetime` seconds of `clock` time; `rate_limit`
-    (requests per second per subscription key) is off when None.
+    (requests per second per subscription key) is off when None, and a throttled call is told
+    to wait `rate_limit_retry_after` seconds. URLs longer than `max_url_length` are answered
+    404; list pages carry `X-Pagination` unless `pagination_header` is False.
     """
 
     name = "poweroffice"
