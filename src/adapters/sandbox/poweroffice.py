@@ -3,7 +3,7 @@ suppliers), written from the published OpenAPI document, independently of the re
 
 Wire DTOs are PascalCase; request property names and query parameters are matched
 case-insensitively (as ASP.NET model binding does); errors are RFC 7807 ProblemDetails, except
-what the API gateway answers itself (a missing key, throttling, an over-long URL). Statuses are
+what the API gateway answers itself (a missing subscription key, throttling). Statuses are
 only those the document lists for an operation; lists honour exactly the filters it declares
 (``poweroffice_query``). Where the document is silent, ``docs/poweroffice.md`` says which
 reading was chosen.
