@@ -17,8 +17,13 @@ How the spec is read (the OpenAPI 3.0 dialect turned into JSON Schema 2020-12):
   a string, which the generated ``type: object`` would otherwise reject.
 - The ``resourceParameter`` query parameter is an object sent exploded (``PageNumber=2&PageSize=…``
   as separate keys), the OpenAPI default for query objects.
-- Statuses the spec lists without a body (401, 403, 429) are checked against the ``default``
-  response's contract: "a ProblemDetail object is returned". Empty bodies are accepted there.
+- Only the statuses an operation lists are accepted. Its ``default`` response ("When request
+  is not processed correctly a ProblemDetail object is returned") is read as the contract of
+  the error *body*, not as a licence for any other status: a 204 where the operation lists
+  only 200, or a 500, is off the document (replayed 5xx answers are marked ``off_spec``: they
+  come from the gateway or a proxy, which the document does not describe).
+- Error statuses the spec lists without a body (401, 403, 429) are checked against that
+  ``default`` contract. Empty bodies are accepted there.
 - Known gaps of the document are filled in :data:`KNOWN_GAPS`, each with its reason.
 - The OAuth token endpoint is not part of the document; :func:`check_token_request` and
   :func:`check_token_response` check it against RFC 6749 section 4.4 instead.
@@ -284,14 +289,17 @@ class OpenApiSpec:
         where = f"{method} {template} -> {status}"
         responses = op.get("responses", {})
         spec = responses.get(str(status))
-        if spec is None and "default" not in responses:
-            raise SpecViolationError(f"{where}: status not documented")
-        content = (spec or {}).get("content")
+        if spec is None:
+            # ``default`` describes the error body ("a ProblemDetail object is returned"); it is
+            # no licence for a status the operation does not list (see the module docstring).
+            listed = sorted(code for code in responses if code != "default")
+            raise SpecViolationError(f"{where}: status not documented (the spec lists {listed})")
+        content = spec.get("content")
         gap = KNOWN_GAPS.get((method.lower(), template, str(status)))
         if gap is not None:
             content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{gap}"}}}
         if not content:
-            if status == 204 or (spec is not None and 200 <= status < 300):
+            if 200 <= status < 300:
                 if not empty:
                     raise SpecViolationError(f"{where}: the spec documents no body, one was sent")
                 return

@@ -55,3 +55,23 @@ def test_the_validator_catches_a_wrong_fixture() -> None:
         spec.check_request("GET", "/Customers", [("lastChangedSince", "x")], None, None)
     with pytest.raises(AssertionError, match="content type"):
         spec.check_request("PATCH", "/Customers/1", [], "application/json", [])
+
+
+def test_the_validator_rejects_a_status_the_operation_does_not_list() -> None:
+    spec = load_spec()
+    if spec is None:
+        pytest.skip(SPEC_MISSING_REASON)
+    # DELETE and PATCH /Departments/{id} list 200 (no body) and no 204: an empty 204 is off
+    # the document even though the operation has a ``default`` response.
+    for method in ("DELETE", "PATCH"):
+        with pytest.raises(AssertionError, match=r"status not documented .*'200'"):
+            spec.check_response(method, "/Departments/7", 204, None, None, empty=True)
+        spec.check_response(method, "/Departments/7", 200, None, None, empty=True)
+    # GET /Departments lists no 404 (GET /Customers does), and no operation lists a 5xx.
+    with pytest.raises(AssertionError, match="status not documented"):
+        spec.check_response("GET", "/Departments", 404, None, None, empty=True)
+    spec.check_response("GET", "/Customers", 404, "application/json", {"Title": "Not found"})
+    with pytest.raises(AssertionError, match="status not documented"):
+        spec.check_response("GET", "/Customers", 500, None, None, empty=True)
+    with pytest.raises(AssertionError, match="status not documented"):
+        spec.check_response("POST", "/Customers", 200, "application/json", {"Id": 1})

@@ -70,8 +70,15 @@ class SpecCheckedTransport(httpx.BaseTransport):
     """Checks every request the adapter sends, and every answer, against the v2 document."""
 
     inner: httpx.BaseTransport
+    sent: list[httpx.Request] = attrs.field(factory=list)
+    received: list[httpx.Response] = attrs.field(factory=list)
+
+    def responses(self, path: str) -> list[httpx.Response]:
+        """The answers to requests for ``path``, in order."""
+        return [r for r in self.received if r.request.url.path == path]
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
         spec = load_spec()
         if request.url.path == TOKEN_PATH:
             check_token_request(request)
@@ -80,6 +87,7 @@ class SpecCheckedTransport(httpx.BaseTransport):
         response = self.inner.handle_request(request)
         response.read()
         response.request = request
+        self.received.append(response)
         if request.url.path == TOKEN_PATH:
             check_token_response(response)
         elif spec is not None:
@@ -91,23 +99,35 @@ class SpecCheckedTransport(httpx.BaseTransport):
 class SandboxBackend:
     sandbox: Any
     port: PowerOfficePort
+    transport: SpecCheckedTransport
+    time: FakeTime
 
     @classmethod
-    def start(cls) -> SandboxBackend:
+    def start(
+        cls, *, port_options: dict[str, Any] | None = None, **sandbox_options: Any
+    ) -> SandboxBackend:
+        """The adapter over a fresh sandbox; the sandbox's clock is the adapter's fake time."""
         from adapters.sandbox.poweroffice import PowerOfficeSandbox
 
-        sandbox = PowerOfficeSandbox()
-        keys = sandbox.credentials
         time = FakeTime()
+        sandbox = PowerOfficeSandbox(clock=time.monotonic, **sandbox_options)
+        keys = sandbox.credentials
+        transport = SpecCheckedTransport(httpx.WSGITransport(app=sandbox.app))
         port = PowerOfficePort(
-            httpx.Client(transport=SpecCheckedTransport(httpx.WSGITransport(app=sandbox.app))),
+            httpx.Client(transport=transport),
             "http://po-sandbox/v2",
             "http://po-sandbox/OAuth/Token",
             PowerOfficeCredentials(keys.application_key, keys.client_key, keys.subscription_key),
             sleep=time.sleep,
+            now=time.now,
             limiter=RateLimiter(10.0, clock=time.monotonic),
+            **(port_options or {}),
         )
-        return cls(sandbox, port)
+        return cls(sandbox, port, transport, time)
+
+    def api_requests(self, path: str) -> list[httpx.Request]:
+        """The requests the adapter sent to ``path`` (under ``/v2``)."""
+        return [r for r in self.transport.sent if r.url.path == f"/v2{path}"]
 
     def customer(self, name: str) -> str:
         return str(self.sandbox.add_customer(Name=name, IsPerson=False)["Id"])

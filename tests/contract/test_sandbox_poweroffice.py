@@ -3,6 +3,7 @@ relies on (auth, paging, filters, JSON Patch, ProblemDetails, rate limit) holds.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 from sandbox_support import json_patch, poweroffice_client, poweroffice_token
 
 from adapters.sandbox import FakeClock, PowerOfficeSandbox
+from adapters.sandbox.poweroffice_query import LIST_FILTERS
 
 
 @pytest.fixture
@@ -232,6 +234,102 @@ def test_contact_persons_filter_by_contact_ids(po: PowerOfficeSandbox) -> None:
         assert [p["Id"] for p in repeated.json()] == [pa["Id"], pc["Id"]]
 
 
+def test_every_list_honours_exactly_the_filters_the_document_declares() -> None:
+    openapi = pytest.importorskip("poweroffice_openapi")
+    spec = openapi.load_spec()
+    if spec is None:
+        pytest.skip(openapi.SPEC_MISSING_REASON)
+    for resource, filters in LIST_FILTERS.items():
+        _, operation, _ = spec.operation("GET", f"/{resource}")
+        declared = {
+            p["name"]
+            for p in operation["parameters"]
+            if p["in"] == "query" and p["name"] != "resourceParameter"
+        }
+        assert set(filters) == declared, resource
+
+
+def test_origin_filters_find_by_external_reference_and_codes(po: PowerOfficeSandbox) -> None:
+    fjord = _customer(po, "Fjord AS", ExternalImportReference="zendesk:organization:9")
+    _customer(po, "Annen AS", ExternalImportReference="zendesk:organization:99")
+    a = po.add_contact_person(fjord["Id"], FirstName="A", LastName="A", ExternalCode="zd:1")
+    po.add_contact_person(fjord["Id"], FirstName="B", LastName="B", ExternalCode="zd:2")
+    c = po.add_contact_person(fjord["Id"], FirstName="C", LastName="C", ExternalCode="zd:3")
+    with poweroffice_client(po) as client:
+        by_reference = client.get(
+            "/v2/Customers", params={"externalImportReference": "Zendesk:Organization:9"}
+        )
+        assert [row["Id"] for row in by_reference.json()] == [fjord["Id"]]
+        by_codes = client.get("/v2/ContactPersons", params={"externalCodes": "zd:1, zd:3,nope"})
+        assert [row["Id"] for row in by_codes.json()] == [a["Id"], c["Id"]]
+        blank = client.get("/v2/ContactPersons", params={"externalCodes": "  "})
+        assert len(blank.json()) == 3  # "If null or whitespace, the filter is not used"
+        nothing = client.get("/v2/Customers", params={"externalImportReference": "zd:0"})
+        assert nothing.status_code == 204
+
+
+def test_filters_the_document_does_not_declare_for_a_resource_are_ignored(
+    po: PowerOfficeSandbox, clock: FakeClock
+) -> None:
+    old = _customer(po, "Gammel AS", Number=10001)
+    clock.advance(3600)
+    new = _customer(po, "Ny AS", Number=12000)
+    between = (datetime.fromtimestamp(clock.now - 1800, UTC)).isoformat()
+    with poweroffice_client(po) as client:
+        created = client.get(
+            "/v2/Customers", params={"customerCreatedDateTimeOffsetGreaterThan": between}
+        )
+        assert [row["Id"] for row in created.json()] == [new["Id"]]
+        # Contact persons' and departments' name for it; Customers does not declare it.
+        ignored = client.get("/v2/Customers", params={"createdDateTimeOffsetGreaterThan": between})
+        assert [row["Id"] for row in ignored.json()] == [old["Id"], new["Id"]]
+        codes = client.get("/v2/Customers", params={"externalCodes": "x", "codes": "y"})
+        assert len(codes.json()) == 2
+        ranges = client.get("/v2/Customers", params={"customerNos": "10000-11000, 13000-"})
+        assert [row["Id"] for row in ranges.json()] == [old["Id"]]
+        assert client.get("/v2/Customers", params={"customerNos": "ti"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("written", "matches"),
+    [
+        ("2021-09-25 08:03:00.1234567 -00:00", True),  # the document's own example
+        ("2021-09-25 08:03:00.1234567 +00:00", True),
+        ("2023-07-03 14:28:00.1234567Z", True),
+        ("2021-09-25T08:03:00.1234567Z", True),
+        ("2099-01-01 00:00:00.1234567 -00:00", False),
+        ("2099-01-01T00:00:00.123456+00:00", False),
+    ],
+)
+def test_time_filters_accept_the_documents_example_formats(
+    po: PowerOfficeSandbox, written: str, matches: bool
+) -> None:
+    customer = _customer(po)
+    with poweroffice_client(po) as client:
+        answer = client.get(
+            "/v2/Customers", params={"lastChangedDateTimeOffsetGreaterThan": written}
+        )
+        assert answer.status_code == (200 if matches else 204), answer.text
+        if matches:
+            assert [row["Id"] for row in answer.json()] == [customer["Id"]]
+        # A "+" left unencoded arrives as a space; it still means "+".
+        raw = client.get(
+            "/v2/Customers?lastChangedDateTimeOffsetGreaterThan="
+            + written.replace(" +", "+").replace(" ", "%20")
+        )
+        assert raw.status_code == answer.status_code
+
+
+def test_a_time_that_is_not_one_is_refused_naming_the_parameter(po: PowerOfficeSandbox) -> None:
+    with poweroffice_client(po) as client:
+        for wrong in ("yesterday", "2021-02-30 08:03:00", "2021-09-25"):
+            answer = client.get(
+                "/v2/ContactPersons", params={"createdDateTimeOffsetGreaterThan": wrong}
+            )
+            assert answer.status_code == 400
+            assert "createdDateTimeOffsetGreaterThan" in answer.json()["Detail"]
+
+
 # -- writes ------------------------------------------------------------------------------------
 
 
@@ -281,8 +379,18 @@ def test_json_patch_semantics(po: PowerOfficeSandbox) -> None:
             f"/v2/Departments/{department['Id']}",
             [{"op": "replace", "path": "/Name", "value": "Salg Sør"}],
         )
-        assert dept.status_code == 204
+        assert dept.status_code == 200  # as the document lists it: 200, no body
         assert dept.content == b""
+        manager = json_patch(
+            client,
+            f"/v2/Departments/{department['Id']}",
+            [{"op": "replace", "path": "/ManagerEmployeeNo", "value": 2}],
+        )
+        assert manager.status_code == 400  # not in DepartmentPatchDto (the document's example)
+        assert manager.json()["Detail"] == (
+            "/ManagerEmployeeNo: DepartmentPatchDto: The target location specified by path "
+            "segment 'manageremployeeno' was not found."
+        )
         assert (
             json_patch(client, "/v2/Customers/1", [{"op": "remove", "path": "/Name"}]).status_code
             == 404
@@ -300,30 +408,37 @@ def test_delete_rules(po: PowerOfficeSandbox) -> None:
         assert blocked.json()["Status"] == 409
         # A contact person is addressed under its own customer only.
         assert client.delete(f"/v2/ContactPersons/{other['Id']}/{person['Id']}").status_code == 404
-        assert (
-            client.delete(f"/v2/ContactPersons/{customer['Id']}/{person['Id']}").status_code == 204
-        )
-        assert client.delete(f"/v2/Customers/{customer['Id']}").status_code == 204
+        # The document lists 200 (no body) for every DELETE, and no 204.
+        gone = client.delete(f"/v2/ContactPersons/{customer['Id']}/{person['Id']}")
+        assert (gone.status_code, gone.content) == (200, b"")
+        assert client.delete(f"/v2/Customers/{customer['Id']}").status_code == 200
         assert client.get(f"/v2/Customers/{customer['Id']}").status_code == 404
 
 
 # -- rate limit --------------------------------------------------------------------------------
 
 
-def test_rate_limit_per_second(clock: FakeClock) -> None:
+def test_rate_limit_per_second_answers_in_the_gateways_shape(clock: FakeClock) -> None:
     po = PowerOfficeSandbox(clock=clock, rate_limit=10)
     with poweroffice_client(po) as client:  # the token call is the first of this second
-        statuses = [client.get("/v2/Customers").status_code for _ in range(10)]
-        assert statuses == [204] * 9 + [429]
-        assert "Retry-After" not in client.get("/v2/Customers").headers
+        answers = [client.get("/v2/Customers") for _ in range(10)]
+        assert [a.status_code for a in answers] == [204] * 9 + [429]
+        # The API gateway answers, not the API: its own body, always with Retry-After.
+        throttled = answers[-1]
+        assert throttled.json() == {
+            "statusCode": 429,
+            "message": "Rate limit is exceeded. Try again in 1 seconds.",
+        }
+        assert throttled.headers["Retry-After"] == "1"
         clock.advance(1.0)
         assert client.get("/v2/Customers").status_code == 204
-    po.rate_limit_retry_after = 1
+    po.rate_limit_retry_after = 3
     with poweroffice_client(po) as client:
         for _ in range(20):
             last = client.get("/v2/Customers")
         assert last.status_code == 429
-        assert last.headers["Retry-After"] == "1"
+        assert last.headers["Retry-After"] == "3"
+        assert last.json()["message"] == "Rate limit is exceeded. Try again in 3 seconds."
 
 
 def test_off_by_default(po: PowerOfficeSandbox) -> None:

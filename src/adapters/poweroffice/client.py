@@ -205,6 +205,11 @@ class PowerOfficeClient:
 
     # -- calls --------------------------------------------------------------------------
 
+    def url(self, path: str, params: Mapping[str, str | int] | None = None) -> httpx.URL:
+        """The URL :meth:`call` sends for ``path`` and ``params``, encoded as it goes out."""
+        url = httpx.URL(self.base_url.rstrip("/") + path)
+        return url.copy_merge_params(dict(params)) if params else url
+
     def call(
         self,
         method: str,
@@ -221,7 +226,7 @@ class PowerOfficeClient:
         that may have been applied). Any other status comes back as a :class:`Reply`.
         """
         idempotent = method.upper() != "POST"
-        url = self.base_url.rstrip("/") + path
+        url = self.url(path, params)
         content = None if json_body is None else json.dumps(json_body).encode("utf-8")
         renewed = False
         attempt = throttled = 0
@@ -240,7 +245,6 @@ class PowerOfficeClient:
                 response = self.http.request(
                     method,
                     url,
-                    params=dict(params) if params else None,
                     content=content,
                     headers=headers,
                     timeout=self.timeout,

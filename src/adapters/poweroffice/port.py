@@ -68,6 +68,23 @@ COLLECTION: Mapping[Kind, str] = {
 WRITABLE = frozenset({Kind.CUSTOMER, Kind.CONTACT_PERSON, Kind.DEPARTMENT})
 _MAX_PAGES = 10_000
 
+ORIGIN_FILTER: Mapping[Kind, str] = {
+    Kind.CUSTOMER: "externalImportReference",
+    Kind.CONTACT_PERSON: "externalCodes",
+}
+"""The list filter that finds records by origin key; only ``externalCodes`` takes a list."""
+
+MAX_URL_LENGTH = 1900
+"""The longest look-up URL sent, counted on the whole encoded URL.
+
+Public clients report that PowerOffice answers URLs over about 2,000 characters with a 404;
+100 characters of margin cover the "about". A look-up of many keys is split to stay under it
+(see ``docs/poweroffice.md``)."""
+
+
+class _ListNotFound(PowerOfficeRequestRejected):
+    """A list answered 404: for a look-up, a URL too long or no record matching the filter."""
+
 
 def cursor_name(kind: Kind) -> str:
     """The key of ``kind``'s cursor in ``ReadResult.cursors``."""
@@ -108,6 +125,7 @@ class PowerOfficePort:
         overlap: timedelta = timedelta(seconds=5),
         replica_lag: float = 1.5,
         limiter: RateLimiter | None = None,
+        max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         self.base_url = base_url
         self._api = PowerOfficeClient(
@@ -124,6 +142,7 @@ class PowerOfficePort:
         self._page_size = page_size
         self._overlap = overlap
         self._replica_lag = replica_lag
+        self._max_url_length = max_url_length
 
     def __repr__(self) -> str:
         return f"PowerOfficePort(base_url={self.base_url!r})"
@@ -212,9 +231,8 @@ class PowerOfficePort:
             query = {**params, "PageNumber": page, "PageSize": self._page_size}
             reply = self._api.call("GET", path, params=query)
             if not reply.ok:
-                raise PowerOfficeRequestRejected(
-                    f"GET {path}: {describe(parse_problem(reply), reply.status)}"
-                )
+                error = _ListNotFound if reply.status == 404 else PowerOfficeRequestRejected
+                raise error(f"GET {path}: {describe(parse_problem(reply), reply.status)}")
             if reply.status == 204 or reply.body is None:
                 return
             if not isinstance(reply.body, list):
@@ -236,24 +254,18 @@ class PowerOfficePort:
     def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
         """Records of ``kind`` carrying any of ``origin_keys`` in their origin field.
 
-        Customers are looked up by ``externalImportReference``, contact persons by
-        ``externalCodes``. Departments have no origin field in the API, so none is found.
+        Customers are looked up by ``externalImportReference`` (one key a call), contact persons
+        by ``externalCodes`` (as many keys a call as keep the URL within ``max_url_length``).
+        Departments have no origin field in the API, so none is found. A look-up answered 404
+        is split and asked again; a single key answered 404 is not found (and logged), never
+        the end of the run.
         """
         if kind not in ORIGIN_FIELD or not origin_keys:
             return {}
         wanted = {key.casefold(): key for key in origin_keys}
-        queries: list[dict[str, str | int]]
-        if kind is Kind.CUSTOMER:
-            queries = [{"externalImportReference": key} for key in origin_keys]
-        else:
-            plain = [k for k in origin_keys if "," not in k]
-            queries = [
-                {"externalCodes": ",".join(plain[i : i + 50])} for i in range(0, len(plain), 50)
-            ]
-            queries += [{"externalCodes": k} for k in origin_keys if "," in k]
         found: dict[str, Record] = {}
-        for params in queries:
-            for item in self._pages(COLLECTION[kind], params):
+        for batch in self._origin_batches(kind, list(wanted.values())):
+            for item in self._look_up(kind, batch):
                 parsed = structure_or_problems(item, DTO_OF[kind])
                 if isinstance(parsed, list):
                     continue
@@ -261,6 +273,57 @@ class PowerOfficePort:
                 if key is not None and key.casefold() in wanted:
                     found[wanted[key.casefold()]] = to_record(kind, parsed)
         return found
+
+    def _origin_batches(self, kind: Kind, keys: Sequence[str]) -> list[list[str]]:
+        """``keys`` in look-ups whose URLs stay within ``max_url_length`` (greedy, in order).
+
+        A key holding a comma goes alone: the API splits ``externalCodes`` on commas.
+        """
+        if kind is not Kind.CONTACT_PERSON:
+            return [[key] for key in keys]
+        batches: list[list[str]] = []
+        current: list[str] = []
+        for key in keys:
+            if "," in key:
+                batches.append([key])
+                continue
+            if current and self._look_up_url_length(kind, [*current, key]) > self._max_url_length:
+                batches.append(current)
+                current = []
+            current.append(key)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _look_up_url_length(self, kind: Kind, keys: Sequence[str]) -> int:
+        """The length of the longest URL a look-up of ``keys`` can send (any page number)."""
+        query: dict[str, str | int] = {
+            ORIGIN_FILTER[kind]: ",".join(keys),
+            "PageNumber": _MAX_PAGES,
+            "PageSize": self._page_size,
+        }
+        return len(str(self._api.url(COLLECTION[kind], query)))
+
+    def _look_up(self, kind: Kind, keys: Sequence[str]) -> list[Any]:
+        """The items a look-up of ``keys`` lists; on a 404, the halves asked apart.
+
+        A 404 there is either the URL-length limit, whose exact value is only reported, or a
+        filter matching nothing: halving settles the first, a single key left means the second.
+        """
+        path = COLLECTION[kind]
+        try:
+            return list(self._pages(path, {ORIGIN_FILTER[kind]: ",".join(keys)}))
+        except _ListNotFound as exc:
+            if len(keys) > 1:
+                half = len(keys) // 2
+                log.warning(
+                    "poweroffice.lookup_split", kind=str(kind), keys=len(keys), reason=str(exc)
+                )
+                return [*self._look_up(kind, keys[:half]), *self._look_up(kind, keys[half:])]
+            log.warning(
+                "poweroffice.lookup_not_found", kind=str(kind), key=keys[0], reason=str(exc)
+            )
+            return []
 
     # -- apply --------------------------------------------------------------------------
 

@@ -2,13 +2,18 @@
 suppliers), written from the published OpenAPI document, independently of the real adapter.
 
 Wire DTOs are PascalCase; request property names and query parameters are matched
-case-insensitively (as ASP.NET model binding does); errors are RFC 7807 ProblemDetails.
+case-insensitively (as ASP.NET model binding does); errors are RFC 7807 ProblemDetails, except
+what the API gateway answers itself (a missing subscription key, throttling). Statuses are
+only those the document lists for an operation; lists honour exactly the filters it declares
+(``poweroffice_query``). Where the document is silent, ``docs/poweroffice.md`` says which
+reading was chosen.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
 import time
@@ -16,12 +21,14 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlencode
 
 import attrs
 
 from adapters.sandbox.base import SandboxApp
 from adapters.sandbox.faults import Controller
+from adapters.sandbox.poweroffice_query import Entry, list_predicates
+from adapters.sandbox.poweroffice_query import Invalid as _Invalid
 from adapters.sandbox.wsgi import Match, Request, Response, Router
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,6 +81,10 @@ CONTACT_PERSON_DTO_FIELDS = frozenset(
     ]
 )
 DEPARTMENT_POST_FIELDS = _names("Code IsActive ManagerEmployeeId ManagerEmployeeNo Name")
+# PATCH /Departments/{id} points at a DepartmentPatchDto the document never defines. Read as
+# DepartmentDto's writable (not readOnly) properties; the document's own 400 example refuses
+# the path segment 'manageremployeeno', which agrees (the manager is set on create only).
+DEPARTMENT_PATCH_FIELDS = _names("Code IsActive Name")
 DEPARTMENT_DTO_FIELDS = frozenset(
     [
         *DEPARTMENT_POST_FIELDS,
@@ -117,6 +128,8 @@ _EMAIL_FIELDS = frozenset(_names("EmailAddress InvoiceEmailAddress PaymentRemind
 
 MAX_PAGE_SIZE = 20000
 DEFAULT_PAGE_SIZE = 5000
+MAX_URL_LENGTH = 2000
+"""Public clients report that URLs over about 2,000 characters are answered 404."""
 
 
 @attrs.frozen
@@ -137,21 +150,14 @@ class PowerOfficeCredentials:
         )
 
 
-class _Invalid(Exception):
-    """A validation failure naming the offending property."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-
-
 @attrs.define
 class _Table:
     """Rows of one resource (wire fields) with their change stamps in epoch microseconds."""
 
     label: str
     dto_fields: frozenset[str]
+    patch_dto: str
+    """The name of the DTO a JSON Patch is applied to, for error messages."""
     rows: dict[int, dict[str, Any]] = attrs.Factory(dict)
     changed: dict[int, int] = attrs.Factory(dict)
     created: dict[int, int] = attrs.Factory(dict)
@@ -162,7 +168,9 @@ class PowerOfficeSandbox(SandboxApp):
 
     `app` is the WSGI application. Seed data with the `add_*` methods; read it back with
     `dump()`. Tokens expire after `token_lifetime` seconds of `clock` time; `rate_limit`
-    (requests per second per subscription key) is off when None.
+    (requests per second per subscription key) is off when None, and a throttled call is told
+    to wait `rate_limit_retry_after` seconds. URLs longer than `max_url_length` are answered
+    404; list pages carry `X-Pagination` unless `pagination_header` is False.
     """
 
     name = "poweroffice"
@@ -174,8 +182,10 @@ class PowerOfficeSandbox(SandboxApp):
         clock: Callable[[], float] = time.time,
         token_lifetime: int = 1200,
         rate_limit: int | None = None,
-        rate_limit_retry_after: int | None = None,
+        rate_limit_retry_after: int = 1,
         controller: Controller | None = None,
+        max_url_length: int | None = MAX_URL_LENGTH,
+        pagination_header: bool = True,
     ) -> None:
         super().__init__(controller)
         self.credentials = credentials or PowerOfficeCredentials.generate()
@@ -183,6 +193,12 @@ class PowerOfficeSandbox(SandboxApp):
         self.token_lifetime = token_lifetime
         self.rate_limit = rate_limit
         self.rate_limit_retry_after = rate_limit_retry_after
+        #: URLs longer than this are answered 404 like the real gateway (None: no limit).
+        self.max_url_length = max_url_length
+        #: The length of every URL refused for being too long, in order.
+        self.refused_urls: list[int] = []
+        #: Whether list pages carry ``X-Pagination: {"nextPageLink": …}`` (see docs/poweroffice.md).
+        self.pagination_header = pagination_header
         #: Resource names (e.g. "Departments") the integration has no access role for: 403.
         self.forbidden: set[str] = set()
         self._tokens: dict[str, float] = {}
@@ -194,10 +210,12 @@ class PowerOfficeSandbox(SandboxApp):
         self._next_customer_no = 10_000
         self._customer_numbers: dict[int, int] = {}  # Number -> customer Id
         self._next_supplier_no = 50_000
-        self.customers = _Table("Customer", CUSTOMER_DTO_FIELDS)
-        self.contact_persons = _Table("Contact person", CONTACT_PERSON_DTO_FIELDS)
-        self.departments = _Table("Department", DEPARTMENT_DTO_FIELDS)
-        self.suppliers = _Table("Supplier", SUPPLIER_DTO_FIELDS)
+        self.customers = _Table("Customer", CUSTOMER_DTO_FIELDS, "CustomerPatchDto")
+        self.contact_persons = _Table(
+            "Contact person", CONTACT_PERSON_DTO_FIELDS, "ContactPersonPatchDto"
+        )
+        self.departments = _Table("Department", DEPARTMENT_DTO_FIELDS, "DepartmentPatchDto")
+        self.suppliers = _Table("Supplier", SUPPLIER_DTO_FIELDS, "SupplierPatchDto")
         self.router = Router(ignore_case=True)
         self._routes()
 
@@ -282,7 +300,12 @@ class PowerOfficeSandbox(SandboxApp):
     # -- auth and throttling ------------------------------------------------------------------
 
     def authorise(self, request: Request, match: Match) -> Response | None:
-        """Subscription key on every call, bearer token on API calls, then the rate limit."""
+        """URL length, subscription key on every call, bearer token on API calls, rate limit."""
+        length = _url_length(request)
+        if self.max_url_length is not None and length > self.max_url_length:
+            # A misleading 404, as reported of the real API: nothing says the URL was too long.
+            self.refused_urls.append(length)
+            return self.error(404, "Not Found", request)
         key = request.headers.get("ocp-apim-subscription-key")
         if not key:
             return _apim_denied(
@@ -323,14 +346,10 @@ class PowerOfficeSandbox(SandboxApp):
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= self.rate_limit:
-            response = self.error(
-                429, f"Rate limit of {self.rate_limit} requests per second exceeded.", request
-            )
-            if self.rate_limit_retry_after is not None:
-                response = response.with_headers(
-                    [("Retry-After", str(self.rate_limit_retry_after))]
-                )
-            return response
+            wait = self.rate_limit_retry_after
+            return self.error(
+                429, f"Rate limit is exceeded. Try again in {wait} seconds.", request
+            ).with_headers([("Retry-After", str(wait))])
         window.append(now)
         return None
 
@@ -360,15 +379,7 @@ class PowerOfficeSandbox(SandboxApp):
     # -- customers ----------------------------------------------------------------------------
 
     def _list_customers(self, request: Request) -> Response:
-        numbers = {int(n) for n in request.params("customerNos", ignore_case=True) if _is_int(n)}
-        externals = {int(n) for n in request.params("externalNos", ignore_case=True) if _is_int(n)}
-
-        def keep(row: dict[str, Any]) -> bool:
-            if numbers and row.get("Number") not in numbers:
-                return False
-            return not (externals and row.get("ExternalNumber") not in externals)
-
-        return self._list(self.customers, request, keep)
+        return self._list(self.customers, "Customers", request)
 
     def _get_customer(self, request: Request, id: str) -> Response:
         return self._get(self.customers, int(id), request)
@@ -453,7 +464,7 @@ class PowerOfficeSandbox(SandboxApp):
         def check(fields: dict[str, Any]) -> None:
             self._check_customer(fields, customer_id)
 
-        return self._patch(self.customers, customer_id, request, CUSTOMER_POST_FIELDS, check, 200)
+        return self._patch(self.customers, customer_id, request, CUSTOMER_POST_FIELDS, check)
 
     def _delete_customer(self, request: Request, id: str) -> Response:
         customer_id = int(id)
@@ -469,20 +480,12 @@ class PowerOfficeSandbox(SandboxApp):
             )
         self._remove(self.customers, customer_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- contact persons ----------------------------------------------------------------------
 
     def _list_contact_persons(self, request: Request) -> Response:
-        contact_ids = {int(n) for n in request.params("contactIds", ignore_case=True) if _is_int(n)}
-        codes = set(request.params("externalCodes", ignore_case=True))
-
-        def keep(row: dict[str, Any]) -> bool:
-            if contact_ids and row["ContactId"] not in contact_ids:
-                return False
-            return not (codes and row.get("ExternalCode") not in codes)
-
-        return self._list(self.contact_persons, request, keep)
+        return self._list(self.contact_persons, "ContactPersons", request)
 
     def _post_contact_person(self, request: Request, contact_id: str) -> Response:
         owner = int(contact_id)
@@ -545,7 +548,6 @@ class PowerOfficeSandbox(SandboxApp):
             request,
             CONTACT_PERSON_POST_FIELDS,
             _check_contact_person,
-            200,
         )
 
     def _delete_contact_person(self, request: Request, contact_id: str, id: str) -> Response:
@@ -554,23 +556,12 @@ class PowerOfficeSandbox(SandboxApp):
             return self._not_found(self.contact_persons, int(id), request)
         self._remove(self.contact_persons, person_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- departments --------------------------------------------------------------------------
 
     def _list_departments(self, request: Request) -> Response:
-        codes = set(request.params("codes", ignore_case=True))
-        name = request.param("name", ignore_case=True)
-        active = request.param("isActive", ignore_case=True)
-
-        def keep(row: dict[str, Any]) -> bool:
-            if codes and row.get("Code") not in codes:
-                return False
-            if name is not None and (row.get("Name") or "").lower() != name.lower():
-                return False
-            return active is None or bool(row.get("IsActive")) == (active.lower() == "true")
-
-        return self._list(self.departments, request, keep)
+        return self._list(self.departments, "Departments", request)
 
     def _post_department(self, request: Request) -> Response:
         return self._post(request, "a DepartmentPostDto", "Departments", self._add_department)
@@ -616,9 +607,10 @@ class PowerOfficeSandbox(SandboxApp):
         def check(fields: dict[str, Any]) -> None:
             self._check_department(fields, department_id)
 
-        # Departments answer a successful patch with an empty body.
+        # Departments answer a successful patch with 200 and an empty body (the document
+        # declares no content for it), and take only DepartmentPatchDto's properties.
         return self._patch(
-            self.departments, department_id, request, DEPARTMENT_POST_FIELDS, check, 204
+            self.departments, department_id, request, DEPARTMENT_PATCH_FIELDS, check, body=False
         )
 
     def _delete_department(self, request: Request, id: str) -> Response:
@@ -629,29 +621,24 @@ class PowerOfficeSandbox(SandboxApp):
             return self.error(409, f"Department {department_id} is in use by customers.", request)
         self._remove(self.departments, department_id)
         self.wrote()
-        return Response.empty(204)
+        return Response.empty(200)  # the document lists 200 (no body), never 204
 
     # -- suppliers ----------------------------------------------------------------------------
 
     def _list_suppliers(self, request: Request) -> Response:
-        numbers = {int(n) for n in request.params("supplierNos", ignore_case=True) if _is_int(n)}
-        return self._list(
-            self.suppliers, request, lambda row: not numbers or row.get("Number") in numbers
-        )
+        return self._list(self.suppliers, "Suppliers", request)
 
     def _get_supplier(self, request: Request, id: str) -> Response:
         return self._get(self.suppliers, int(id), request)
 
     # -- shared mechanics ---------------------------------------------------------------------
 
-    def _list(
-        self, table: _Table, request: Request, keep: Callable[[dict[str, Any]], bool]
-    ) -> Response:
+    def _list(self, table: _Table, resource: str, request: Request) -> Response:
+        """One page of ``resource``, filtered by the parameters its document declares."""
         try:
             page_number = _int_param(request, "PageNumber", 1, minimum=1)
             page_size = _int_param(request, "PageSize", DEFAULT_PAGE_SIZE, minimum=1)
-            after = _time_param(request, "lastChangedDateTimeOffsetGreaterThan")
-            created_after = _time_param(request, "createdDateTimeOffsetGreaterThan")
+            keep = list_predicates(resource, request)
         except _Invalid as exc:
             return self._invalid(exc, request)
         if page_size > MAX_PAGE_SIZE:
@@ -661,16 +648,22 @@ class PowerOfficeSandbox(SandboxApp):
         ids = [
             row_id
             for row_id in sorted(table.rows)
-            if keep(table.rows[row_id])
-            and (after is None or table.changed[row_id] > after)
-            and (created_after is None or table.created[row_id] > created_after)
+            if all(
+                predicate(Entry(table.rows[row_id], table.changed[row_id], table.created[row_id]))
+                for predicate in keep
+            )
         ]
         start = (page_number - 1) * page_size
         page = ids[start : start + page_size]
         if not page:
             return Response.empty(204)
         wanted = _fields_param(request)
-        return Response.json(200, [_select(self._dto(table, i), wanted) for i in page])
+        response = Response.json(200, [_select(self._dto(table, i), wanted) for i in page])
+        if not self.pagination_header:
+            return response
+        more = start + page_size < len(ids)
+        link = _page_link(request, page_number + 1) if more else None
+        return response.with_headers([("X-Pagination", json.dumps({"nextPageLink": link}))])
 
     def _get(self, table: _Table, row_id: int, request: Request) -> Response:
         if row_id not in table.rows:
@@ -684,7 +677,8 @@ class PowerOfficeSandbox(SandboxApp):
         request: Request,
         writable: tuple[str, ...],
         check: Callable[[dict[str, Any]], None],
-        success_status: int,
+        *,
+        body: bool = True,
     ) -> Response:
         if row_id not in table.rows:
             return self._not_found(table, row_id, request)
@@ -697,7 +691,7 @@ class PowerOfficeSandbox(SandboxApp):
             return self.error(400, "The body must be a JSON Patch array of operations.", request)
         current = dict(table.rows[row_id])
         try:
-            updated = _apply_patch(current, operations, writable)
+            updated = _apply_patch(current, operations, writable, table.patch_dto)
             changed = {k: v for k, v in updated.items() if current.get(k) != v}
             _check_types(changed)
             check(updated)
@@ -708,9 +702,9 @@ class PowerOfficeSandbox(SandboxApp):
             if table is self.customers and updated.get("Number") is not None:
                 self._customer_numbers[updated["Number"]] = row_id
             self.wrote()
-        if success_status == 204:
-            return Response.empty(204)
-        return Response.json(success_status, self._dto(table, row_id))
+        if not body:
+            return Response.empty(200)
+        return Response.json(200, self._dto(table, row_id))
 
     def _put(self, table: _Table, row_id: int, row: dict[str, Any], stamp: int) -> None:
         row["LastChangedDateTimeOffset"] = _iso(stamp)
@@ -778,7 +772,11 @@ class PowerOfficeSandbox(SandboxApp):
         )
 
     def error(self, status: int, detail: str, request: Request) -> Response:
-        """A ProblemDetails response."""
+        """A ProblemDetails response; a 429 comes from the API gateway, in the gateway's shape."""
+        if status == 429:
+            # Azure API Management's rate-limit policy answers before the API sees the call:
+            # {"statusCode": 429, "message": "Rate limit is exceeded. Try again in 1 seconds."}
+            return Response.json(429, {"statusCode": 429, "message": detail})
         return problem(status, detail, request.path)
 
 
@@ -817,6 +815,22 @@ def problem(
         payload["Errors"] = errors
     body = Response.json(status, payload).body
     return Response(status, body, (("Content-Type", "application/problem+json; charset=utf-8"),))
+
+
+def _page_link(request: Request, page_number: int) -> str:
+    """The URL of page ``page_number`` of the same list, with the same filters."""
+    paging = ("pagenumber", "resourceparameter.pagenumber")
+    pairs = [(k, v) for k, vs in request.query.items() if k.lower() not in paging for v in vs]
+    pairs.append(("PageNumber", str(page_number)))
+    return f"{request.base_url}{request.path}?{urlencode(pairs)}"
+
+
+def _url_length(request: Request) -> int:
+    """The length of the URL as the client sent it (scheme, host, encoded path and query)."""
+    path = quote(request.path, safe="/:@!$&'()*+,;=-._~")
+    return len(request.base_url + path) + (
+        len(request.query_string) + 1 if request.query_string else 0
+    )
 
 
 def _apim_denied(message: str) -> Response:
@@ -867,7 +881,7 @@ def _check_contact_person(fields: dict[str, Any]) -> None:
 
 
 def _apply_patch(
-    row: dict[str, Any], operations: list[Any], writable: tuple[str, ...]
+    row: dict[str, Any], operations: list[Any], writable: tuple[str, ...], dto: str
 ) -> dict[str, Any]:
     by_lower = {name.lower(): name for name in writable}
     out = dict(row)
@@ -878,7 +892,12 @@ def _apply_patch(
         path = str(operation.get("path", ""))
         name = by_lower.get(path.lstrip("/").lower()) if path.count("/") == 1 else None
         if name is None:
-            raise _Invalid(path or f"[{number}]", f"The path '{path}' cannot be patched.")
+            # The wording of the document's own example (ASP.NET's JSON Patch message).
+            segment = path.rsplit("/", 1)[-1].lower()
+            raise _Invalid(
+                path or f"[{number}]",
+                f"{dto}: The target location specified by path segment '{segment}' was not found.",
+            )
         if op in ("replace", "add"):
             if "value" not in operation:
                 raise _Invalid(name, f"Operation '{op}' needs a value.")
@@ -903,19 +922,6 @@ def _int_param(request: Request, name: str, default: int, *, minimum: int) -> in
     if not _is_int(raw) or int(raw) < minimum:
         raise _Invalid(name, f"The value '{raw}' is not valid for {name}.")
     return int(raw)
-
-
-def _time_param(request: Request, name: str) -> int | None:
-    raw = request.param(name, ignore_case=True)
-    if raw is None or raw == "":
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.strip().replace(" ", "+"))
-    except ValueError as exc:
-        raise _Invalid(name, f"The value '{raw}' is not a valid date and time.") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _fields_param(request: Request) -> set[str] | None:

@@ -52,6 +52,8 @@ class Request:
     headers: dict[str, str]
     body: bytes
     base_url: str
+    query_string: str = ""
+    """The query as it came over the wire, still percent-encoded."""
 
     @classmethod
     def from_environ(cls, environ: WSGIEnviron) -> Request:
@@ -80,6 +82,7 @@ class Request:
             headers=headers,
             body=body,
             base_url=f"{scheme}://{host}",
+            query_string=str(environ.get("QUERY_STRING", "")),
         )
 
     def param(self, name: str, *, ignore_case: bool = False) -> str | None:
