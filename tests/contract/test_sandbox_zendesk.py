@@ -335,3 +335,29 @@ def test_search_and_show_many(zd: ZendeskSandbox, client: httpx.Client) -> None:
         "/api/v2/users/create_or_update", json={"user": {"email": "ny@x.no", "name": "Ny"}}
     )
     assert new.status_code == 201
+
+
+def test_destroy_many_deletes_by_ids_in_a_job(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    orgs = [zd.add_organization(name=f"Slett {n} AS")["id"] for n in range(3)]
+    member = zd.add_user(name="Medlem", email="m@x.no", organization_id=orgs[0])
+    gone = zd.add_user(name="Borte", email="borte@x.no")
+    ids = f"{orgs[0]},{orgs[1]},999"
+    job = client.delete("/api/v2/organizations/destroy_many.json", params={"ids": ids})
+    assert job.status_code == 200
+    status = job.json()["job_status"]
+    assert status["status"] == "queued"
+    assert len(zd.dump()["organizations"]) == 3  # nothing happens before the job runs
+    zd.settle_jobs()
+    done = client.get(f"/api/v2/job_statuses/{status['id']}").json()["job_status"]
+    by_id = {r["id"]: r for r in done["results"]}
+    assert by_id[orgs[0]]["status"] == by_id[orgs[1]]["status"] == "Deleted"
+    assert by_id[999]["error"] == "RecordNotFound"
+    assert [o["id"] for o in zd.dump()["organizations"]] == [orgs[2]]
+    assert zd.users[member["id"]]["organization_id"] is None
+    users = client.delete("/api/v2/users/destroy_many", params={"ids": str(gone["id"])})
+    zd.settle_jobs()
+    assert users.status_code == 200
+    assert zd.users[gone["id"]]["active"] is False  # a user is soft-deleted, as by DELETE
+    over = ",".join(str(n) for n in range(1, 102))
+    assert client.delete("/api/v2/users/destroy_many", params={"ids": over}).status_code == 400
+    assert client.delete("/api/v2/users/destroy_many", params={"ids": "a,b"}).status_code == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from zendesk_support import EMAIL, TOKEN, Replay, Sleeps, load, make_port
 
@@ -225,17 +226,60 @@ def test_primary_email_change_goes_through_identities() -> None:
     assert result.record.get("email") == "kari.nordmann@acme.example"  # as stored
 
 
-def test_deletes() -> None:
+def test_deletes_go_by_destroy_many_and_end_in_a_job() -> None:
     replay = Replay(load("deletes"))
     results = make_port(replay).apply(
         [
             WriteRequest("u", WriteOp.DELETE, Kind.USER, "13"),
             WriteRequest("o", WriteOp.DELETE, Kind.ORGANIZATION, "503"),
+            WriteRequest("p", WriteOp.DELETE, Kind.ORGANIZATION, "504"),
         ]
     )
-    replay.done()  # organizations go first even when listed after users
-    assert [r.item_id for r in results] == ["u", "o"]
+    # Organizations go first even when listed after users; one call per kind. An id the job
+    # could not find is gone already; a user the job said nothing about is read back (inactive).
+    replay.done()
+    assert [r.item_id for r in results] == ["u", "o", "p"]
     assert all(r.ok for r in results)
+
+
+def test_destroy_many_sends_100_ids_a_call() -> None:
+    calls: list[list[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["ids"].split(",")
+        calls.append(ids)
+        results = [{"id": int(i), "action": "delete", "status": "Deleted"} for i in ids]
+        return httpx.Response(
+            200,
+            json={
+                "job_status": {"id": f"J{len(calls)}", "status": "completed", "results": results}
+            },
+        )
+
+    writes = [
+        WriteRequest(f"d{n}", WriteOp.DELETE, Kind.ORGANIZATION, str(1000 + n)) for n in range(250)
+    ]
+    results = make_port(answer).apply(writes)
+    assert [len(ids) for ids in calls] == [100, 100, 50]
+    assert sorted(i for ids in calls for i in ids) == sorted(w.id or "" for w in writes)
+    assert all(r.ok for r in results)
+
+
+def test_a_delete_the_job_failed_or_left_undone_is_a_retryable_failure() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("show_many.json"):
+            org = {"id": 8, "name": "Still AS", "updated_at": "2026-03-01T12:00:00Z"}
+            return httpx.Response(200, json={"organizations": [org]})
+        results = [{"id": 7, "status": "Failed", "error": "PermissionDenied", "details": "no"}]
+        job = {"id": "J", "status": "completed", "results": results}
+        return httpx.Response(200, json={"job_status": job})
+
+    writes = [WriteRequest(n, WriteOp.DELETE, Kind.ORGANIZATION, n) for n in ("7", "8")]
+    denied, undone = make_port(answer).apply(writes)
+    assert denied.error is not None and denied.error.code == "permission_denied"
+    assert denied.error.record == "zendesk organization 7"
+    assert undone.error is not None and undone.error.code == "job_failed"
+    assert undone.error.retryable
 
 
 def test_find_by_origin() -> None:

@@ -140,7 +140,7 @@ class _Invalid(Exception):
 class _Job:
     id: str
     kind: str  # "users" or "organizations"
-    action: str  # "create", "update", "create_or_update"
+    action: str  # "create", "update", "create_or_update", "delete"
     items: list[dict[str, Any]]
     submitted: float
     polls: int = 0
@@ -302,6 +302,7 @@ class ZendeskSandbox(SandboxApp):
         add("POST", f"{p}/users/create_many", self._bulk("users", "create"))
         add("PUT", f"{p}/users/update_many", self._bulk("users", "update"))
         add("POST", f"{p}/users/create_or_update_many", self._bulk("users", "create_or_update"))
+        add("DELETE", f"{p}/users/destroy_many", self._destroy_many("users"))
         add("GET", f"{p}/users/{{id:int}}", self._get_user)
         add("PUT", f"{p}/users/{{id:int}}", self._put_user)
         add("DELETE", f"{p}/users/{{id:int}}", self._delete_user)
@@ -319,6 +320,7 @@ class ZendeskSandbox(SandboxApp):
         add("GET", f"{p}/organizations/search", self._search_orgs)
         add("POST", f"{p}/organizations/create_many", self._bulk("organizations", "create"))
         add("PUT", f"{p}/organizations/update_many", self._bulk("organizations", "update"))
+        add("DELETE", f"{p}/organizations/destroy_many", self._destroy_many("organizations"))
         add("GET", f"{p}/organizations/{{id:int}}", self._get_org)
         add("PUT", f"{p}/organizations/{{id:int}}", self._put_org)
         add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
@@ -819,17 +821,22 @@ class ZendeskSandbox(SandboxApp):
         return Response.json(200, {"organization": self._render_org(org, request.base_url)})
 
     def _delete_org(self, request: Request, id: str) -> Response:
-        org = self.organizations.pop(int(id), None)
+        org = self.organizations.get(int(id))
         if org is None:
             return _not_found()
-        self.deleted_organizations[int(id)] = org
-        self._index_org(org, org["name"], org["external_id"], remove_only=True)
-        for user in self.users.values():
-            if user["organization_id"] == int(id):
-                user["organization_id"] = None
-                self._touch("user", user)
+        self._remove_org(org)
         self.wrote()
         return Response.empty(204)
+
+    def _remove_org(self, org: dict[str, Any]) -> None:
+        org_id = int(org["id"])
+        del self.organizations[org_id]
+        self.deleted_organizations[org_id] = org
+        self._index_org(org, org["name"], org["external_id"], remove_only=True)
+        for user in self.users.values():
+            if user["organization_id"] == org_id:
+                user["organization_id"] = None
+                self._touch("user", user)
 
     def _create_org(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields = self._clean_org_fields(payload, None)
@@ -927,24 +934,43 @@ class ZendeskSandbox(SandboxApp):
             if len(items) > MAX_BULK:
                 verb = {"create": "created", "update": "updated"}.get(action, "created or updated")
                 return _too_many(kind, verb)
-            pending = sum(1 for j in self.jobs.values() if j.results is None)
-            if pending >= MAX_QUEUED_JOBS:
-                return Response.json(
-                    429,
-                    {
-                        "error": "TooManyJobs",
-                        "description": f"Maximum of {MAX_QUEUED_JOBS} jobs may be queued",
-                    },
-                )
-            self._job_seq += 1
-            job_id = f"V3-{self._job_seq:08x}{secrets.token_hex(12)}"
-            job = _Job(job_id, kind, action, items, self.clock())
-            self.jobs[job_id] = job
-            if self.job_polls <= 0 and self.job_seconds is None:
-                self._complete(job)
-            return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
+            return self._queue(request, kind, action, items)
 
         return handler
+
+    def _destroy_many(self, kind: str) -> Callable[[Request], Response]:
+        """``DELETE /{kind}/destroy_many?ids=1,2,3``: up to 100 ids, answered with a job."""
+
+        def handler(request: Request) -> Response:
+            ids = request.params("ids")
+            if not ids or not all(i.isdigit() for i in ids):
+                return self.error(400, "ids must be a comma-separated list of ids", request)
+            if len(ids) > MAX_BULK:
+                return _too_many(kind, "deleted")
+            return self._queue(request, kind, "delete", [{"id": int(i)} for i in ids])
+
+        return handler
+
+    def _queue(
+        self, request: Request, kind: str, action: str, items: list[dict[str, Any]]
+    ) -> Response:
+        """Queue a bulk job (at most ``MAX_QUEUED_JOBS`` pending) and answer its status."""
+        pending = sum(1 for j in self.jobs.values() if j.results is None)
+        if pending >= MAX_QUEUED_JOBS:
+            return Response.json(
+                429,
+                {
+                    "error": "TooManyJobs",
+                    "description": f"Maximum of {MAX_QUEUED_JOBS} jobs may be queued",
+                },
+            )
+        self._job_seq += 1
+        job_id = f"V3-{self._job_seq:08x}{secrets.token_hex(12)}"
+        job = _Job(job_id, kind, action, items, self.clock())
+        self.jobs[job_id] = job
+        if self.job_polls <= 0 and self.job_seconds is None:
+            self._complete(job)
+        return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
 
     def _bulk_items(
         self, request: Request, body: Any, kind: str, singular: str
@@ -990,9 +1016,11 @@ class ZendeskSandbox(SandboxApp):
                 )
                 continue
             except LookupError:
+                # Items sent by id are placed by id; the others by their index in the call.
+                where = {"id": item["id"]} if job.action == "delete" else {"index": index}
                 results.append(
                     {
-                        "index": index,
+                        **where,
                         "status": "Failed",
                         "error": "RecordNotFound",
                         "details": f"{job.kind[:-1].title()} {item.get('id')} not found",
@@ -1007,6 +1035,8 @@ class ZendeskSandbox(SandboxApp):
             self.wrote()
 
     def _apply_item(self, job: _Job, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if job.action == "delete":
+            return self._destroy_item(job.kind, _int(item.get("id")))
         if job.kind == "organizations":
             if job.action == "create":
                 org = self._create_org(item)
@@ -1031,6 +1061,20 @@ class ZendeskSandbox(SandboxApp):
             raise LookupError(item.get("id"))
         changed = self._update_user(user_or_none, item)
         return {"id": user_or_none["id"], "status": "Updated"}, changed
+
+    def _destroy_item(self, kind: str, record_id: int) -> tuple[dict[str, Any], bool]:
+        """One id of a ``destroy_many`` job: as a single DELETE would, or RecordNotFound."""
+        if kind == "organizations":
+            org = self.organizations.get(record_id)
+            if org is None:
+                raise LookupError(record_id)
+            self._remove_org(org)
+        else:
+            user = self.users.get(record_id)
+            if user is None or not user["active"]:
+                raise LookupError(record_id)
+            self._soft_delete(user)
+        return {"id": record_id, "action": "delete", "status": "Deleted", "success": True}, True
 
     # -- incremental exports ------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from adapters.zendesk.errors import (
     ZendeskForbidden,
     ZendeskInDoubt,
     ZendeskInvalid,
-    ZendeskNotFound,
     ZendeskUnavailable,
     describe,
 )
@@ -102,8 +101,12 @@ class ZendeskWriter:
         # Per kind: deletes and renames before creates, because they free the unique names
         # and e-mails that the plan's creates may take.
         for kind in (Kind.ORGANIZATION, Kind.USER):
-            for write in todo.get((kind, WriteOp.DELETE), []):
-                results[write.item_id] = self._delete(write)
+            if deletes := todo.get((kind, WriteOp.DELETE)):
+                results.update(
+                    self._pipelined(
+                        kind, deletes, self._submit_delete_chunk, self._finish_delete_chunk
+                    )
+                )
             if updates := todo.get((kind, WriteOp.UPDATE)):
                 if kind is Kind.USER:
                     results.update(self._update_users(updates))
@@ -490,18 +493,55 @@ class ZendeskWriter:
 
     # -- deletes ----------------------------------------------------------------------------
 
-    def _delete(self, write: WriteRequest) -> WriteResult:
-        path = f"/api/v2/{_PLURAL[write.kind]}/{write.id}.json"
+    def _submit_delete_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest]
+    ) -> Reply | dict[str, WriteResult]:
+        """Send one ``destroy_many`` of up to 100 ids: its job, or the results if refused."""
+        ids = ",".join(w.id or "" for w in chunk)
         try:
-            self.http.request("DELETE", path, expect_body=False)
-        except ZendeskNotFound:
-            # Gone already (perhaps by our own earlier attempt): the intent holds.
-            log.info("zendesk.delete.already_gone", kind=str(write.kind), record=write.id)
+            return self.http.request(
+                "DELETE", f"/api/v2/{_PLURAL[kind]}/destroy_many.json", params={"ids": ids}
+            )
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
-            return self._failure(write, exc)
-        return WriteResult(write.item_id)
+            # A delete can be sent again safely: the next run retries what failed here.
+            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+
+    def _finish_delete_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
+    ) -> dict[str, WriteResult]:
+        """Wait for a ``destroy_many`` job; an id it could not find is gone already."""
+        try:
+            job = self.jobs.wait(reply, poll_first=waited)
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+        lined = line_up(job, len(chunk), [w.id for w in chunk])
+        # The job said nothing about these: whether they are gone is read, not assumed.
+        unknown = [w.id or "" for w, result in zip(chunk, lined, strict=True) if result is None]
+        present = self._still_there(kind, unknown) if unknown else set()
+        out: dict[str, WriteResult] = {}
+        for write, result in zip(chunk, lined, strict=True):
+            if result is None and write.id in present:
+                error = WriteError(
+                    "job_failed",
+                    f"Zendesk job {job.id} ended {job.status} without deleting this record",
+                    record_label(kind, write.id),
+                    retryable=True,
+                )
+                out[write.item_id] = WriteResult(write.item_id, error=error)
+            elif result is None or succeeded(result) or _not_found(result):
+                # Gone already (perhaps by our own earlier attempt): the intent holds.
+                out[write.item_id] = WriteResult(write.item_id)
+            else:
+                out[write.item_id] = self._job_failure(write, result)
+        return out
+
+    def _still_there(self, kind: Kind, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` still exist (a deleted user is kept, inactive)."""
+        return {rid for rid, record in self._show_many(kind, ids).items() if record.active}
 
     # -- reading back -----------------------------------------------------------------------
 
@@ -585,6 +625,12 @@ class ZendeskWriter:
 
 
 _OK = WriteResult("")
+
+
+def _not_found(result: JobResultDTO) -> bool:
+    """Whether a job item failed only because the record does not exist."""
+    return (result.error or "").replace("_", "").casefold() == "recordnotfound"
+
 
 STORED_AS_SENT = frozenset({"organization_id"})
 """Fields Zendesk stores exactly as written (ids), so their writes need no read-back."""
