@@ -182,6 +182,11 @@ def test_bulk_limits_and_switch(zd: ZendeskSandbox, client: httpx.Client) -> Non
     assert (
         client.post("/api/v2/users/create_many", json={"users": [{"name": "A"}]}).status_code == 403
     )
+    assert (
+        client.post("/api/v2/users/create_or_update_many", json={"users": [{"name": "A"}]})
+    ).status_code == 403
+    # The switch is about importing users in bulk: updating them in bulk is not behind it.
+    assert client.put("/api/v2/users/update_many", json={"users": []}).status_code == 200
     orgs = client.post(
         "/api/v2/organizations/create_many", json={"organizations": [{"name": "A"}, {"name": "a "}]}
     )
@@ -361,3 +366,19 @@ def test_destroy_many_deletes_by_ids_in_a_job(zd: ZendeskSandbox, client: httpx.
     over = ",".join(str(n) for n in range(1, 102))
     assert client.delete("/api/v2/users/destroy_many", params={"ids": over}).status_code == 400
     assert client.delete("/api/v2/users/destroy_many", params={"ids": "a,b"}).status_code == 400
+
+
+def test_writes_forbidden_answers_403_to_every_write_of_that_kind(zd: ZendeskSandbox) -> None:
+    zd.writes_forbidden = frozenset({"organizations"})
+    client = zendesk_client(zd)
+    org = zd.add_organization(name="Låst AS")
+    body = {"organizations": [{"id": org["id"], "name": "Ny AS"}]}
+    refused = client.put("/api/v2/organizations/update_many.json", json=body)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "Forbidden"
+    assert (
+        client.put(f"/api/v2/organizations/{org['id']}", json={"organization": {}}).status_code
+        == 403
+    )
+    assert client.get(f"/api/v2/organizations/{org['id']}").status_code == 200
+    assert client.post("/api/v2/users", json={"user": {"name": "Fri"}}).status_code == 201

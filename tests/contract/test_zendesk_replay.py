@@ -175,8 +175,8 @@ def test_timeout_during_create_many_is_reconciled_by_origin_key() -> None:
     assert [r.record.id for r in results if r.record] == ["801", "802"]
 
 
-def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> None:
-    replay = Replay(load("users_bulk_forbidden"))
+def test_users_bulk_403_saying_bulk_is_off_falls_back_to_single_calls_for_the_run() -> None:
+    replay = Replay(load("users_bulk_disabled"))
     port = make_port(replay)
     first = port.apply(
         [
@@ -194,6 +194,46 @@ def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> 
     replay.done()  # no second update_many was tried
     assert second.ok
     assert second.record is not None
+
+
+def test_a_permission_403_on_update_many_is_one_clear_error_and_no_single_calls() -> None:
+    replay = Replay(load("users_update_forbidden"))
+    port = make_port(replay)
+    first = port.apply(
+        [
+            WriteRequest("k", WriteOp.UPDATE, Kind.USER, "11", {"organization_id": "601"}),
+            WriteRequest("o", WriteOp.UPDATE, Kind.USER, "12", {"name": "Ola Nordmann"}),
+        ]
+    )
+    replay.done()  # the one update_many, and no PUT /users/{id} after it
+    errors = [r.error for r in first]
+    assert [e.code if e else None for e in errors] == ["forbidden", "forbidden"]
+    assert [e.record if e else None for e in errors] == ["zendesk user 11", "zendesk user 12"]
+    assert errors[0] is not None and "permission to update users" in errors[0].message
+    assert "You do not have access" in errors[0].message  # Zendesk's own words are kept
+    assert port.bulk_users_enabled  # it was not the bulk switch
+    # The rest of the run sends no user update at all: not in bulk, not singly, not e-mail.
+    later = port.apply(
+        [
+            WriteRequest("p", WriteOp.UPDATE, Kind.USER, "13", {"name": "Per"}),
+            WriteRequest("q", WriteOp.UPDATE, Kind.USER, "14", {"email": "q@acme.example"}),
+        ]
+    )
+    assert [r.error.code if r.error else None for r in later] == ["forbidden", "forbidden"]
+
+
+def test_a_403_on_organizations_update_many_is_a_permission_error_too() -> None:
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        return httpx.Response(403, json={"error": "Forbidden", "description": "no access"})
+
+    write = WriteRequest("a", WriteOp.UPDATE, Kind.ORGANIZATION, "601", {"name": "Nord AS"})
+    [result] = make_port(answer).apply([write])
+    assert calls == ["PUT /api/v2/organizations/update_many.json"]
+    assert result.error is not None and result.error.code == "forbidden"
+    assert result.error.record == "zendesk organization 601"
 
 
 def test_users_bulk_update_of_organization_needs_no_read_back() -> None:

@@ -51,3 +51,35 @@ def test_deletes_propagate_by_destroy_many_in_one_job(site: Site) -> None:
     assert not left & set(orgs)
     assert zendesk_calls(site, "DELETE", "/organizations/destroy_many") == 1
     assert zendesk_calls(site, "DELETE", "/organizations/{id}") == 0
+
+
+def test_a_permission_403_on_update_many_fails_those_writes_once_and_the_run_goes_on(
+    site: Site,
+) -> None:
+    site.sync()
+    customers = [
+        c
+        for c in site.served.poweroffice.dump()["customers"]
+        if not c.get("IsPerson") and c["Id"] in site.cases.customer_ids
+    ][:2]
+    for customer in customers:
+        site.edit(
+            site.poweroffice, Kind.CUSTOMER, str(customer["Id"]), Name=f"{customer['Name']} X"
+        )
+    user_id, person_id = site.cases.users_matching_contact_persons[0]
+    persons = {p["Id"]: p for p in site.served.poweroffice.dump()["contact_persons"]}
+    party = {"partyId": str(persons[person_id]["ContactId"])}
+    site.edit(site.poweroffice, Kind.CONTACT_PERSON, str(person_id), party, emailAddress="ny@x.no")
+    site.served.zendesk.writes_forbidden = frozenset({"organizations"})
+    site.served.controller.reset_counters()
+    report = site.sync(expect=1)
+    failures = [f["error"] for f in report["failures"]]
+    assert len(failures) == 2
+    assert {f["code"] for f in failures} == {"forbidden"}
+    assert all("permission to update organizations" in f["message"] for f in failures)
+    # One refused bulk call, not one single call per record after it.
+    assert zendesk_calls(site, "PUT", "/organizations/update_many") == 1
+    assert zendesk_calls(site, "PUT", "/organizations/{id}") == 0
+    # The rest of the run went on: the user's e-mail change was applied.
+    emails = {u["id"]: u["email"] for u in site.served.zendesk.dump()["users"]}
+    assert emails[user_id] == "ny@x.no"

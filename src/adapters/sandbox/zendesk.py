@@ -168,8 +168,10 @@ class ZendeskSandbox(SandboxApp):
 
     `app` is the WSGI application. Seed with `add_user`/`add_organization`; read back with
     `dump()`. `rate_limit` (requests per minute) is off when None; `bulk_users_enabled=False`
-    makes the bulk user endpoints answer 403; jobs complete on the `job_polls`-th poll of
-    their status, or once `job_seconds` have passed on `clock`.
+    makes the bulk user create endpoints answer 403; `writes_forbidden` names the kinds
+    (``users``, ``organizations``) the token's user may not change (every write answers 403);
+    jobs complete on the `job_polls`-th poll of their status, or once `job_seconds` have passed
+    on `clock`.
     """
 
     name = "zendesk"
@@ -181,6 +183,7 @@ class ZendeskSandbox(SandboxApp):
         clock: Callable[[], float] = time.time,
         rate_limit: int | None = None,
         bulk_users_enabled: bool = True,
+        writes_forbidden: Iterable[str] = (),
         job_polls: int = 2,
         job_seconds: float | None = None,
         controller: Controller | None = None,
@@ -191,6 +194,7 @@ class ZendeskSandbox(SandboxApp):
         self.clock = clock
         self.rate_limit = rate_limit
         self.bulk_users_enabled = bulk_users_enabled
+        self.writes_forbidden = frozenset(writes_forbidden)
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
@@ -335,6 +339,9 @@ class ZendeskSandbox(SandboxApp):
         """API token (basic `{email}/token:{token}`) or OAuth bearer token, then the rate limit."""
         if not self._authenticated(request.headers.get("authorization", "")):
             return Response.json(401, {"error": "Couldn't authenticate you"})
+        resource = request.path.removeprefix("/api/v2/").split("/")[0].removesuffix(".json")
+        if request.method != "GET" and resource in self.writes_forbidden:
+            return _forbidden()
         if self.rate_limit is None:
             return None
         minute, used = self._window_now()
@@ -918,15 +925,10 @@ class ZendeskSandbox(SandboxApp):
         singular = kind[:-1]
 
         def handler(request: Request) -> Response:
-            if kind == "users" and not self.bulk_users_enabled:
-                return Response.json(
-                    403,
-                    {
-                        "error": "Forbidden",
-                        "description": "You do not have access to this page. Please contact the "
-                        "account owner of this help desk for further help.",
-                    },
-                )
+            # The account's bulk import switch concerns creating users in bulk (Create Many
+            # Users, Create Or Update Many Users); update_many is not behind it.
+            if kind == "users" and not self.bulk_users_enabled and action != "update":
+                return _forbidden()
             body = request.json()
             items = self._bulk_items(request, body, kind, singular)
             if items is None:
@@ -1317,6 +1319,17 @@ def _object(body: Any, key: str) -> dict[str, Any] | None:
 
 def _not_found() -> Response:
     return Response.json(404, {"error": "RecordNotFound", "description": "Not found"})
+
+
+def _forbidden() -> Response:
+    return Response.json(
+        403,
+        {
+            "error": "Forbidden",
+            "description": "You do not have access to this page. Please contact the "
+            "account owner of this help desk for further help.",
+        },
+    )
 
 
 def _too_many(kind: str, verb: str) -> Response:

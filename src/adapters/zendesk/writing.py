@@ -2,9 +2,11 @@
 
 Organizations are created with ``create_many`` carrying ``external_id`` = the write's origin key
 and updated with ``update_many``; users are updated with ``update_many`` (falling back to single
-calls, for the rest of the run, where the account answers 403), and their primary e-mail is
-changed through identities. Every successful write is answered with the record as Zendesk stored
-it, read back with ``show_many``, so the core's bases are what Zendesk really holds.
+calls, for the rest of the run, where a 403 says bulk import is off; any other 403 refuses that
+kind's updates for the run, with one clear error), and their primary e-mail is changed through
+identities. Deletes go by ``destroy_many``, 100 ids a job. Every successful write is answered
+with the record as Zendesk stored it, read back with ``show_many``, so the core's bases are what
+Zendesk really holds.
 """
 
 from __future__ import annotations
@@ -79,12 +81,15 @@ def per_item(exc: ZendeskError) -> bool:
 
 
 class ZendeskWriter:
-    """Applies write requests; remembers for the run whether bulk user calls are allowed."""
+    """Applies write requests; remembers for the run whether bulk user calls are allowed and
+    which kinds the token may not update at all."""
 
     def __init__(self, http: ZendeskHttp, *, sleep: Callable[[float], None]) -> None:
         self.http = http
         self.jobs = JobWaiter(http, sleep)
         self.bulk_users = True
+        self.refused: dict[Kind, ZendeskForbidden] = {}
+        """Kinds whose updates Zendesk refused with a permission 403 in this run."""
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -347,6 +352,8 @@ class ZendeskWriter:
         self, kind: Kind, chunk: Sequence[WriteRequest]
     ) -> Reply | dict[str, WriteResult]:
         """Send one ``update_many``: its job to wait for, or the results when it went no further."""
+        if kind in self.refused:
+            return {w.item_id: self._refused(w) for w in chunk}
         if kind is Kind.USER and not self.bulk_users:
             return {w.item_id: self._update_single(kind, w) for w in chunk}
         payload = {
@@ -357,11 +364,14 @@ class ZendeskWriter:
                 "PUT", f"/api/v2/{_PLURAL[kind]}/update_many.json", json_body=payload
             )
         except ZendeskForbidden as exc:
-            if kind is not Kind.USER:
-                return {w.item_id: self._failure(w, exc) for w in chunk}
-            log.info("zendesk.users.bulk_disabled", fallback="single calls")
-            self.bulk_users = False
-            return {w.item_id: self._update_single(kind, w) for w in chunk}
+            if kind is Kind.USER and says_bulk_disabled(exc):
+                log.info("zendesk.users.bulk_disabled", fallback="single calls")
+                self.bulk_users = False
+                return {w.item_id: self._update_single(kind, w) for w in chunk}
+            # Not the bulk switch: the token may not update these records, one by one
+            # or in bulk, so N single calls would only fail N times.
+            self._forbid(kind, exc)
+            return {w.item_id: self._refused(w) for w in chunk}
         except ZendeskInvalid:
             if len(chunk) == 1:
                 return {chunk[0].item_id: self._update_single(kind, chunk[0])}
@@ -408,6 +418,8 @@ class ZendeskWriter:
         return out
 
     def _update_single(self, kind: Kind, write: WriteRequest) -> WriteResult:
+        if kind in self.refused:
+            return self._refused(write)
         path = f"/api/v2/{_PLURAL[kind]}/{write.id}.json"
         try:
             reply = self.http.request(
@@ -418,6 +430,9 @@ class ZendeskWriter:
             return WriteResult(
                 write.item_id, self._show_many(kind, [write.id or ""]).get(write.id or "")
             )
+        except ZendeskForbidden as exc:
+            self._forbid(kind, exc)
+            return self._refused(write)
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
@@ -454,6 +469,8 @@ class ZendeskWriter:
         label = record_label(Kind.USER, write.id)
         if not email:
             return WriteError("invalid_value", "a user's e-mail cannot be emptied", label, "email")
+        if Kind.USER in self.refused:
+            return self._refused(write).error
         base = f"/api/v2/users/{write.id}/identities"
         identity: IdentityDTO | None
         try:
@@ -469,6 +486,9 @@ class ZendeskWriter:
                 if isinstance(exc, ZendeskInvalid):
                     return self._failure(write, exc).error
                 return WriteError("in_doubt", str(exc), label, "email", retryable=True)
+        except ZendeskForbidden as exc:
+            self._forbid(Kind.USER, exc)
+            return self._refused(write).error
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
@@ -477,6 +497,9 @@ class ZendeskWriter:
             return None
         try:
             self.http.request("PUT", f"{base}/{identity.id}/make_primary.json", expect_body=False)
+        except ZendeskForbidden as exc:
+            self._forbid(Kind.USER, exc)
+            return self._refused(write).error
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
@@ -589,6 +612,24 @@ class ZendeskWriter:
 
     # -- errors -----------------------------------------------------------------------------
 
+    def _forbid(self, kind: Kind, exc: ZendeskForbidden) -> None:
+        """Remember for the run that the token may not update ``kind`` (said once, in the log)."""
+        if kind not in self.refused:
+            log.error("zendesk.update.forbidden", kind=str(kind), error=exc.message)
+        self.refused[kind] = exc
+
+    def _refused(self, write: WriteRequest) -> WriteResult:
+        """The failure of a write of a kind the token may not update (no call is sent)."""
+        exc = self.refused[write.kind]
+        plural = _PLURAL[write.kind]
+        error = WriteError(
+            "forbidden",
+            f"Zendesk refuses the token's user permission to update {plural} ({exc.message});"
+            f" give it a role that may edit {plural} (an admin can)",
+            record_label(write.kind, write.id),
+        )
+        return WriteResult(write.item_id, error=error)
+
     def _failure(
         self, write: WriteRequest, exc: ZendeskError, *, retryable: bool = False
     ) -> WriteResult:
@@ -625,6 +666,15 @@ class ZendeskWriter:
 
 
 _OK = WriteResult("")
+
+
+def says_bulk_disabled(exc: ZendeskForbidden) -> bool:
+    """Whether a 403 says the account's bulk user import is off (rather than "not allowed").
+
+    Zendesk documents that meaning for ``create_many``/``create_or_update_many`` only and gives
+    no text for it, so on ``update_many`` a 403 is taken for it only when the answer says so.
+    """
+    return "bulk" in f"{exc.code} {exc.message}".casefold()
 
 
 def _not_found(result: JobResultDTO) -> bool:
