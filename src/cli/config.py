@@ -71,6 +71,7 @@ class _ZendeskFile:
     api_token_file: str | None = None
     oauth_token_file: str | None = None
     rate_limit_per_minute: int = ZENDESK_RATE_LIMIT
+    remove_old_emails: bool = False
 
 
 @attrs.frozen
@@ -126,6 +127,8 @@ class ZendeskSettings:
     api_token: str | None = attrs.field(default=None, repr=False)
     oauth_token: str | None = attrs.field(default=None, repr=False)
     rate_limit_per_minute: int = ZENDESK_RATE_LIMIT
+    remove_old_emails: bool = False
+    """Delete the address an e-mail change replaced (default: keep it as a secondary address)."""
 
     def missing(self) -> list[str]:
         """What must still be set before Zendesk can be reached, one line each."""
@@ -362,6 +365,7 @@ def load_settings(
         api_token=_secret(env, "zendesk", "api_token", zd.api_token_file, base),
         oauth_token=_secret(env, "zendesk", "oauth_token", zd.oauth_token_file, base),
         rate_limit_per_minute=rate,
+        remove_old_emails=zd.remove_old_emails,
     )
     for name, url in (
         ("poweroffice.base_url", poweroffice.base_url),
@@ -575,6 +579,9 @@ token_url = "{POWEROFFICE_TOKEN_URL}"  # demo: .../Demo/OAuth/Token
 # oauth_token_file = "secrets/zendesk-oauth-token"
 # Requests per minute: your plan's limit (Team 200, Professional 400, Enterprise 700).
 rate_limit_per_minute = {ZENDESK_RATE_LIMIT}
+# After an e-mail change the old address stays on the user as a secondary address, so mail
+# from it still reaches the same person; true deletes it (only the address that was replaced).
+remove_old_emails = false
 
 [sync]
 name_collision = "adopt"     # adopt | report

@@ -382,3 +382,42 @@ def test_writes_forbidden_answers_403_to_every_write_of_that_kind(zd: ZendeskSan
     )
     assert client.get(f"/api/v2/organizations/{org['id']}").status_code == 200
     assert client.post("/api/v2/users", json={"user": {"name": "Fri"}}).status_code == 201
+
+
+def test_a_user_created_with_an_email_is_mailed_unless_told_to_skip_it(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    zd.add_user(name="Seeded", email="seeded@x.no")  # data that was there before: no mail
+    quiet = {"name": "Stille", "email": "stille@x.no", "skip_verify_email": True}
+    assert client.post("/api/v2/users", json={"user": quiet}).status_code == 201
+    assert client.post("/api/v2/users", json={"user": {"name": "Uten adresse"}}).status_code == 201
+    assert zd.verification_mails == []
+    loud = client.post("/api/v2/users", json={"user": {"name": "Høy", "email": "hoy@x.no"}})
+    assert zd.verification_mails == [(loud.json()["user"]["id"], "hoy@x.no")]
+    # A plain PUT of email adds an identity with no documented way to skip verifying it.
+    put = client.put(
+        f"/api/v2/users/{loud.json()['user']['id']}", json={"user": {"email": "b@x.no"}}
+    )
+    assert put.status_code == 200
+    assert zd.verification_mails[-1] == (loud.json()["user"]["id"], "b@x.no")
+
+
+def test_deleting_a_secondary_identity_frees_the_address(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    kari = zd.add_user(name="Kari", email="kari@x.no")
+    old = zd.add_identity(kari["id"], "kari@gammel.no")
+    ola = zd.add_user(name="Ola", email="ola@x.no")
+    ola_identities = f"/api/v2/users/{ola['id']}/identities"
+    wanted = {"identity": {"type": "email", "value": "kari@gammel.no", "skip_verify_email": True}}
+    taken = client.post(ola_identities, json=wanted)
+    assert taken.status_code == 422
+    detail = taken.json()["details"]["value"][0]
+    assert detail["error"] == "DuplicateValue"
+    assert detail["description"] == "Value: kari@gammel.no is already being used by another user"
+    primary = [i for i in zd.dump()["identities"] if i["user_id"] == kari["id"] and i["primary"]]
+    kari_identities = f"/api/v2/users/{kari['id']}/identities"
+    assert client.delete(f"{kari_identities}/{primary[0]['id']}").status_code == 422
+    assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 204
+    assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 404
+    assert client.post(ola_identities, json=wanted).status_code == 201

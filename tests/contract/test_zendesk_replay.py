@@ -266,6 +266,50 @@ def test_primary_email_change_goes_through_identities() -> None:
     assert result.record.get("email") == "kari.nordmann@acme.example"  # as stored
 
 
+def test_an_address_another_user_holds_is_a_named_failure() -> None:
+    replay = Replay(load("change_email_held"))
+    write = WriteRequest("e", WriteOp.UPDATE, Kind.USER, "11", {"email": "ola@acme.example"})
+    [result] = make_port(replay).apply([write])
+    replay.done()  # the user's own identities were checked (a retried POST lands there)
+    assert result.error is not None
+    assert result.error.code == "email_held_by_another_user"
+    assert result.error.record == "zendesk user 11"
+    assert result.error.field == "email"
+    assert "ola@acme.example" in result.error.message
+    assert "another Zendesk user holds" in str(result.error)
+
+
+def test_the_replaced_address_is_deleted_only_when_opted_in() -> None:
+    replay = Replay(load("change_email_remove_old"))
+    port = make_port(replay, remove_old_emails=True)
+    write = WriteRequest(
+        "e",
+        WriteOp.UPDATE,
+        Kind.USER,
+        "11",
+        {"email": "Kari.Nordmann@Acme.example"},
+        current={"email": "kari@acme.example"},
+    )
+    [result] = port.apply([write])
+    replay.done()  # the old identity (9000, no longer primary) was deleted, nothing else
+    assert result.ok
+    # By default the same change keeps the old address: no identity listing, no DELETE.
+    removal = {
+        ("GET", "/api/v2/users/11/identities.json"),
+        ("DELETE", "/api/v2/users/11/identities/9000.json"),
+    }
+    kept = [
+        e
+        for e in load("change_email_remove_old")
+        if (e["request"]["method"], e["request"]["path"]) not in removal
+    ]
+    assert len(kept) == 3
+    replay = Replay(kept)
+    [result] = make_port(replay).apply([write])
+    replay.done()
+    assert result.ok
+
+
 def test_deletes_go_by_destroy_many_and_end_in_a_job() -> None:
     replay = Replay(load("deletes"))
     results = make_port(replay).apply(

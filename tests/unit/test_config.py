@@ -130,6 +130,10 @@ def test_a_secret_in_the_toml_is_an_error_naming_it(
             "zendesk.rate_limit_per_minute: expected a whole number, got 'fast'",
         ),
         (
+            '[zendesk]\nremove_old_emails = "yes"\n',
+            "zendesk.remove_old_emails: expected true or false, got 'yes'",
+        ),
+        (
             '[flows.customers-organizations]\nconflict = "loudest"\n',
             "flows.customers-organizations.conflict: expected one of 'newest'",
         ),
@@ -172,6 +176,14 @@ def test_a_bad_http_timeout_names_the_variable(text: str) -> None:
 def test_the_http_timeout_comes_from_the_environment() -> None:
     assert load_settings(None, {"TALKSYNC_HTTP_TIMEOUT": "2.5"}).http_timeout == 2.5
     assert load_settings(None, {}).http_timeout is None
+
+
+def test_old_email_addresses_are_kept_unless_the_config_opts_in_to_removing_them(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(None, {}).zendesk.remove_old_emails is False
+    path = write(tmp_path, "[zendesk]\nremove_old_emails = true\n")
+    assert load_settings(path, {}).zendesk.remove_old_emails is True
 
 
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:

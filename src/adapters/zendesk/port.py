@@ -44,6 +44,8 @@ class ZendeskPort:
 
     ``base_url`` is ``https://{subdomain}.zendesk.com`` (or a stand-in); ``sleep`` and ``now``
     are injectable so that rate limits, retries and job polling can be tested without waiting.
+    ``remove_old_emails`` deletes the address an e-mail change replaced (by default it stays on
+    the user as a secondary address, so mail from it still reaches the same person).
     """
 
     def __init__(
@@ -56,11 +58,12 @@ class ZendeskPort:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         retry: RetryPolicy | None = None,
+        remove_old_emails: bool = False,
     ) -> None:
         self._now = now
         limiter = RateLimiter(rate_limit_per_minute, sleep=sleep, now=now)
         self.http = ZendeskHttp(client, base_url, auth, limiter=limiter, sleep=sleep, retry=retry)
-        self._writer = ZendeskWriter(self.http, sleep=sleep)
+        self._writer = ZendeskWriter(self.http, sleep=sleep, remove_old_emails=remove_old_emails)
 
     def __repr__(self) -> str:
         return f"ZendeskPort({self.http.base_url!r})"

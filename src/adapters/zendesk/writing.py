@@ -22,8 +22,8 @@ from adapters.zendesk.errors import (
     ZendeskForbidden,
     ZendeskInDoubt,
     ZendeskInvalid,
-    ZendeskUnavailable,
     describe,
+    per_item,
 )
 from adapters.zendesk.jobs import JobUnfinished, JobWaiter, line_up, succeeded
 from adapters.zendesk.mapping import (
@@ -36,8 +36,8 @@ from adapters.zendesk.mapping import (
     write_error,
 )
 from adapters.zendesk.transport import Reply, ZendeskHttp
+from adapters.zendesk.user_changes import UserChanges
 from adapters.zendesk.wire import (
-    IdentityDTO,
     JobResultDTO,
     OrganizationDTO,
     UserDTO,
@@ -75,18 +75,20 @@ def to_record(kind: Kind, raw: Any) -> Record:
     return organization_record(structure(raw, OrganizationDTO))
 
 
-def per_item(exc: ZendeskError) -> bool:
-    """Whether an error concerns the records of one call (else the whole system is down)."""
-    return isinstance(exc, ZendeskForbidden) or not isinstance(exc, ZendeskUnavailable)
-
-
 class ZendeskWriter:
     """Applies write requests; remembers for the run whether bulk user calls are allowed and
     which kinds the token may not update at all."""
 
-    def __init__(self, http: ZendeskHttp, *, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        http: ZendeskHttp,
+        *,
+        sleep: Callable[[float], None],
+        remove_old_emails: bool = False,
+    ) -> None:
         self.http = http
         self.jobs = JobWaiter(http, sleep)
+        self.users = UserChanges(http, remove_old_emails=remove_old_emails)
         self.bulk_users = True
         self.refused: dict[Kind, ZendeskForbidden] = {}
         """Kinds whose updates Zendesk refused with a permission 403 in this run."""
@@ -310,6 +312,9 @@ class ZendeskWriter:
         payload = wire_fields(kind, write.fields)
         if write.origin_key:
             payload[ORIGIN_FIELD] = write.origin_key
+        if kind is Kind.USER and payload.get("email"):
+            # As for a new identity: without it Zendesk mails the address a verification link.
+            payload["skip_verify_email"] = True
         return payload
 
     def _reconcile(
@@ -465,27 +470,20 @@ class ZendeskWriter:
         return out
 
     def _change_email(self, write: WriteRequest, email: str | None) -> WriteError | None:
-        """Make ``email`` the user's primary address: add the identity, then make it primary."""
-        label = record_label(Kind.USER, write.id)
+        """Make ``email`` the user's primary address (see ``UserChanges.change_email``)."""
         if not email:
+            label = record_label(Kind.USER, write.id)
             return WriteError("invalid_value", "a user's e-mail cannot be emptied", label, "email")
+        return self._user_step(write, lambda: self.users.change_email(write, email))
+
+    def _user_step(
+        self, write: WriteRequest, step: Callable[[], WriteError | None]
+    ) -> WriteError | None:
+        """Run one per-user step, mapping Zendesk's refusals to this write's error."""
         if Kind.USER in self.refused:
             return self._refused(write).error
-        base = f"/api/v2/users/{write.id}/identities"
-        identity: IdentityDTO | None
         try:
-            # skip_verify_email: without it Zendesk mails the customer a verification link
-            # for an address they never asked to change.
-            body = {"identity": {"type": "email", "value": email, "skip_verify_email": True}}
-            reply = self.http.request("POST", f"{base}.json", json_body=body)
-            identity = structure(member(reply.body, "identity"), IdentityDTO)
-        except (ZendeskInvalid, ZendeskInDoubt, WireError) as exc:
-            # The address may already be one of this user's identities (or our POST landed).
-            identity = self._find_identity(write.id or "", email)
-            if identity is None:
-                if isinstance(exc, ZendeskInvalid):
-                    return self._failure(write, exc).error
-                return WriteError("in_doubt", str(exc), label, "email", retryable=True)
+            return step()
         except ZendeskForbidden as exc:
             self._forbid(Kind.USER, exc)
             return self._refused(write).error
@@ -493,26 +491,6 @@ class ZendeskWriter:
             if not per_item(exc):
                 raise
             return self._failure(write, exc).error
-        if identity.primary:
-            return None
-        try:
-            self.http.request("PUT", f"{base}/{identity.id}/make_primary.json", expect_body=False)
-        except ZendeskForbidden as exc:
-            self._forbid(Kind.USER, exc)
-            return self._refused(write).error
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return self._failure(write, exc).error
-        return None
-
-    def _find_identity(self, user_id: str, email: str) -> IdentityDTO | None:
-        body = self.http.get(f"/api/v2/users/{user_id}/identities.json").body
-        for raw in items(body, "identities"):
-            identity = structure(raw, IdentityDTO)
-            if identity.type == "email" and (identity.value or "").casefold() == email.casefold():
-                return identity
-        return None
 
     # -- deletes ----------------------------------------------------------------------------
 
