@@ -1,7 +1,11 @@
 """How talksync writes to Zendesk, seen on the wire: the real CLI against both sandboxes.
 
 - delete propagation goes by ``destroy_many`` (100 ids a call, ending in a job), never one
-  DELETE per record.
+  DELETE per record;
+- a permission 403 on ``update_many`` fails those writes once, with one clear error;
+- an e-mail change keeps the old address as a secondary one, so a later change of another user
+  onto it is refused by name (and the run goes on); with ``remove_old_emails`` it is deleted
+  and the later change goes through. No one is mailed a verification link either way.
 """
 
 from __future__ import annotations
@@ -83,3 +87,52 @@ def test_a_permission_403_on_update_many_fails_those_writes_once_and_the_run_goe
     # The rest of the run went on: the user's e-mail change was applied.
     emails = {u["id"]: u["email"] for u in site.served.zendesk.dump()["users"]}
     assert emails[user_id] == "ny@x.no"
+
+
+def _hand_over_an_old_address(site: Site) -> tuple[int, int, str, dict[str, object]]:
+    """A's e-mail changes (sync), then B's contact person takes A's old address (sync).
+
+    Returns A's and B's user ids, the old address and the second sync's report."""
+    site.sync()
+    (user_a, person_a), (user_b, person_b) = site.cases.users_matching_contact_persons[:2]
+    persons = {p["Id"]: p for p in site.served.poweroffice.dump()["contact_persons"]}
+    old = {u["id"]: u["email"] for u in site.served.zendesk.dump()["users"]}[user_a]
+
+    def set_email(person: int, address: str) -> None:
+        party = {"partyId": str(persons[person]["ContactId"])}
+        site.edit(site.poweroffice, Kind.CONTACT_PERSON, str(person), party, emailAddress=address)
+
+    set_email(person_a, "a.ny@kunde.no")
+    site.sync()
+    set_email(person_b, old)
+    customer = next(c for c in site.served.poweroffice.dump()["customers"] if not c["IsPerson"])
+    site.edit(site.poweroffice, Kind.CUSTOMER, str(customer["Id"]), Name="Omdøpt AS")
+    report = site.sync(expect=None)
+    return user_a, user_b, old, report
+
+
+def test_an_old_address_kept_on_one_user_is_refused_by_name_for_another(site: Site) -> None:
+    user_a, user_b, old, report = _hand_over_an_old_address(site)
+    failures = [f["error"] for f in report["failures"]]
+    assert [(f["code"], f["record"], f["field"]) for f in failures] == [
+        ("email_held_by_another_user", f"zendesk user {user_b}", "email")
+    ]
+    assert old in failures[0]["message"]
+    dump = site.served.zendesk.dump()
+    assert {u["id"]: u["email"] for u in dump["users"]}[user_b] != old
+    assert (old, user_a) in {(i["value"], i["user_id"]) for i in dump["identities"]}
+    # The rest of the run went on.
+    assert "Omdøpt AS" in {o["name"] for o in dump["organizations"]}
+    assert site.served.zendesk.verification_mails == []
+
+
+def test_with_remove_old_emails_the_old_address_is_deleted_and_free_for_another(
+    site: Site,
+) -> None:
+    configure(site, "[zendesk]\nremove_old_emails = true\n")
+    user_a, user_b, old, report = _hand_over_an_old_address(site)
+    assert report["failures"] == []
+    dump = site.served.zendesk.dump()
+    assert {u["id"]: u["email"] for u in dump["users"]}[user_b] == old
+    assert {i["value"] for i in dump["identities"] if i["user_id"] == user_a} == {"a.ny@kunde.no"}
+    assert site.served.zendesk.verification_mails == []
