@@ -421,3 +421,77 @@ def test_deleting_a_secondary_identity_frees_the_address(
     assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 204
     assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 404
     assert client.post(ola_identities, json=wanted).status_code == 201
+
+
+def memberships(client: httpx.Client, user_id: int) -> list[tuple[int, bool]]:
+    """A user's memberships as (organization id, default), as the API lists them."""
+    body = client.get(f"/api/v2/users/{user_id}/organization_memberships.json").json()
+    return [(m["organization_id"], m["default"]) for m in body["organization_memberships"]]
+
+
+def test_organization_id_is_the_default_membership_and_writing_it_keeps_the_others(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other, third = (zd.add_organization(name=f"Org {n}")["id"] for n in range(3))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    assert memberships(client, user["id"]) == [(own, True)]
+    zd.add_membership(user["id"], other)
+    assert memberships(client, user["id"]) == [(own, True), (other, False)]
+    put = client.put(f"/api/v2/users/{user['id']}", json={"user": {"organization_id": third}})
+    assert put.json()["user"]["organization_id"] == third
+    # The reading of Users' organization_id this sandbox takes: the user joins the organization,
+    # which becomes the default; the memberships it had stay.
+    assert memberships(client, user["id"]) == [(own, False), (other, False), (third, True)]
+
+
+def test_memberships_are_added_made_default_and_removed(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    body = {"organization_membership": {"user_id": user["id"], "organization_id": other}}
+    made = client.post("/api/v2/organization_memberships.json", json=body)
+    assert made.status_code == 201
+    membership = made.json()["organization_membership"]
+    assert (membership["organization_id"], membership["default"]) == (other, False)
+    assert membership["organization_name"] == "Org 1"
+    again = client.post("/api/v2/organization_memberships", json=body)
+    assert again.status_code == 422
+    assert again.json()["details"]["user_id"][0]["error"] == "DuplicateValue"
+    base = f"/api/v2/users/{user['id']}/organization_memberships/{membership['id']}"
+    listed = client.put(f"{base}/make_default.json").json()["organization_memberships"]
+    assert [(m["organization_id"], m["default"]) for m in listed] == [(own, False), (other, True)]
+    shown = client.get(f"/api/v2/users/{user['id']}").json()["user"]
+    assert shown["organization_id"] == other
+    assert shown["updated_at"] > user["updated_at"]
+    assert client.delete(f"/api/v2/organization_memberships/{membership['id']}").status_code == 204
+    # The default gone, the one left takes its place.
+    assert memberships(client, user["id"]) == [(own, True)]
+    assert client.get(f"/api/v2/users/{user['id']}").json()["user"]["organization_id"] == own
+    assert client.delete(f"{base}.json").status_code == 404
+    missing = {"organization_membership": {"user_id": user["id"], "organization_id": 1}}
+    assert client.post("/api/v2/organization_memberships", json=missing).status_code == 422
+
+
+def test_deleting_an_organization_ends_its_memberships(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    zd.add_membership(user["id"], other)
+    assert client.delete(f"/api/v2/organizations/{own}").status_code == 204
+    assert memberships(client, user["id"]) == [(other, True)]
+    assert zd.users[user["id"]]["organization_id"] == other
+
+
+def test_an_account_with_one_organization_per_user(clock: FakeClock) -> None:
+    zd = ZendeskSandbox(clock=clock, multiple_organizations=False)
+    client = zendesk_client(zd)
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    body = {"organization_membership": {"user_id": user["id"], "organization_id": other}}
+    refused = client.post("/api/v2/organization_memberships", json=body)
+    assert refused.status_code == 422
+    assert "organization_id" in refused.json()["details"]
+    client.put(f"/api/v2/users/{user['id']}", json={"user": {"organization_id": other}})
+    assert memberships(client, user["id"]) == [(other, True)]

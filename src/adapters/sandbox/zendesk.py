@@ -167,7 +167,9 @@ class ZendeskSandbox(SandboxApp):
     """In-memory Zendesk Support: `/api/v2/...` for users, identities, organizations and jobs.
 
     `app` is the WSGI application. Seed with `add_user`/`add_organization`; read back with
-    `dump()`. `rate_limit` (requests per minute) is off when None; `bulk_users_enabled=False`
+    `dump()`. A user's `organization_id` is their default organization membership; with
+    `multiple_organizations=False` a user belongs to one organization at most.
+    `rate_limit` (requests per minute) is off when None; `bulk_users_enabled=False`
     makes the bulk user create endpoints answer 403; `writes_forbidden` names the kinds
     (``users``, ``organizations``) the token's user may not change (every write answers 403);
     jobs complete on the `job_polls`-th poll of their status, or once `job_seconds` have passed
@@ -184,6 +186,7 @@ class ZendeskSandbox(SandboxApp):
         rate_limit: int | None = None,
         bulk_users_enabled: bool = True,
         writes_forbidden: Iterable[str] = (),
+        multiple_organizations: bool = True,
         job_polls: int = 2,
         job_seconds: float | None = None,
         controller: Controller | None = None,
@@ -195,6 +198,7 @@ class ZendeskSandbox(SandboxApp):
         self.rate_limit = rate_limit
         self.bulk_users_enabled = bulk_users_enabled
         self.writes_forbidden = frozenset(writes_forbidden)
+        self.multiple_organizations = multiple_organizations
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
@@ -202,6 +206,7 @@ class ZendeskSandbox(SandboxApp):
         self.organizations: dict[int, dict[str, Any]] = {}
         self.deleted_organizations: dict[int, dict[str, Any]] = {}
         self.identities: dict[int, dict[str, Any]] = {}
+        self.memberships: dict[int, dict[str, Any]] = {}
         # (user id, address) of every identity whose creation would have mailed a verification link.
         self.verification_mails: list[tuple[int, str]] = []
         self.jobs: dict[str, _Job] = {}
@@ -209,12 +214,14 @@ class ZendeskSandbox(SandboxApp):
         # Lookup indexes (kept in step with the records) so large data sets stay fast.
         self._emails: dict[str, int] = {}  # e-mail -> active user id
         self._by_user: dict[int, list[int]] = {}  # user id -> identity ids
+        self._member_of: dict[int, list[int]] = {}  # user id -> membership ids
         self._user_ext: dict[str, int] = {}  # lower-cased external_id -> active user id
         self._org_names: dict[str, int] = {}  # name key -> organization id
         self._org_ext: dict[str, int] = {}  # lower-cased external_id -> organization id
         self._next_user = 7_000_000_001
         self._next_org = 8_000_000_001
         self._next_identity = 9_000_000_001
+        self._next_membership = 6_000_000_001
         self._job_seq = 0
         self._window = (-1, 0)  # (minute, requests counted in it)
         self.router = Router(suffix=".json")
@@ -268,6 +275,12 @@ class ZendeskSandbox(SandboxApp):
             identity = self._add_identity(self.users[user_id], email, mail=False)
             return self._render_identity(identity)
 
+    def add_membership(self, user_id: int, organization_id: int) -> dict[str, Any]:
+        """Add a (non-default, unless it is the first) organization membership to a user."""
+        with self._lock:
+            user = self.users[user_id]
+            return self._render_membership(self._join(user, organization_id, default=False))
+
     def settle_jobs(self) -> None:
         """Complete every pending job now."""
         with self._lock:
@@ -292,6 +305,9 @@ class ZendeskSandbox(SandboxApp):
                 ],
                 "identities": [
                     self._render_identity(i) for _, i in sorted(self.identities.items())
+                ],
+                "organization_memberships": [
+                    self._render_membership(m) for _, m in sorted(self.memberships.items())
                 ],
                 "jobs": [self._render_job(j, self.base_url) for j in self.jobs.values()],
             }
@@ -323,6 +339,21 @@ class ZendeskSandbox(SandboxApp):
             f"{p}/users/{{id:int}}/identities/{{identity_id:int}}/make_primary",
             self._make_primary,
         )
+        add("GET", f"{p}/users/{{id:int}}/organization_memberships", self._list_user_memberships)
+        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._post_user_membership)
+        add(
+            "DELETE",
+            f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}",
+            self._delete_user_membership,
+        )
+        add(
+            "PUT",
+            f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}/make_default",
+            self._make_default_membership,
+        )
+        add("POST", f"{p}/organization_memberships", self._post_membership)
+        add("GET", f"{p}/organization_memberships/{{id:int}}", self._get_membership)
+        add("DELETE", f"{p}/organization_memberships/{{id:int}}", self._delete_membership)
         add("GET", f"{p}/organizations", self._list_orgs)
         add("POST", f"{p}/organizations", self._post_org)
         add("GET", f"{p}/organizations/show_many", self._show_many_orgs)
@@ -587,9 +618,12 @@ class ZendeskSandbox(SandboxApp):
             "created_at": _stamp(now),
             "updated_at": _stamp(now),
         }
+        organization_id = fields.pop("organization_id", None)
         user.update(fields)
         user["tags"] = list(user["tags"])
         self.users[user_id] = user
+        if organization_id is not None:
+            self._join(user, organization_id, default=True)
         self._updated[("user", user_id)] = int(now)
         self._index_user_external(user, None)
         if email:
@@ -610,6 +644,8 @@ class ZendeskSandbox(SandboxApp):
             raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
         email = fields.pop("email", None)
         changed = False
+        if "organization_id" in fields:
+            changed = self._set_organization(user, fields.pop("organization_id"))
         old_external = user["external_id"]
         for key, value in fields.items():
             if user.get(key) != value:
@@ -795,6 +831,164 @@ class ZendeskSandbox(SandboxApp):
         items = [self._render_identity(i, request.base_url) for i in self._identities_of(int(id))]
         return Response.json(200, {"identities": items})
 
+    # -- organization memberships -------------------------------------------------------------
+
+    def _memberships_of(self, user_id: int) -> list[dict[str, Any]]:
+        return [self.memberships[m] for m in self._member_of.get(user_id, [])]
+
+    def _join(self, user: dict[str, Any], organization_id: int, *, default: bool) -> dict[str, Any]:
+        """The user's membership in an organization (added if missing); ``default`` makes it
+        the default. A user's first membership is always the default."""
+        user_id = int(user["id"])
+        mine = self._memberships_of(user_id)
+        membership = next((m for m in mine if m["organization_id"] == organization_id), None)
+        if membership is None:
+            now = _stamp(self.clock())
+            membership = {
+                "url": "",
+                "id": self._next_membership,
+                "user_id": user_id,
+                "organization_id": organization_id,
+                "default": False,
+                "view_tickets": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            self._next_membership += 1
+            self.memberships[int(membership["id"])] = membership
+            self._member_of.setdefault(user_id, []).append(int(membership["id"]))
+        if default or not any(m["default"] for m in mine if m is not membership):
+            self._make_default(user, membership)
+        return membership
+
+    def _make_default(self, user: dict[str, Any], membership: dict[str, Any]) -> bool:
+        """Make ``membership`` the user's default; whether ``organization_id`` changed."""
+        for other in self._memberships_of(int(user["id"])):
+            other["default"] = other["id"] == membership["id"]
+        changed: bool = user["organization_id"] != membership["organization_id"]
+        user["organization_id"] = membership["organization_id"]
+        return changed
+
+    def _leave(self, user: dict[str, Any], membership: dict[str, Any]) -> bool:
+        """Remove a membership; the oldest one left becomes the default if it was. Whether the
+        user's ``organization_id`` changed."""
+        del self.memberships[int(membership["id"])]
+        self._member_of[int(user["id"])].remove(int(membership["id"]))
+        if not membership["default"]:
+            return False
+        rest = self._memberships_of(int(user["id"]))
+        if rest:
+            return self._make_default(user, rest[0])
+        user["organization_id"] = None
+        return True
+
+    def _set_organization(self, user: dict[str, Any], organization_id: int | None) -> bool:
+        """A write of the user's ``organization_id``: it joins that organization and makes it
+        the default, keeping the other memberships where an account allows several (Users:
+        organization_id is the default organization); it is the only membership otherwise.
+        ``None`` leaves the default organization. Whether ``organization_id`` changed."""
+        if organization_id == user["organization_id"]:
+            return False
+        mine = self._memberships_of(int(user["id"]))
+        if organization_id is None:
+            leaving = [m for m in mine if m["default"]]
+        elif not self.multiple_organizations:
+            leaving = [m for m in mine if m["organization_id"] != organization_id]
+        else:
+            leaving = []
+        for membership in leaving:
+            self._leave(user, membership)
+        if organization_id is not None:
+            self._join(user, organization_id, default=True)
+        return True
+
+    def _list_user_memberships(self, request: Request, id: str) -> Response:
+        if int(id) not in self.users:
+            return _not_found()
+        items = [
+            self._render_membership(m, request.base_url) for m in self._memberships_of(int(id))
+        ]
+        return _listing("organization_memberships", items)
+
+    def _get_membership(self, request: Request, id: str) -> Response:
+        membership = self.memberships.get(int(id))
+        if membership is None:
+            return _not_found()
+        rendered = self._render_membership(membership, request.base_url)
+        return Response.json(200, {"organization_membership": rendered})
+
+    def _post_user_membership(self, request: Request, id: str) -> Response:
+        return self._create_membership(request, int(id))
+
+    def _post_membership(self, request: Request) -> Response:
+        return self._create_membership(request, None)
+
+    def _create_membership(self, request: Request, user_id: int | None) -> Response:
+        payload = _object(request.json(), "organization_membership")
+        if payload is None:
+            return self.error(400, 'The body must be {"organization_membership": {...}}', request)
+        try:
+            user, org_id = self._membership_parts(payload, user_id)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        had = user["organization_id"]
+        membership = self._join(user, org_id, default=False)
+        if had != user["organization_id"]:
+            self._touch("user", user)
+        self.wrote()
+        rendered = self._render_membership(membership, request.base_url)
+        return Response.json(201, {"organization_membership": rendered})
+
+    def _membership_parts(
+        self, payload: dict[str, Any], user_id: int | None
+    ) -> tuple[dict[str, Any], int]:
+        """The user and organization a new membership joins; ``_Invalid`` names what is wrong."""
+        user = self.users.get(_int(payload.get("user_id", user_id)))
+        if user is None or not user["active"]:
+            raise _Invalid("user_id", "InvalidValue", f"User: {payload.get('user_id')} is invalid")
+        org_id = _int(payload.get("organization_id"))
+        if org_id not in self.organizations:
+            raise _Invalid("organization_id", "InvalidValue", f"Organization: {org_id} is invalid")
+        mine = self._memberships_of(int(user["id"]))
+        if any(m["organization_id"] == org_id for m in mine):
+            raise _Invalid("user_id", "DuplicateValue", "User has already been taken")
+        if mine and not self.multiple_organizations:
+            raise _Invalid(
+                "organization_id",
+                "InvalidValue",
+                "Organization: multiple organizations are not enabled for this account",
+            )
+        return user, org_id
+
+    def _delete_user_membership(self, request: Request, id: str, membership_id: str) -> Response:
+        membership = self.memberships.get(int(membership_id))
+        if membership is None or membership["user_id"] != int(id):
+            return _not_found()
+        return self._delete_membership(request, membership_id)
+
+    def _delete_membership(self, request: Request, id: str) -> Response:
+        membership = self.memberships.get(int(id))
+        if membership is None:
+            return _not_found()
+        user = self.users[int(membership["user_id"])]
+        if self._leave(user, membership):
+            self._touch("user", user)
+        self.wrote()
+        return Response.empty(204)
+
+    def _make_default_membership(self, request: Request, id: str, membership_id: str) -> Response:
+        membership = self.memberships.get(int(membership_id))
+        user = self.users.get(int(id))
+        if user is None or membership is None or membership["user_id"] != int(id):
+            return _not_found()
+        if self._make_default(user, membership):
+            self._touch("user", user)
+            self.wrote()
+        items = [
+            self._render_membership(m, request.base_url) for m in self._memberships_of(int(id))
+        ]
+        return Response.json(200, {"organization_memberships": items})
+
     # -- organizations ------------------------------------------------------------------------
 
     def _list_orgs(self, request: Request) -> Response:
@@ -873,9 +1067,9 @@ class ZendeskSandbox(SandboxApp):
         del self.organizations[org_id]
         self.deleted_organizations[org_id] = org
         self._index_org(org, org["name"], org["external_id"], remove_only=True)
-        for user in self.users.values():
-            if user["organization_id"] == org_id:
-                user["organization_id"] = None
+        for membership in [m for m in self.memberships.values() if m["organization_id"] == org_id]:
+            user = self.users[int(membership["user_id"])]
+            if self._leave(user, membership):
                 self._touch("user", user)
 
     def _create_org(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -1299,6 +1493,17 @@ class ZendeskSandbox(SandboxApp):
             f"{base_url or self.base_url}/api/v2/users/{identity['user_id']}/identities/"
             f"{identity['id']}.json"
         )
+        return out
+
+    def _render_membership(
+        self, membership: dict[str, Any], base_url: str | None = None
+    ) -> dict[str, Any]:
+        out = dict(membership)
+        out["url"] = (
+            f"{base_url or self.base_url}/api/v2/organization_memberships/{membership['id']}.json"
+        )
+        org = self.organizations.get(int(membership["organization_id"]))
+        out["organization_name"] = org["name"] if org else None
         return out
 
     def _render_job(self, job: _Job, base_url: str) -> dict[str, Any]:
