@@ -237,7 +237,8 @@ def test_a_403_on_organizations_update_many_is_a_permission_error_too() -> None:
 
 
 def test_users_bulk_update_of_organization_needs_no_read_back() -> None:
-    # An id is stored as sent: the recorded show_many read-back is not requested.
+    # An id is stored as sent: the recorded show_many read-back is not requested. (A user in
+    # no organization yet joins one in bulk; a move from one to another is a per-user step.)
     exchanges = [e for e in load("users_bulk_update") if "show_many" not in e["request"]["path"]]
     replay = Replay(exchanges)
     write = WriteRequest(
@@ -246,7 +247,7 @@ def test_users_bulk_update_of_organization_needs_no_read_back() -> None:
         Kind.USER,
         "11",
         {"organization_id": "601"},
-        current={"email": "kari@acme.example", "organization_id": "600"},
+        current={"email": "kari@acme.example", "organization_id": None},
     )
     [result] = make_port(replay).apply([write])
     replay.done()
@@ -264,6 +265,55 @@ def test_primary_email_change_goes_through_identities() -> None:
     replay.done()
     assert result.record is not None
     assert result.record.get("email") == "kari.nordmann@acme.example"  # as stored
+
+
+def move(releases: dict[str, str | None]) -> WriteRequest:
+    """User 11 moved from organization 600 to 601 (``releases``: what the flow owned)."""
+    return WriteRequest(
+        "m",
+        WriteOp.UPDATE,
+        Kind.USER,
+        "11",
+        {"organization_id": "601"},
+        current={"email": "kari@acme.example", "organization_id": "600"},
+        releases=releases,
+    )
+
+
+def test_a_move_joins_the_new_organization_as_default_and_leaves_only_the_owned_one() -> None:
+    replay = Replay(load("move_user_memberships"))
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    # Memberships listed, 601 joined and made the default, 600 (the flow's) left; 700, which
+    # no flow owns, untouched. No update_many: writing organization_id is not relied on.
+    replay.done()
+    assert result.record is not None
+    assert result.record.get("organization_id") == "601"
+
+
+def test_a_move_from_an_organization_no_flow_owns_keeps_that_membership() -> None:
+    exchanges = [e for e in load("move_user_memberships") if e["request"]["method"] != "DELETE"]
+    replay = Replay(exchanges)
+    [result] = make_port(replay).apply([move({})])
+    replay.done()  # the same, without leaving 600
+    assert result.ok
+
+
+def test_a_move_where_the_user_is_a_member_already_only_changes_the_default() -> None:
+    exchanges = [e for e in load("move_user_memberships") if e["request"]["method"] != "POST"]
+    listed = exchanges[0]["response"]["json"]["organization_memberships"]
+    listed.append({**listed[0], "id": 5003, "organization_id": 601, "default": False})
+    replay = Replay(exchanges)
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    replay.done()
+    assert result.ok
+
+
+def test_an_account_with_one_organization_per_user_moves_by_organization_id() -> None:
+    replay = Replay(load("move_user_single_organization"))
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    replay.done()  # the refused membership, a look, then the user's organization_id written
+    assert result.record is not None
+    assert result.record.get("organization_id") == "601"
 
 
 def test_an_address_another_user_holds_is_a_named_failure() -> None:

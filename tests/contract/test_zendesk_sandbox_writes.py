@@ -1,8 +1,11 @@
-"""The real Zendesk adapter writing to the Zendesk sandbox, in process: e-mail changes.
+"""The real Zendesk adapter writing to the Zendesk sandbox, in process: e-mail changes and
+organization moves.
 
 - no write talksync makes mails anyone a verification link (a property over any mix of e-mail
   changes and user creates, with the old addresses kept or removed);
-- an address another user holds is refused with a named failure, and only then.
+- an address another user holds is refused with a named failure, and only then;
+- a move to another organization keeps every membership but the one the flow owned, and makes
+  the new one the default (a property over any memberships a user may have).
 """
 
 from __future__ import annotations
@@ -80,3 +83,45 @@ def test_no_write_by_talksync_would_mail_a_verification_link(
             assert zd.users[user_id]["email"] == address
             assert (old in addresses_of(zd, user_id)) is (old == address or not remove_old)
     assert zd.verification_mails == []
+
+
+ORGANIZATIONS = 4
+
+
+@given(
+    held=st.sets(st.integers(0, ORGANIZATIONS - 1), min_size=1),
+    default=st.integers(0, ORGANIZATIONS - 1),
+    to=st.integers(0, ORGANIZATIONS - 1),
+    owned=st.booleans(),
+    several=st.booleans(),
+)
+def test_a_move_keeps_every_membership_but_the_one_the_flow_owned(
+    held: set[int], default: int, to: int, owned: bool, several: bool
+) -> None:
+    zd = ZendeskSandbox(job_polls=0, multiple_organizations=several)
+    orgs = [zd.add_organization(name=f"Org {n}")["id"] for n in range(ORGANIZATIONS)]
+    held = held | {default} if several else {default}
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=orgs[default])
+    for index in sorted(held - {default}):
+        zd.add_membership(user["id"], orgs[index])
+    releases = {"organization_id": str(orgs[default])} if owned else {}
+    write = WriteRequest(
+        "m",
+        WriteOp.UPDATE,
+        Kind.USER,
+        str(user["id"]),
+        {"organization_id": str(orgs[to])},
+        current={"organization_id": str(orgs[default])},
+        releases=releases,
+    )
+    [result] = zendesk_port(zd).apply([write])
+    assert result.ok, result.error
+    assert result.record is not None and result.record.get("organization_id") == str(orgs[to])
+    after = {m["organization_id"]: m["default"] for m in zd.dump()["organization_memberships"]}
+    if several:
+        kept = {orgs[i] for i in held} - ({orgs[default]} if owned and to != default else set())
+        assert set(after) == kept | {orgs[to]}
+    else:
+        assert set(after) == {orgs[to]}  # one organization per user: the move replaces it
+    assert [org for org, is_default in after.items() if is_default] == [orgs[to]]
+    assert zd.users[user["id"]]["organization_id"] == orgs[to]

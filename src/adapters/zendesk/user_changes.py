@@ -1,9 +1,16 @@
-"""Changes to one Zendesk user that a bulk update cannot make: the primary e-mail address.
+"""Changes to one Zendesk user that a bulk update cannot make: the primary e-mail address and
+a move to another default organization.
 
 A user's primary address is changed through identities (a plain ``email`` write would only add
 a secondary address). Identity values are unique in an account, so an address another user
-holds, even as a secondary address, is refused; that comes out as a named failure. Calls that
-fail for other reasons raise ``ZendeskError`` for the writer to map.
+holds, even as a secondary address, is refused; that comes out as a named failure.
+
+Where an account allows several organizations per user, ``organization_id`` is the user's
+default one, and what writing it does to the other memberships is not something to rely on. A
+move therefore goes through organization memberships: join the new organization, make it the
+default, and leave only the organization the flow owned; memberships no flow owns stay.
+
+Calls that fail for other reasons raise ``ZendeskError`` for the writer to map.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ from adapters.zendesk.errors import (
 )
 from adapters.zendesk.mapping import record_label
 from adapters.zendesk.transport import ZendeskHttp
-from adapters.zendesk.wire import IdentityDTO, WireError, items, member, structure
+from adapters.zendesk.wire import (
+    IdentityDTO,
+    MembershipDTO,
+    WireError,
+    items,
+    member,
+    structure,
+)
 from talkcore.records import Kind
 from talkcore.state import WriteError, WriteRequest
 
@@ -113,6 +127,85 @@ class UserChanges:
             self.http.request("DELETE", path, expect_body=False)
         except ZendeskNotFound:
             pass  # gone already
+
+    # -- organization moves ------------------------------------------------------------------
+
+    def move(self, write: WriteRequest, organization_id: str) -> WriteError | None:
+        """Make ``organization_id`` the user's default organization, keeping every membership
+        except the one the write releases (the organization the flow owned).
+
+        ``None`` when done; a ``WriteError`` for a refusal this step understands; any other
+        failure raises ``ZendeskError``.
+        """
+        user_id = write.id or ""
+        mine = self._memberships(user_id)
+        target = _membership_in(mine, organization_id)
+        if target is None:
+            try:
+                target = self._join(user_id, organization_id)
+            except (ZendeskInvalid, ZendeskInDoubt, WireError) as exc:
+                # The membership may exist already (or our POST landed): look before failing.
+                mine = self._memberships(user_id)
+                target = _membership_in(mine, organization_id)
+                if target is None and isinstance(exc, ZendeskInvalid):
+                    self._move_single_organization(write, organization_id, exc)
+                    return None
+                if target is None and isinstance(exc, ZendeskError):
+                    raise exc
+                if target is None:
+                    label = record_label(Kind.USER, write.id)
+                    return WriteError("in_doubt", str(exc), label, "organization_id", True)
+        if not target.default:
+            path = f"/api/v2/users/{user_id}/organization_memberships/{target.id}/make_default"
+            self.http.request("PUT", f"{path}.json", expect_body=False)
+        released = write.releases.get("organization_id")
+        if released and released != organization_id:
+            for membership in mine:
+                if str(membership.organization_id) == released:
+                    self._leave(membership.id)
+        return None
+
+    def _memberships(self, user_id: str) -> list[MembershipDTO]:
+        path = f"/api/v2/users/{user_id}/organization_memberships.json"
+        return [
+            structure(raw, MembershipDTO)
+            for raw in items(self.http.get(path).body, "organization_memberships")
+        ]
+
+    def _join(self, user_id: str, organization_id: str) -> MembershipDTO:
+        body = {
+            "organization_membership": {
+                "user_id": int(user_id),
+                "organization_id": int(organization_id),
+            }
+        }
+        reply = self.http.request("POST", "/api/v2/organization_memberships.json", json_body=body)
+        return structure(member(reply.body, "organization_membership"), MembershipDTO)
+
+    def _leave(self, membership_id: int) -> None:
+        try:
+            path = f"/api/v2/organization_memberships/{membership_id}.json"
+            self.http.request("DELETE", path, expect_body=False)
+        except ZendeskNotFound:
+            pass  # gone already
+
+    def _move_single_organization(
+        self, write: WriteRequest, organization_id: str, refused: ZendeskInvalid
+    ) -> None:
+        """A second membership was refused: an account that allows one organization per user.
+        There ``organization_id`` is the user's only organization, so writing it is the move."""
+        log.info(
+            "zendesk.membership.refused",
+            user=write.id,
+            reason=refused.message,
+            fallback="organization_id",
+        )
+        body = {"user": {"organization_id": int(organization_id)}}
+        self.http.request("PUT", f"/api/v2/users/{write.id}.json", json_body=body)
+
+
+def _membership_in(memberships: list[MembershipDTO], organization_id: str) -> MembershipDTO | None:
+    return next((m for m in memberships if str(m.organization_id) == organization_id), None)
 
 
 def held_by_another_user(exc: ZendeskInvalid) -> bool:

@@ -444,37 +444,52 @@ class ZendeskWriter:
             return self._failure(write, exc)
 
     def _update_users(self, writes: Sequence[WriteRequest]) -> dict[str, WriteResult]:
-        """User updates: plain fields in bulk (or singly), then primary e-mail changes."""
-        plain = [w for w in writes if set(w.fields) - {"email"}]
+        """User updates: plain fields in bulk (or singly), then, one user at a time, primary
+        e-mail changes and moves to another organization (see ``user_changes``)."""
+        plain = [_plain(w) for w in writes]
         out: dict[str, WriteResult] = {}
-        plain_only = [_without_email(w) for w in plain]
         out.update(
             self._pipelined(
-                Kind.USER, plain_only, self._submit_update_chunk, self._finish_update_chunk
+                Kind.USER,
+                [w for w in plain if w.fields],
+                self._submit_update_chunk,
+                self._finish_update_chunk,
             )
         )
-        changed: list[WriteRequest] = []
-        for write in writes:
-            email = write.fields.get("email")
-            if "email" not in write.fields or not out.get(write.item_id, _OK).ok:
+        stepped: list[WriteRequest] = []
+        for write, sent in zip(writes, plain, strict=True):
+            steps = self._user_steps(write, sent)
+            if not steps or not out.get(write.item_id, _OK).ok:
                 continue
-            error = self._change_email(write, email)
+            error = next((e for step in steps if (e := self._user_step(write, step))), None)
             if error is not None:
                 out[write.item_id] = WriteResult(write.item_id, error=error)
             else:
-                changed.append(write)
-        if changed:
-            stored = self._show_many(Kind.USER, [w.id or "" for w in changed])
-            for write in changed:
+                stepped.append(write)
+        if stepped:
+            stored = self._show_many(Kind.USER, [w.id or "" for w in stepped])
+            for write in stepped:
                 out[write.item_id] = WriteResult(write.item_id, stored.get(write.id or ""))
         return out
+
+    def _user_steps(
+        self, write: WriteRequest, sent: WriteRequest
+    ) -> list[Callable[[], WriteError | None]]:
+        """The per-user steps of ``write`` beyond the fields ``sent`` in bulk, in order."""
+        steps: list[Callable[[], WriteError | None]] = []
+        if "email" in write.fields:
+            steps.append(lambda: self._change_email(write, write.fields.get("email")))
+        moved_to = write.fields.get("organization_id")
+        if moved_to and "organization_id" not in sent.fields:
+            steps.append(lambda: self.users.move(write, moved_to))
+        return steps
 
     def _change_email(self, write: WriteRequest, email: str | None) -> WriteError | None:
         """Make ``email`` the user's primary address (see ``UserChanges.change_email``)."""
         if not email:
             label = record_label(Kind.USER, write.id)
             return WriteError("invalid_value", "a user's e-mail cannot be emptied", label, "email")
-        return self._user_step(write, lambda: self.users.change_email(write, email))
+        return self.users.change_email(write, email)
 
     def _user_step(
         self, write: WriteRequest, step: Callable[[], WriteError | None]
@@ -671,7 +686,15 @@ def _as_written(kind: Kind, write: WriteRequest) -> Record:
     return Record(RecordKey.of(kind, write.id or ""), {**write.current, **write.fields})
 
 
-def _without_email(write: WriteRequest) -> WriteRequest:
+def _plain(write: WriteRequest) -> WriteRequest:
+    """The part of a user update that ``update_many`` can send: all but the e-mail, and but
+    a move from one organization to another (both need per-user calls)."""
     import attrs
 
-    return attrs.evolve(write, fields={k: v for k, v in write.fields.items() if k != "email"})
+    moving = (
+        bool(write.fields.get("organization_id"))
+        and bool(write.current.get("organization_id"))
+        and write.fields.get("organization_id") != write.current.get("organization_id")
+    )
+    held_back = {"email", "organization_id"} if moving else {"email"}
+    return attrs.evolve(write, fields={k: v for k, v in write.fields.items() if k not in held_back})
