@@ -5,7 +5,9 @@
 - a permission 403 on ``update_many`` fails those writes once, with one clear error;
 - an e-mail change keeps the old address as a secondary one, so a later change of another user
   onto it is refused by name (and the run goes on); with ``remove_old_emails`` it is deleted
-  and the later change goes through. No one is mailed a verification link either way.
+  and the later change goes through. No one is mailed a verification link either way;
+- a user moved to another customer's organization keeps memberships no flow owns: only the
+  organization the flow owned is left, and the new one becomes the default.
 """
 
 from __future__ import annotations
@@ -136,3 +138,51 @@ def test_with_remove_old_emails_the_old_address_is_deleted_and_free_for_another(
     assert {u["id"]: u["email"] for u in dump["users"]}[user_b] == old
     assert {i["value"] for i in dump["identities"] if i["user_id"] == user_a} == {"a.ny@kunde.no"}
     assert site.served.zendesk.verification_mails == []
+
+
+def test_a_move_to_another_customer_keeps_memberships_no_flow_owns(site: Site) -> None:
+    site.sync()
+    zd = site.served.zendesk
+    user_id, person_id = site.cases.users_matching_contact_persons[0]
+    person = {p["Id"]: p for p in site.served.poweroffice.dump()["contact_persons"]}[person_id]
+    old_party = str(person["ContactId"])
+    old_org = int(site.link("customers-organizations", old_party))
+    assert zd.users[user_id]["organization_id"] == old_org
+    # An agent put the user in a group of their own as well.
+    own_group = int(zd.add_organization(name="Kundeservice VIP")["id"])
+    zd.add_membership(user_id, own_group)
+    # In PowerOffice the person now works for another customer: re-created under it (a contact
+    # person's customer is part of its address, so it cannot be moved).
+    new_party = next(
+        str(c["Id"])
+        for c in site.served.poweroffice.dump()["customers"]
+        if not c["IsPerson"] and str(c["Id"]) != old_party
+    )
+    gone = WriteRequest(
+        "gone", WriteOp.DELETE, Kind.CONTACT_PERSON, str(person_id), current={"partyId": old_party}
+    )
+    assert all(r.ok for r in site.poweroffice.apply([gone]))
+    site.served.poweroffice.add_contact_person(
+        int(new_party),
+        FirstName=person["FirstName"],
+        LastName=person["LastName"],
+        EmailAddress=person["EmailAddress"],
+    )
+    new_org = int(site.link("customers-organizations", new_party))
+    # A full read sees the delete and ends the old link; the next run links the new person
+    # to the user (its first sync: PowerOffice's customer wins over the one the flow owned).
+    ended = json.loads(site.cli("sync", "--full", "--json").stdout)
+    assert [i["zendesk"] for i in items(ended, "unlink")] == [f"zendesk:user:{user_id}"]
+    report = site.sync()
+    assert report["summary"]["failed"] == 0
+    (moved,) = [u for u in items(report, "update") if u["target"] == f"zendesk:user:{user_id}"]
+    assert [c["value"] for c in moved["changes"]] == [str(new_org)]
+    after = {
+        m["organization_id"]: m["default"]
+        for m in zd.dump()["organization_memberships"]
+        if m["user_id"] == user_id
+    }
+    assert after == {own_group: False, new_org: True}
+    assert zd.users[user_id]["organization_id"] == new_org
+    # The next run finds nothing to do: the default organization is what the flow wrote.
+    assert site.sync()["summary"]["update"] == 0
