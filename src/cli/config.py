@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,12 +35,6 @@ POWEROFFICE_TOKEN_URL = "https://goapi.poweroffice.net/OAuth/Token"  # noqa: S10
 ZENDESK_RATE_LIMIT = 200
 """Requests per minute: Zendesk's smallest plan (Team); raise it to your plan's limit."""
 
-SECRETS: Mapping[str, tuple[str, ...]] = {
-    "poweroffice": ("application_key", "client_key", "subscription_key"),
-    "zendesk": ("api_token", "oauth_token"),
-}
-"""The secret settings of each section; each comes from ``TALKSYNC_<SECTION>_<NAME>``."""
-
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and what is wrong."""
@@ -49,6 +43,48 @@ class ConfigError(Exception):
 def env_name(section: str, key: str) -> str:
     """The environment variable for ``section.key`` (``TALKSYNC_ZENDESK_API_TOKEN``)."""
     return f"TALKSYNC_{section}_{key}".upper()
+
+
+# -- values a setting may take --------------------------------------------------------------
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _requests_per_minute(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"expected requests per minute (a whole number above zero), got {value!r}")
+    return value
+
+
+def _parse_requests_per_minute(text: str) -> int:
+    if not text.strip().isdigit():
+        raise ValueError(f"expected requests per minute (a whole number above zero), got {text!r}")
+    return _requests_per_minute(int(text))
+
+
+def _timeout_seconds(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        raise ValueError(f"expected seconds (a number above 0, at most 3600), got {value!r}")
+    return float(value)
+
+
+def _parse_timeout_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ValueError(
+            f"expected seconds (a number above 0, at most 3600), got {text!r}"
+        ) from None
+    return _timeout_seconds(seconds)
+
+
+def _parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value == "true"
 
 
 # -- the file's shape ------------------------------------------------------------------------
@@ -75,6 +111,11 @@ class _ZendeskFile:
 
 
 @attrs.frozen
+class _HttpFile:
+    timeout: float | None = None
+
+
+@attrs.frozen
 class _SyncFile:
     name_collision: NameCollisionPolicy = NameCollisionPolicy.ADOPT
     full_reconcile_every: str = "24h"
@@ -91,6 +132,7 @@ class _ConfigFile:
     poweroffice: _PowerOfficeFile = _PowerOfficeFile()
     zendesk: _ZendeskFile = _ZendeskFile()
     sync: _SyncFile = _SyncFile()
+    http: _HttpFile = _HttpFile()
     # A flow's table is the core's FlowPolicy itself: same keys, same defaults.
     flows: dict[str, FlowPolicy] = attrs.field(factory=dict)
 
@@ -111,10 +153,12 @@ class PowerOfficeSettings:
     def missing(self) -> list[str]:
         """What must still be set before PowerOffice can be reached, one line each."""
         return [
-            f"PowerOffice {key.replace('_', ' ')} is not set: set {env_name('poweroffice', key)}"
-            f" (or poweroffice.{key}_file in the config)"
-            for key in SECRETS["poweroffice"]
-            if not getattr(self, key)
+            f"PowerOffice {name.replace('_', ' ')} is not set: set {setting.env}"
+            f" (or {setting.file_key} in the config)"
+            for setting in SETTINGS
+            if setting.secret and setting.key.startswith("poweroffice.")
+            for name in [setting.key.split(".")[1]]
+            if not getattr(self, name)
         ]
 
 
@@ -135,19 +179,19 @@ class ZendeskSettings:
         problems = []
         if not self.base_url:
             problems.append(
-                "Zendesk is not configured: set TALKSYNC_ZENDESK_SUBDOMAIN (or zendesk.subdomain"
-                " or zendesk.base_url in the config)"
+                f"Zendesk is not configured: set {SETTING['zendesk.subdomain'].env} (or"
+                " zendesk.subdomain or zendesk.base_url in the config)"
             )
         if not self.oauth_token:
             if not self.api_token:
                 problems.append(
-                    "Zendesk token is not set: set TALKSYNC_ZENDESK_OAUTH_TOKEN, or"
-                    " TALKSYNC_ZENDESK_API_TOKEN with TALKSYNC_ZENDESK_EMAIL"
+                    f"Zendesk token is not set: set {SETTING['zendesk.oauth_token'].env}, or"
+                    f" {SETTING['zendesk.api_token'].env} with {SETTING['zendesk.email'].env}"
                 )
             elif not self.email:
                 problems.append(
-                    "Zendesk API token needs the agent's e-mail: set TALKSYNC_ZENDESK_EMAIL"
-                    " (or zendesk.email in the config)"
+                    "Zendesk API token needs the agent's e-mail: set"
+                    f" {SETTING['zendesk.email'].env} (or zendesk.email in the config)"
                 )
         return problems
 
@@ -247,8 +291,8 @@ def parse_duration(text: str, *, what: str = "duration") -> timedelta:
     return delta
 
 
-def read_config_file(path: Path) -> _ConfigFile:
-    """The TOML file at ``path`` as the file's shape; ConfigError names every bad key."""
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; a secret written into it is an error naming it."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -256,39 +300,175 @@ def read_config_file(path: Path) -> _ConfigFile:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     problems = [
-        f"{path}: {section}.{key}: secrets are not read from the config file; set"
-        f" {env_name(section, key)} or {section}.{key}_file instead"
-        for section, keys in SECRETS.items()
-        for key in keys
-        if isinstance(raw.get(section), dict) and key in raw[section]
+        f"{path}: {setting.key}: secrets are not read from the config file; set"
+        f" {setting.env} or {setting.file_key} instead"
+        for setting in SETTINGS
+        if setting.secret
+        for section, name in [setting.key.split(".")]
+        if isinstance(raw.get(section), dict) and name in raw[section]
     ]
     if problems:
         raise ConfigError("\n".join(problems))
+    return raw
+
+
+def _structure(raw: Mapping[str, Any], source: str) -> _ConfigFile:
+    """``raw`` as the file's shape; ConfigError names every bad key, prefixed by ``source``."""
     try:
         parsed = _CONVERTER.structure(raw, _ConfigFile)
     except Exception as exc:  # cattrs raises ClassValidationError and friends
-        raise ConfigError("\n".join(_error_lines(exc, str(path)))) from None
+        raise ConfigError("\n".join(_error_lines(exc, source))) from None
     unknown = sorted(set(parsed.flows) - set(DEFAULT_DATAFLOW.ids))
     if unknown:
         raise ConfigError(
-            f"{path}: flows.{unknown[0]}: no such flow (flows are: "
+            f"{source}: flows.{unknown[0]}: no such flow (flows are: "
             f"{', '.join(DEFAULT_DATAFLOW.ids)})"
         )
+    for setting in SETTINGS:
+        if setting.check is None:
+            continue
+        section, name = setting.key.split(".")
+        value = getattr(getattr(parsed, section), name)
+        if value is not None:
+            try:
+                setting.check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {setting.key}: {exc}") from None
     for flow_id, flow in parsed.flows.items():
         if not 0.0 <= flow.delete_cap <= 1.0:
             raise ConfigError(
-                f"{path}: flows.{flow_id}.delete_cap: must be a share between 0 and 1,"
+                f"{source}: flows.{flow_id}.delete_cap: must be a share between 0 and 1,"
                 f" got {flow.delete_cap}"
             )
-    if parsed.zendesk.rate_limit_per_minute <= 0:
-        raise ConfigError(f"{path}: zendesk.rate_limit_per_minute: must be more than zero")
     return parsed
 
 
+def read_config_file(path: Path) -> _ConfigFile:
+    """The TOML file at ``path`` as the file's shape; ConfigError names every bad key."""
+    return _structure(_read_toml(path), str(path))
+
+
+# -- the settings table ----------------------------------------------------------------------
+
+
+@attrs.frozen
+class Setting:
+    """One setting a person can change: the environment variable that sets it, its key in the
+    config file (a secret's file holds only ``<key>_file``, the path of a file with the value),
+    its default, how the variable's text is read, and what it is for.
+
+    The loader, ``init``'s template and the README's table (checked by a test) all read this
+    table, so a setting is spelled once.
+    """
+
+    env: str
+    key: str
+    default: str
+    help: str
+    parse: Callable[[str], object] = _text
+    secret: bool = False
+    path: bool = False
+    """A path: from the file it is relative to the file, from the environment to the cwd."""
+    check: Callable[[Any], object] | None = None
+    """Raises ValueError (``expected …``) for a value out of range; ``parse`` applies it too."""
+    example: str = ""
+    """A value to show, commented out, in ``init``'s template when there is no default."""
+
+    @property
+    def file_key(self) -> str:
+        """The key the config file may hold: the setting, or for a secret ``<key>_file``."""
+        return f"{self.key}_file" if self.secret else self.key
+
+
+def _setting(key: str, default: str, help: str, **kwargs: Any) -> Setting:
+    section, name = key.split(".")
+    return Setting(env_name(section, name), key, default, help, **kwargs)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _setting("poweroffice.application_key", "", "PowerOffice Go application key", secret=True),
+    _setting("poweroffice.client_key", "", "PowerOffice Go client key", secret=True),
+    _setting("poweroffice.subscription_key", "", "PowerOffice Go subscription key", secret=True),
+    _setting("poweroffice.base_url", POWEROFFICE_BASE_URL, "API URL"),
+    _setting("poweroffice.token_url", POWEROFFICE_TOKEN_URL, "token URL"),
+    _setting("zendesk.subdomain", "", "acme for acme.zendesk.com", example="acme"),
+    _setting(
+        "zendesk.base_url", "", "instead of the subdomain", example="https://acme.zendesk.com"
+    ),
+    _setting("zendesk.email", "", "the agent, with an API token", example="agent@example.com"),
+    _setting("zendesk.api_token", "", "Zendesk API token", secret=True),
+    _setting(
+        "zendesk.oauth_token",
+        "",
+        "Zendesk OAuth token (instead of e-mail and API token)",
+        secret=True,
+    ),
+    Setting(
+        "TALKSYNC_ZENDESK_RATE_LIMIT",
+        "zendesk.rate_limit_per_minute",
+        str(ZENDESK_RATE_LIMIT),
+        "requests per minute of your plan",
+        parse=_parse_requests_per_minute,
+        check=_requests_per_minute,
+    ),
+    _setting(
+        "zendesk.remove_old_emails",
+        "false",
+        "after an e-mail change, delete the old address (default: keep it as a secondary one)",
+        parse=_parse_switch,
+    ),
+    Setting(
+        "TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file", path=True
+    ),
+    Setting(
+        "TALKSYNC_HTTP_TIMEOUT",
+        "http.timeout",
+        "",
+        "seconds to wait for either system's answer (adapters' own default: Zendesk 30,"
+        " PowerOffice 60)",
+        parse=_parse_timeout_seconds,
+        check=_timeout_seconds,
+        example="30",
+    ),
+)
+"""Every setting the loader reads from the environment."""
+
+SETTING = {setting.key: setting for setting in SETTINGS}
+"""The settings by config key (``SETTING["zendesk.api_token"].env``)."""
+
+_ZENDESK_ACCOUNT = ("zendesk.base_url", "zendesk.subdomain")
+"""Either names the account; one given in the environment replaces both from the file."""
+
+
+def _overlay_environment(raw: dict[str, Any], env: Mapping[str, str]) -> set[str]:
+    """Put every non-secret setting the environment sets into ``raw`` (the parsed file), read
+    by its parser; returns the keys so set. An unreadable value names its variable."""
+    if any(env.get(SETTING[key].env) for key in _ZENDESK_ACCOUNT):
+        zendesk = raw.get("zendesk")
+        if isinstance(zendesk, dict):
+            for key in _ZENDESK_ACCOUNT:
+                zendesk.pop(key.split(".")[1], None)
+    from_env = set()
+    for setting in SETTINGS:
+        text = env.get(setting.env)
+        if setting.secret or not text:
+            continue
+        try:
+            value = setting.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"{setting.env}: {exc}") from None
+        section, name = setting.key.split(".")
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict):
+            table[name] = value
+        from_env.add(setting.key)
+    return from_env
+
+
 def _secret(
-    env: Mapping[str, str], section: str, key: str, file_path: str | None, base: Path
+    env: Mapping[str, str], setting: Setting, file_path: str | None, base: Path
 ) -> str | None:
-    value = env.get(env_name(section, key))
+    value = env.get(setting.env)
     if value:
         return value
     if file_path is None:
@@ -297,7 +477,7 @@ def _secret(
     try:
         return path.read_text(encoding="utf-8").strip() or None
     except OSError as exc:
-        raise ConfigError(f"{section}.{key}_file: cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(f"{setting.file_key}: cannot read {path}: {exc.strerror}") from exc
 
 
 def _subdomain_url(subdomain: str | None, name: str) -> str | None:
@@ -325,64 +505,57 @@ def load_settings(
     if config_path is not None and not config_path.is_file():
         raise ConfigError(f"config file {config_path} does not exist (create one: talksync init)")
     path = config_path or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None)
-    file = read_config_file(path) if path is not None else _ConfigFile()
+    raw = _read_toml(path) if path is not None else {}
+    from_env = _overlay_environment(raw, env)
+    file = _structure(raw, str(path) if path is not None else "environment")
     base = path.parent if path is not None else Path()
 
     po, zd = file.poweroffice, file.zendesk
     poweroffice = PowerOfficeSettings(
-        base_url=env.get("TALKSYNC_POWEROFFICE_BASE_URL") or po.base_url,
-        token_url=env.get("TALKSYNC_POWEROFFICE_TOKEN_URL") or po.token_url,
+        base_url=po.base_url,
+        token_url=po.token_url,
         application_key=_secret(
-            env, "poweroffice", "application_key", po.application_key_file, base
+            env, SETTING["poweroffice.application_key"], po.application_key_file, base
         ),
-        client_key=_secret(env, "poweroffice", "client_key", po.client_key_file, base),
+        client_key=_secret(env, SETTING["poweroffice.client_key"], po.client_key_file, base),
         subscription_key=_secret(
-            env, "poweroffice", "subscription_key", po.subscription_key_file, base
+            env, SETTING["poweroffice.subscription_key"], po.subscription_key_file, base
         ),
     )
-    # Most specific first: a URL or subdomain from the environment beats either from the file.
-    zendesk_url = (
-        env.get("TALKSYNC_ZENDESK_BASE_URL")
-        or _subdomain_url(env.get("TALKSYNC_ZENDESK_SUBDOMAIN"), "TALKSYNC_ZENDESK_SUBDOMAIN")
-        or zd.base_url
-        or _subdomain_url(zd.subdomain, "zendesk.subdomain")
+    # Most specific first: a URL beats a subdomain (the environment has replaced both already).
+    zendesk_url = zd.base_url or _subdomain_url(
+        zd.subdomain,
+        SETTING["zendesk.subdomain"].env
+        if "zendesk.subdomain" in from_env
+        else "zendesk.subdomain",
     )
     if zendesk_url is not None:
         # The adapter adds /api/v2 to every path; accept the API URL people copy from the docs.
         zendesk_url = zendesk_url.rstrip("/").removesuffix("/api/v2")
-    rate_text = env.get("TALKSYNC_ZENDESK_RATE_LIMIT")
-    rate = zd.rate_limit_per_minute
-    if rate_text:
-        if not rate_text.strip().isdigit() or int(rate_text) <= 0:
-            raise ConfigError(
-                f"TALKSYNC_ZENDESK_RATE_LIMIT: expected requests per minute (a whole number"
-                f" above zero), got {rate_text!r}"
-            )
-        rate = int(rate_text)
     zendesk = ZendeskSettings(
         base_url=zendesk_url,
-        email=env.get("TALKSYNC_ZENDESK_EMAIL") or zd.email,
-        api_token=_secret(env, "zendesk", "api_token", zd.api_token_file, base),
-        oauth_token=_secret(env, "zendesk", "oauth_token", zd.oauth_token_file, base),
-        rate_limit_per_minute=rate,
+        email=zd.email,
+        api_token=_secret(env, SETTING["zendesk.api_token"], zd.api_token_file, base),
+        oauth_token=_secret(env, SETTING["zendesk.oauth_token"], zd.oauth_token_file, base),
+        rate_limit_per_minute=zd.rate_limit_per_minute,
         remove_old_emails=zd.remove_old_emails,
     )
-    for name, url in (
+    for key, url in (
         ("poweroffice.base_url", poweroffice.base_url),
         ("poweroffice.token_url", poweroffice.token_url),
         ("zendesk.base_url", zendesk.base_url),
     ):
         if url is not None and not re.match(r"https?://[^/\s]+", url):
+            name = SETTING[key].env if key in from_env else key
             raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
 
     if state_path is None:
-        from_env = env.get("TALKSYNC_STATE")
-        if from_env:
-            state_path = Path(from_env)
-        elif file.state.path is not None:
-            state_path = base / Path(file.state.path).expanduser()
-        else:
+        if file.state.path is None:
             state_path = DEFAULT_STATE_PATH
+        elif "state.path" in from_env:
+            state_path = Path(file.state.path)
+        else:
+            state_path = base / Path(file.state.path).expanduser()
 
     policy = SyncPolicy(
         flows=dict(file.flows),
@@ -391,102 +564,10 @@ def load_settings(
             file.sync.full_reconcile_every, what="sync.full_reconcile_every"
         ),
     )
-    return Settings(
-        poweroffice, zendesk, state_path, policy, path, _timeout(env.get("TALKSYNC_HTTP_TIMEOUT"))
-    )
-
-
-def _timeout(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = 0.0
-    if not 0 < seconds <= 3600:
-        raise ConfigError(
-            "TALKSYNC_HTTP_TIMEOUT: expected seconds (a number above 0, at most 3600),"
-            f" got {text!r}"
-        )
-    return seconds
+    return Settings(poweroffice, zendesk, state_path, policy, path, file.http.timeout)
 
 
 # -- the file `talksync init` writes ---------------------------------------------------------
-
-
-@attrs.frozen
-class Variable:
-    """One environment variable the loader reads: its name, the config key it overrides (or
-    ``None`` when the file cannot hold it), the default, and what it is for."""
-
-    name: str
-    key: str | None
-    default: str
-    help: str
-    secret: bool = False
-
-
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        env_name("poweroffice", "application_key"),
-        "poweroffice.application_key_file",
-        "",
-        "PowerOffice Go application key",
-        secret=True,
-    ),
-    Variable(
-        env_name("poweroffice", "client_key"),
-        "poweroffice.client_key_file",
-        "",
-        "PowerOffice Go client key",
-        secret=True,
-    ),
-    Variable(
-        env_name("poweroffice", "subscription_key"),
-        "poweroffice.subscription_key_file",
-        "",
-        "PowerOffice Go subscription key",
-        secret=True,
-    ),
-    Variable(
-        "TALKSYNC_POWEROFFICE_BASE_URL", "poweroffice.base_url", POWEROFFICE_BASE_URL, "API URL"
-    ),
-    Variable(
-        "TALKSYNC_POWEROFFICE_TOKEN_URL",
-        "poweroffice.token_url",
-        POWEROFFICE_TOKEN_URL,
-        "token URL",
-    ),
-    Variable("TALKSYNC_ZENDESK_SUBDOMAIN", "zendesk.subdomain", "", "acme for acme.zendesk.com"),
-    Variable("TALKSYNC_ZENDESK_BASE_URL", "zendesk.base_url", "", "instead of the subdomain"),
-    Variable("TALKSYNC_ZENDESK_EMAIL", "zendesk.email", "", "the agent, with an API token"),
-    Variable(
-        env_name("zendesk", "api_token"),
-        "zendesk.api_token_file",
-        "",
-        "Zendesk API token",
-        secret=True,
-    ),
-    Variable(
-        env_name("zendesk", "oauth_token"),
-        "zendesk.oauth_token_file",
-        "",
-        "Zendesk OAuth token (instead of e-mail and API token)",
-        secret=True,
-    ),
-    Variable(
-        "TALKSYNC_ZENDESK_RATE_LIMIT",
-        "zendesk.rate_limit_per_minute",
-        str(ZENDESK_RATE_LIMIT),
-        "requests per minute of your plan",
-    ),
-    Variable("TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file"),
-    Variable(
-        "TALKSYNC_HTTP_TIMEOUT", None, "", "seconds to wait for an answer (adapters' own default)"
-    ),
-)
-"""Every variable the loader reads; ``init``'s template and the README's table (tested) list
-these."""
 
 
 _POLICY_COMMENTS: Mapping[str, str] = {
@@ -539,17 +620,40 @@ def _flow_template(flow_id: str) -> str:
     return "\n".join(lines)
 
 
+def _toml_text(setting: Setting, text: str) -> str:
+    value = setting.parse(text)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value) if isinstance(value, int | float) else f'"{value}"'
+
+
+def _setting_line(setting: Setting) -> str:
+    """One setting in the template: live at its default, else commented out with an example."""
+    name = setting.file_key.split(".")[1]
+    if setting.secret:
+        line = f'# {name} = "secrets/{setting.key.replace(".", "-").replace("_", "-")}"'
+    elif setting.default and not setting.path:
+        line = f"{name} = {_toml_text(setting, setting.default)}"
+    else:
+        line = f"# {name} = {_toml_text(setting, setting.example or setting.default)}"
+    return f"{line.ljust(46)} # {setting.help}"
+
+
 def config_template() -> str:
     """A commented config file holding every setting at its default.
 
-    Generated from ``VARIABLES``, the flows and ``FlowPolicy``'s defaults, so it cannot drift
+    Generated from ``SETTINGS``, the flows and ``FlowPolicy``'s defaults, so it cannot drift
     from what the loader reads; each flow gets only the policies that apply to it.
     """
+    sections: dict[str, list[str]] = {}
+    for setting in SETTINGS:
+        sections.setdefault(setting.key.split(".")[0], []).append(_setting_line(setting))
+    tables = "\n\n".join(f"[{name}]\n" + "\n".join(lines) for name, lines in sections.items())
     flows = "\n\n".join(_flow_template(flow_id) for flow_id in DEFAULT_DATAFLOW.ids)
-    secrets = "\n".join(f"#   {v.name}: {v.help}" for v in VARIABLES if v.secret)
+    secrets = "\n".join(f"#   {v.env}: {v.help}" for v in SETTINGS if v.secret)
     others = "\n".join(
-        f"#   {v.name}: {v.help}" + (f" (default {v.default})" if v.default else "")
-        for v in VARIABLES
+        f"#   {v.env}: {v.help}" + (f" (default {v.default})" if v.default else "")
+        for v in SETTINGS
         if not v.secret
     )
     return f"""\
@@ -560,28 +664,11 @@ def config_template() -> str:
 # or name a file holding each one (the *_file settings below).
 # These variables override this file:
 {others}
+# PowerOffice Go's demo environment: https://goapi.poweroffice.net/Demo/v2 and
+# .../Demo/OAuth/Token. Zendesk plans allow 200 (Team), 400 (Professional) or 700
+# (Enterprise) requests per minute. Relative paths are relative to this file.
 
-[state]
-# path = "talksync.db"       # the SQLite state file (relative to this file)
-
-[poweroffice]
-base_url = "{POWEROFFICE_BASE_URL}"    # demo: https://goapi.poweroffice.net/Demo/v2
-token_url = "{POWEROFFICE_TOKEN_URL}"  # demo: .../Demo/OAuth/Token
-# application_key_file = "secrets/poweroffice-application-key"
-# client_key_file = "secrets/poweroffice-client-key"
-# subscription_key_file = "secrets/poweroffice-subscription-key"
-
-[zendesk]
-# subdomain = "acme"          # for https://acme.zendesk.com
-# base_url = "https://acme.zendesk.com"
-# email = "agent@example.com" # with an API token
-# api_token_file = "secrets/zendesk-api-token"
-# oauth_token_file = "secrets/zendesk-oauth-token"
-# Requests per minute: your plan's limit (Team 200, Professional 400, Enterprise 700).
-rate_limit_per_minute = {ZENDESK_RATE_LIMIT}
-# After an e-mail change the old address stays on the user as a secondary address, so mail
-# from it still reaches the same person; true deletes it (only the address that was replaced).
-remove_old_emails = false
+{tables}
 
 [sync]
 name_collision = "adopt"     # adopt | report

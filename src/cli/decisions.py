@@ -219,6 +219,18 @@ def _who() -> str:
         return "unknown"
 
 
+def _list(
+    ctx: typer.Context,
+    build: Callable[[StateStore, SyncState], Listing],
+    *,
+    as_json: bool,
+) -> None:
+    """Show the listing ``build`` makes of the saved state."""
+    with _guarded(ctx):
+        store, state = _load(_app(ctx))
+    show(build(store, state), as_json=as_json)
+
+
 def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
     # Listings only look: they open the state read-only, so nothing is created or locked.
     store = obj.store(read_only=True)
@@ -393,8 +405,10 @@ def list_conflicts(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List held conflicts with both values; resolved ones say who wins."""
-    with _guarded(ctx):
-        store, state = _load(_app(ctx))
+    _list(ctx, _conflicts, as_json=as_json)
+
+
+def _conflicts(store: StateStore, state: SyncState) -> Listing:
     held = list(state.conflicts.items())
     names = record_names(store, [k for _, c in held for k in (c.poweroffice, c.zendesk)])
     rows = [
@@ -411,16 +425,13 @@ def list_conflicts(
         for key, c in held
     ]
     data = [{**item_json(c), "key": key, "resolved": state.resolutions.get(key)} for key, c in held]
-    show(
-        Listing(
-            "Conflicts",
-            ("conflict", "PowerOffice record", "PowerOffice", "Zendesk record", "Zendesk", "state"),
-            rows,
-            data,
-            "conflict(s)",
-            "Decide one: talksync conflicts resolve CONFLICT --take poweroffice|zendesk",
-        ),
-        as_json=as_json,
+    return Listing(
+        "Conflicts",
+        ("conflict", "PowerOffice record", "PowerOffice", "Zendesk record", "Zendesk", "state"),
+        rows,
+        data,
+        "conflict(s)",
+        "Decide one: talksync conflicts resolve CONFLICT --take poweroffice|zendesk",
     )
 
 
@@ -482,24 +493,23 @@ def list_ambiguities(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List matches that were not one-to-one, with every candidate named."""
-    with _guarded(ctx):
-        store, state = _load(_app(ctx))
+    _list(ctx, _ambiguities, as_json=as_json)
+
+
+def _ambiguities(store: StateStore, state: SyncState) -> Listing:
     names = record_names(store, [k for a in state.ambiguities for k in a.candidates])
     rows = [
         (a.flow, a.value or "", str(key), names[key])
         for a in state.ambiguities
         for key in a.candidates
     ]
-    show(
-        Listing(
-            "Ambiguities (one row per candidate)",
-            ("flow", "shared value", "candidate", "record"),
-            rows,
-            [item_json(a) for a in state.ambiguities],
-            f"candidate(s) in {len(state.ambiguities)} ambiguity(ies)",
-            "Link two of one: talksync ambiguities link FLOW POWEROFFICE_ID ZENDESK_ID",
-        ),
-        as_json=as_json,
+    return Listing(
+        "Ambiguities (one row per candidate)",
+        ("flow", "shared value", "candidate", "record"),
+        rows,
+        [item_json(a) for a in state.ambiguities],
+        f"candidate(s) in {len(state.ambiguities)} ambiguity(ies)",
+        "Link two of one: talksync ambiguities link FLOW POWEROFFICE_ID ZENDESK_ID",
     )
 
 

@@ -17,12 +17,19 @@ from typing import Annotated, Any
 
 import structlog
 import typer
+from typer._click.exceptions import ClickException
 from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
 from cli import decisions
 from cli import demo as demo_module
-from cli.config import DEFAULT_CONFIG_PATH, ConfigError, config_template, parse_duration
+from cli.config import (
+    DEFAULT_CONFIG_PATH,
+    SETTING,
+    ConfigError,
+    config_template,
+    parse_duration,
+)
 from cli.helptext import examples
 from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
@@ -134,27 +141,32 @@ def fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _var(key: str) -> str:
+    """The environment variable of the setting ``key`` (``"zendesk.api_token"``)."""
+    return SETTING[key].env
+
+
 def credentials_to_fix(exc: BaseException, env: Any = None) -> str | None:
     """The variables to fix when ``exc`` is a system refusing our credentials, else ``None``."""
     from adapters.poweroffice.errors import PowerOfficeAuthError
     from adapters.zendesk.errors import ZendeskUnauthorized
 
+    app, client, sub = (
+        _var(f"poweroffice.{k}") for k in ("application_key", "client_key", "subscription_key")
+    )
     if isinstance(exc, PowerOfficeAuthError):
         text = str(exc)
         if "subscription key" in text:
-            return "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY"
+            return sub
         if "application key or client key" in text:
-            return "TALKSYNC_POWEROFFICE_APPLICATION_KEY and TALKSYNC_POWEROFFICE_CLIENT_KEY"
+            return f"{app} and {client}"
         if "client key" in text:
-            return "TALKSYNC_POWEROFFICE_CLIENT_KEY"
-        return (
-            "TALKSYNC_POWEROFFICE_APPLICATION_KEY, TALKSYNC_POWEROFFICE_CLIENT_KEY and"
-            " TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY"
-        )
+            return client
+        return f"{app}, {client} and {sub}"
     if isinstance(exc, ZendeskUnauthorized):
-        if env is not None and env.get("TALKSYNC_ZENDESK_OAUTH_TOKEN"):
-            return "TALKSYNC_ZENDESK_OAUTH_TOKEN"
-        return "TALKSYNC_ZENDESK_API_TOKEN and TALKSYNC_ZENDESK_EMAIL"
+        if env is not None and env.get(_var("zendesk.oauth_token")):
+            return _var("zendesk.oauth_token")
+        return f"{_var('zendesk.api_token')} and {_var('zendesk.email')}"
     return None
 
 
@@ -246,22 +258,21 @@ def main(
 def unset_variables(env: Any) -> list[str]:
     """The required variables ``env`` does not set yet, one line each (alternatives joined)."""
     lines = [
-        name
-        for name in (
-            "TALKSYNC_POWEROFFICE_APPLICATION_KEY",
-            "TALKSYNC_POWEROFFICE_CLIENT_KEY",
-            "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY",
+        _var(key)
+        for key in (
+            "poweroffice.application_key",
+            "poweroffice.client_key",
+            "poweroffice.subscription_key",
         )
-        if not env.get(name)
+        if not env.get(_var(key))
     ]
-    if not (env.get("TALKSYNC_ZENDESK_SUBDOMAIN") or env.get("TALKSYNC_ZENDESK_BASE_URL")):
-        lines.append("TALKSYNC_ZENDESK_SUBDOMAIN (or TALKSYNC_ZENDESK_BASE_URL)")
-    if not env.get("TALKSYNC_ZENDESK_OAUTH_TOKEN"):
-        token = [
-            n for n in ("TALKSYNC_ZENDESK_EMAIL", "TALKSYNC_ZENDESK_API_TOKEN") if not env.get(n)
-        ]
+    subdomain, base_url = _var("zendesk.subdomain"), _var("zendesk.base_url")
+    if not (env.get(subdomain) or env.get(base_url)):
+        lines.append(f"{subdomain} (or {base_url})")
+    if not env.get(_var("zendesk.oauth_token")):
+        token = [_var(k) for k in ("zendesk.email", "zendesk.api_token") if not env.get(_var(k))]
         if token:
-            lines.append(" and ".join(token) + ", or TALKSYNC_ZENDESK_OAUTH_TOKEN")
+            lines.append(" and ".join(token) + f", or {_var('zendesk.oauth_token')}")
     return lines
 
 
@@ -658,5 +669,35 @@ def demo(
     demo_module.demo(_app(ctx).state_path, size, seed)
 
 
+def _stderr_is_json(argv: list[str]) -> bool:
+    """Whether this run's stderr will be JSON lines, read off the arguments before parsing."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--log-format="):
+            return arg.split("=", 1)[1] == LogFormat.JSON
+        if arg == "--log-format" and i + 1 < len(argv):
+            return argv[i + 1] == LogFormat.JSON
+    return not sys.stderr.isatty()
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The ``talksync`` command: ``app``, with a usage error told like every other error, so
+    stderr stays JSON lines under ``--log-format json`` (and in a pipe)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not _stderr_is_json(args):
+        app(args=args, prog_name="talksync")
+        return
+    try:
+        code = app(args=args, prog_name="talksync", standalone_mode=False)
+    except ClickException as exc:
+        configure_logging(log_format=LogFormat.JSON)
+        tell(exc.format_message(), exit_code=exc.exit_code)
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        configure_logging(log_format=LogFormat.JSON)
+        tell("aborted", exit_code=1)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -57,6 +57,16 @@ def test_stderr_is_json_lines_and_retries_share_one_event(tmp_path: Path) -> Non
     assert not any(name.endswith((".http.retry", "office.retry")) for name in names)
 
 
+def test_a_usage_error_is_a_json_line_too(tmp_path: Path) -> None:
+    state = tmp_path / "state.db"
+    done = talksync({}, state, "sync", "--no-such-option")
+    assert done.returncode == 2
+    (error,) = json_lines(done.stderr)
+    assert error["event"] == "cli.error"
+    assert "--no-such-option" in error["message"]
+    assert sorted(tmp_path.iterdir()) == []
+
+
 def test_read_only_commands_create_no_file_and_say_what_to_run(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     with sandboxes(size=5) as running:

@@ -178,12 +178,40 @@ def test_the_http_timeout_comes_from_the_environment() -> None:
     assert load_settings(None, {}).http_timeout is None
 
 
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ("[http]\ntimeout = 0\n", "http.timeout: expected seconds"),
+        ("[zendesk]\nrate_limit_per_minute = 0\n", "zendesk.rate_limit_per_minute: expected"),
+    ],
+)
+def test_a_bad_value_in_the_file_names_its_key_with_the_variables_words(
+    tmp_path: Path, toml: str, error: str
+) -> None:
+    """The file and the environment share one check per setting, so both say the same."""
+    path = tmp_path / "talksync.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=error):
+        load_settings(path, {})
+
+
+def test_the_file_sets_the_http_timeout_and_the_environment_beats_it(tmp_path: Path) -> None:
+    path = tmp_path / "talksync.toml"
+    path.write_text("[http]\ntimeout = 12\n")
+    assert load_settings(path, {}).http_timeout == 12.0
+    assert load_settings(path, {"TALKSYNC_HTTP_TIMEOUT": "3"}).http_timeout == 3.0
+
+
 def test_old_email_addresses_are_kept_unless_the_config_opts_in_to_removing_them(
     tmp_path: Path,
 ) -> None:
     assert load_settings(None, {}).zendesk.remove_old_emails is False
     path = write(tmp_path, "[zendesk]\nremove_old_emails = true\n")
     assert load_settings(path, {}).zendesk.remove_old_emails is True
+    off = {"TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "False"}
+    assert load_settings(path, off).zendesk.remove_old_emails is False
+    with pytest.raises(ConfigError, match="TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS: expected true or"):
+        load_settings(None, {"TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "yes"})
 
 
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
@@ -268,20 +296,25 @@ def test_the_template_writes_each_policy_only_where_it_applies() -> None:
     assert "create" not in flows["contact-persons-users"]
 
 
-def test_every_variable_the_loader_reads_is_in_the_table_the_template_and_the_readme() -> None:
+def test_every_variable_in_the_table_is_read_by_the_loader_the_template_and_the_readme() -> None:
+    """The settings table is the one spelling: each variable changes its setting, appears in
+    ``init``'s template, and the README's credentials table lists exactly these variables."""
     import re
 
-    import cli.config
-    from cli.config import VARIABLES, env_name
+    from cli.config import SETTINGS
 
-    names = {v.name for v in VARIABLES}
-    source = Path(cli.config.__file__).read_text(encoding="utf-8")
-    loader = source.split("def load_settings(", 1)[1].split("\nclass Variable", 1)[0]
-    read = set(re.findall(r'"(TALKSYNC_[A-Z_]+)"', loader))
-    read |= {env_name(section, key) for section, keys in cli.config.SECRETS.items() for key in keys}
-    assert read <= names, f"read but not in VARIABLES: {sorted(read - names)}"
-    template = cli.config.config_template()
+    defaults = load_settings(None, {})
+    for setting in SETTINGS:
+        value = {
+            "TALKSYNC_ZENDESK_RATE_LIMIT": "345",
+            "TALKSYNC_HTTP_TIMEOUT": "7",
+            "TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "true",
+        }.get(setting.env, "https://set.example" if setting.key.endswith("url") else "set")
+        assert load_settings(None, {setting.env: value}) != defaults, setting.env
+    names = {v.env for v in SETTINGS}
+    template = config_template()
     assert all(name in template for name in names)
+    assert all(setting.file_key.split(".")[1] in template for setting in SETTINGS)
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme.split("### Credentials\n", 1)[1].split("\n### ", 1)[0]
     assert set(re.findall(r"TALKSYNC_[A-Z_]+", table)) == names

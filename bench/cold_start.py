@@ -1,0 +1,184 @@
+"""A cold incremental sync: a fresh process, a large SQLite state, 1,000 changes.
+
+cron, systemd timers and worker tasks start a new process for every run, so what such a run
+costs is what a scheduled talksync costs. This benchmark:
+
+1. builds a SQLite state of N linked records per side (default 1,000,000; the shape of
+   ``plan_scale.py``: half customer–organization pairs, half contact-person–user pairs), saved
+   as a completed full sync whose periodic full reconcile is not due;
+2. starts a **new process** that opens that state and runs ``run_sync`` against in-process fake
+   ports answering an incremental read of 1,000 changes (500 customer renames in PowerOffice,
+   500 user e-mail changes in Zendesk) and storing each write at once. The fakes simulate no
+   latency, so the wall time is the process's own work: interpreter start, imports, loading
+   state and mirrors, reading, planning, applying, saving;
+3. checks the run applied exactly the 1,000 counterpart writes, and prints wall time and the
+   child's peak RSS.
+
+    python bench/cold_start.py                 # 1,000,000 per side (builds ~1 GB of SQLite)
+    python bench/cold_start.py 100000
+    python bench/cold_start.py 100000 --keep /tmp/cold.db   # reuse a built state
+
+The last line reads ``cold incremental sync: X s wall, Y MiB peak (1,000 changes over N
+mirrored per side)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import attrs
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
+
+from adapters.sqlite import SqliteStateStore
+from talkcore.engine import run_sync
+from talkcore.records import Kind, ReadResult, Record, RecordKey, System
+from talkcore.state import WriteOp, WriteRequest, WriteResult
+
+CHANGES = 1000
+LATER = datetime.now(UTC)
+
+
+def build_state(path: Path, n: int) -> float:
+    """Save the plan_scale data at ``path`` as a finished full sync; the seconds it took."""
+    from plan_scale import build
+
+    start = time.perf_counter()
+    po, zd, state = build(n, changed_share=0.0)
+    state = attrs.evolve(
+        state,
+        cursors={"poweroffice": "built", "zendesk": "built"},
+        last_full_sync=datetime.now(UTC) - timedelta(minutes=5),
+    )
+    store = SqliteStateStore(path)
+    try:
+        store.save(state, [po, zd])
+    finally:
+        store.close()
+    return time.perf_counter() - start
+
+
+def changed_records(system: System) -> tuple[Record, ...]:
+    """The 500 changes one side reports, derived from plan_scale's ids (no mirror needed)."""
+    half = CHANGES // 2
+    if system is System.POWEROFFICE:
+        return tuple(
+            Record(
+                RecordKey.of(Kind.CUSTOMER, str(i + 1)),
+                {"Name": f"Kunde {i} AS (endret)", "IsPerson": "false"},
+                LATER,
+            )
+            for i in range(half)
+        )
+    return tuple(
+        Record(
+            RecordKey.of(Kind.USER, str(30_000_000 + i)),
+            {"email": f"endret.{i}@example.no", "organization_id": str(10_000_000 + i)},
+            LATER,
+        )
+        for i in range(half)
+    )
+
+
+@attrs.define
+class ChangesOnly:
+    """A system that reports a fixed set of changes and stores every write as sent."""
+
+    system: System
+    applied: int = 0
+
+    def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        """The changes, as an incremental read (the state's cursors are always given)."""
+        if cursors is None:
+            raise AssertionError("the benchmark expects an incremental run")
+        return ReadResult(self.system, kinds, changed_records(self.system), False, dict(cursors))
+
+    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+        """Each update stored as its current fields with the written ones on top."""
+        results = []
+        for write in writes:
+            if write.op is not WriteOp.UPDATE or write.id is None:
+                raise AssertionError(f"unexpected write {write}")
+            fields = {**write.current, **write.fields}
+            stored = Record(RecordKey(self.system, write.kind, write.id), fields, LATER)
+            results.append(WriteResult(write.item_id, stored))
+            self.applied += 1
+        return results
+
+    def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
+        """Nothing was created, so nothing is found."""
+        return {}
+
+
+def child(path: Path) -> None:
+    """The fresh process: one incremental sync; prints its own figures as JSON."""
+    poweroffice, zendesk = ChangesOnly(System.POWEROFFICE), ChangesOnly(System.ZENDESK)
+    store = SqliteStateStore(path)
+    try:
+        report = run_sync(poweroffice, zendesk, store)
+    finally:
+        store.close()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "full": report.full,
+                "applied": len(report.applied),
+                "failed": len(report.failures),
+                "peak_mib": peak_mib,
+            }
+        )
+    )
+
+
+def cold_run(path: Path) -> tuple[float, dict[str, object]]:
+    """Run ``child`` as a new process on ``path``; its wall seconds and figures."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - start
+    return wall, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=1_000_000, help="records per side")
+    parser.add_argument("--keep", type=Path, help="state file to build once and reuse")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "cold.db"
+        if not path.exists():
+            print(f"building {args.n:,} linked records per side ...", flush=True)
+            print(f"built in {build_state(path, args.n):.1f} s ({path.stat().st_size >> 20} MiB)")
+        # A copy per run, so every run starts from the same state (a run saves its changes).
+        scratch = Path(tmp) / "run.db"
+        scratch.write_bytes(path.read_bytes())
+        wall, figures = cold_run(scratch)
+    if figures["full"] or figures["applied"] != CHANGES or figures["failed"]:
+        raise SystemExit(f"the run did not do the expected work: {figures}")
+    print(
+        f"cold incremental sync: {wall:.2f} s wall, {figures['peak_mib']:.0f} MiB peak"
+        f" ({CHANGES:,} changes over {args.n:,} mirrored per side)"
+    )
+
+
+if __name__ == "__main__":
+    main()
