@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import structlog
 
 from adapters.zendesk.errors import (
@@ -689,8 +690,6 @@ def _as_written(kind: Kind, write: WriteRequest) -> Record:
 def _plain(write: WriteRequest) -> WriteRequest:
     """The part of a user update that ``update_many`` can send: all but the e-mail, and but
     a move from one organization to another (both need per-user calls)."""
-    import attrs
-
     moving = (
         bool(write.fields.get("organization_id"))
         and bool(write.current.get("organization_id"))
