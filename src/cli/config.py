@@ -80,6 +80,13 @@ def _parse_timeout_seconds(text: str) -> float:
     return _timeout_seconds(seconds)
 
 
+def _parse_switch(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {text!r}")
+    return value == "true"
+
+
 # -- the file's shape ------------------------------------------------------------------------
 
 
@@ -100,6 +107,7 @@ class _ZendeskFile:
     api_token_file: str | None = None
     oauth_token_file: str | None = None
     rate_limit_per_minute: int = ZENDESK_RATE_LIMIT
+    remove_old_emails: bool = False
 
 
 @attrs.frozen
@@ -163,6 +171,8 @@ class ZendeskSettings:
     api_token: str | None = attrs.field(default=None, repr=False)
     oauth_token: str | None = attrs.field(default=None, repr=False)
     rate_limit_per_minute: int = ZENDESK_RATE_LIMIT
+    remove_old_emails: bool = False
+    """Delete the address an e-mail change replaced (default: keep it as a secondary address)."""
 
     def missing(self) -> list[str]:
         """What must still be set before Zendesk can be reached, one line each."""
@@ -401,6 +411,12 @@ SETTINGS: tuple[Setting, ...] = (
         parse=_parse_requests_per_minute,
         check=_requests_per_minute,
     ),
+    _setting(
+        "zendesk.remove_old_emails",
+        "false",
+        "after an e-mail change, delete the old address (default: keep it as a secondary one)",
+        parse=_parse_switch,
+    ),
     Setting(
         "TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file", path=True
     ),
@@ -522,6 +538,7 @@ def load_settings(
         api_token=_secret(env, SETTING["zendesk.api_token"], zd.api_token_file, base),
         oauth_token=_secret(env, SETTING["zendesk.oauth_token"], zd.oauth_token_file, base),
         rate_limit_per_minute=zd.rate_limit_per_minute,
+        remove_old_emails=zd.remove_old_emails,
     )
     for key, url in (
         ("poweroffice.base_url", poweroffice.base_url),
@@ -605,6 +622,8 @@ def _flow_template(flow_id: str) -> str:
 
 def _toml_text(setting: Setting, text: str) -> str:
     value = setting.parse(text)
+    if isinstance(value, bool):
+        return str(value).lower()
     return repr(value) if isinstance(value, int | float) else f'"{value}"'
 
 

@@ -229,6 +229,7 @@ class RealWiring:
             auth,
             rate_limit_per_minute=zd.rate_limit_per_minute,
             sleep=self.sleep,
+            remove_old_emails=zd.remove_old_emails,
         )
         return poweroffice, zendesk
 

@@ -481,6 +481,7 @@ class _Run:
             return write, None, WriteResult(write.id, error=error)
         resolved = attrs.evolve(write, changes=tuple(kept))
         fields = {c.property: _filled(c.value, created) for c in kept}
+        releases = {c.property: c.releases for c in kept if c.releases is not None}
         return (
             resolved,
             WriteRequest(
@@ -490,6 +491,7 @@ class _Run:
                 write.target.id,
                 fields,
                 current=current_fields,
+                releases=releases,
             ),
             None,
         )

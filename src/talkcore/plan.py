@@ -46,6 +46,10 @@ class FieldChange:
     zendesk: FieldValue
     flow_property: str
     """The PowerOffice name of the synced property (the key of its base)."""
+    releases: FieldValue = None
+    """The target's current value when the flow owns it (a reference its links translate), so
+    the write may let go of it; ``None`` when the current value belongs to no flow and stays
+    (a Zendesk user's membership in an organization no customer owns)."""
 
 
 @attrs.frozen

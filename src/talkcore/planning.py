@@ -576,8 +576,12 @@ class _Planner:
                 return
             if isinstance(value, str) and not self._claim_email(flow, po, zd, prop, value):
                 return
+            # A reference the links translate is the flow's to let go of; any other is kept.
+            owned = zd_raw if prop.is_reference and isinstance(zd_val, str) else None
             to_zd.append(
-                FieldChange(prop.zendesk, value, rule, base, po_val, zd_shown, prop.poweroffice)
+                FieldChange(
+                    prop.zendesk, value, rule, base, po_val, zd_shown, prop.poweroffice, owned
+                )
             )
             if first:
                 self._first_link_replaced(flow, fpolicy, po, zd, prop, winner, rule, zd_raw)

@@ -86,7 +86,9 @@ class WriteRequest:
     ``item_id`` ties the write to its plan item; ``origin_key`` (creates) is the stable key the
     created record carries so it can be found again after a crash. ``current`` holds the target
     record's fields as last seen, for adapters whose URLs need them (a PowerOffice contact
-    person is addressed under its ``partyId``).
+    person is addressed under its ``partyId``). ``releases`` holds the current values of
+    written fields that the flow owns and the write may let go of; a current value not listed
+    belongs to no flow and must be kept (a Zendesk user's other organization memberships).
     """
 
     item_id: str
@@ -96,6 +98,7 @@ class WriteRequest:
     fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
     origin_key: str | None = None
     current: Mapping[str, FieldValue] = attrs.field(factory=dict)
+    releases: Mapping[str, FieldValue] = attrs.field(factory=dict)
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ import httpx
 
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.zendesk import ZendeskSandbox
+from adapters.zendesk import ZendeskAuth, ZendeskPort
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 ZENDESK_RECORDED = FIXTURES / "zendesk-recorded"
@@ -28,6 +29,14 @@ def zendesk_client(zd: ZendeskSandbox, *, bearer: bool = False) -> httpx.Client:
         base_url="https://sandbox.zendesk.example",
         headers={"Authorization": auth},
     )
+
+
+def zendesk_port(zd: ZendeskSandbox, **options: Any) -> ZendeskPort:
+    """The real Zendesk adapter over the sandbox app, in process (waits recorded, not slept)."""
+    creds = zd.credentials
+    client = httpx.Client(transport=httpx.WSGITransport(app=zd.app), base_url=zd.base_url)
+    auth = ZendeskAuth.api_token(creds.email, creds.api_token)
+    return ZendeskPort(client, zd.base_url, auth, sleep=lambda _: None, **options)
 
 
 def poweroffice_token(client: httpx.Client, po: PowerOfficeSandbox) -> httpx.Response:

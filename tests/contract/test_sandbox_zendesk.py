@@ -187,6 +187,11 @@ def test_bulk_limits_and_switch(zd: ZendeskSandbox, client: httpx.Client) -> Non
     assert (
         client.post("/api/v2/users/create_many", json={"users": [{"name": "A"}]}).status_code == 403
     )
+    assert (
+        client.post("/api/v2/users/create_or_update_many", json={"users": [{"name": "A"}]})
+    ).status_code == 403
+    # The switch is about importing users in bulk: updating them in bulk is not behind it.
+    assert client.put("/api/v2/users/update_many", json={"users": []}).status_code == 200
     orgs = client.post(
         "/api/v2/organizations/create_many", json={"organizations": [{"name": "A"}, {"name": "a "}]}
     )
@@ -421,3 +426,158 @@ def test_a_stalled_organization_export_stops_advancing(
     healed = client.get(body["next_page"]).json()
     assert healed["end_of_stream"] is True
     assert len(healed["organizations"]) == 3
+
+
+def test_destroy_many_deletes_by_ids_in_a_job(zd: ZendeskSandbox, client: httpx.Client) -> None:
+    orgs = [zd.add_organization(name=f"Slett {n} AS")["id"] for n in range(3)]
+    member = zd.add_user(name="Medlem", email="m@x.no", organization_id=orgs[0])
+    gone = zd.add_user(name="Borte", email="borte@x.no")
+    ids = f"{orgs[0]},{orgs[1]},999"
+    job = client.delete("/api/v2/organizations/destroy_many.json", params={"ids": ids})
+    assert job.status_code == 200
+    status = job.json()["job_status"]
+    assert status["status"] == "queued"
+    assert len(zd.dump()["organizations"]) == 3  # nothing happens before the job runs
+    zd.settle_jobs()
+    done = client.get(f"/api/v2/job_statuses/{status['id']}").json()["job_status"]
+    by_id = {r["id"]: r for r in done["results"]}
+    assert by_id[orgs[0]]["status"] == by_id[orgs[1]]["status"] == "Deleted"
+    assert by_id[999]["error"] == "RecordNotFound"
+    assert [o["id"] for o in zd.dump()["organizations"]] == [orgs[2]]
+    assert zd.users[member["id"]]["organization_id"] is None
+    users = client.delete("/api/v2/users/destroy_many", params={"ids": str(gone["id"])})
+    zd.settle_jobs()
+    assert users.status_code == 200
+    assert zd.users[gone["id"]]["active"] is False  # a user is soft-deleted, as by DELETE
+    over = ",".join(str(n) for n in range(1, 102))
+    assert client.delete("/api/v2/users/destroy_many", params={"ids": over}).status_code == 400
+    assert client.delete("/api/v2/users/destroy_many", params={"ids": "a,b"}).status_code == 400
+
+
+def test_writes_forbidden_answers_403_to_every_write_of_that_kind(zd: ZendeskSandbox) -> None:
+    zd.writes_forbidden = frozenset({"organizations"})
+    client = zendesk_client(zd)
+    org = zd.add_organization(name="Låst AS")
+    body = {"organizations": [{"id": org["id"], "name": "Ny AS"}]}
+    refused = client.put("/api/v2/organizations/update_many.json", json=body)
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "Forbidden"
+    assert (
+        client.put(f"/api/v2/organizations/{org['id']}", json={"organization": {}}).status_code
+        == 403
+    )
+    assert client.get(f"/api/v2/organizations/{org['id']}").status_code == 200
+    assert client.post("/api/v2/users", json={"user": {"name": "Fri"}}).status_code == 201
+
+
+def test_a_user_created_with_an_email_is_mailed_unless_told_to_skip_it(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    zd.add_user(name="Seeded", email="seeded@x.no")  # data that was there before: no mail
+    quiet = {"name": "Stille", "email": "stille@x.no", "skip_verify_email": True}
+    assert client.post("/api/v2/users", json={"user": quiet}).status_code == 201
+    assert client.post("/api/v2/users", json={"user": {"name": "Uten adresse"}}).status_code == 201
+    assert zd.verification_mails == []
+    loud = client.post("/api/v2/users", json={"user": {"name": "Høy", "email": "hoy@x.no"}})
+    assert zd.verification_mails == [(loud.json()["user"]["id"], "hoy@x.no")]
+    # A plain PUT of email adds an identity with no documented way to skip verifying it.
+    put = client.put(
+        f"/api/v2/users/{loud.json()['user']['id']}", json={"user": {"email": "b@x.no"}}
+    )
+    assert put.status_code == 200
+    assert zd.verification_mails[-1] == (loud.json()["user"]["id"], "b@x.no")
+
+
+def test_deleting_a_secondary_identity_frees_the_address(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    kari = zd.add_user(name="Kari", email="kari@x.no")
+    old = zd.add_identity(kari["id"], "kari@gammel.no")
+    ola = zd.add_user(name="Ola", email="ola@x.no")
+    ola_identities = f"/api/v2/users/{ola['id']}/identities"
+    wanted = {"identity": {"type": "email", "value": "kari@gammel.no", "skip_verify_email": True}}
+    taken = client.post(ola_identities, json=wanted)
+    assert taken.status_code == 422
+    detail = taken.json()["details"]["value"][0]
+    assert detail["error"] == "DuplicateValue"
+    assert detail["description"] == "Value: kari@gammel.no is already being used by another user"
+    primary = [i for i in zd.dump()["identities"] if i["user_id"] == kari["id"] and i["primary"]]
+    kari_identities = f"/api/v2/users/{kari['id']}/identities"
+    assert client.delete(f"{kari_identities}/{primary[0]['id']}").status_code == 422
+    assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 204
+    assert client.delete(f"{kari_identities}/{old['id']}.json").status_code == 404
+    assert client.post(ola_identities, json=wanted).status_code == 201
+
+
+def memberships(client: httpx.Client, user_id: int) -> list[tuple[int, bool]]:
+    """A user's memberships as (organization id, default), as the API lists them."""
+    body = client.get(f"/api/v2/users/{user_id}/organization_memberships.json").json()
+    return [(m["organization_id"], m["default"]) for m in body["organization_memberships"]]
+
+
+def test_organization_id_is_the_default_membership_and_writing_it_keeps_the_others(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other, third = (zd.add_organization(name=f"Org {n}")["id"] for n in range(3))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    assert memberships(client, user["id"]) == [(own, True)]
+    zd.add_membership(user["id"], other)
+    assert memberships(client, user["id"]) == [(own, True), (other, False)]
+    put = client.put(f"/api/v2/users/{user['id']}", json={"user": {"organization_id": third}})
+    assert put.json()["user"]["organization_id"] == third
+    # The reading of Users' organization_id this sandbox takes: the user joins the organization,
+    # which becomes the default; the memberships it had stay.
+    assert memberships(client, user["id"]) == [(own, False), (other, False), (third, True)]
+
+
+def test_memberships_are_added_made_default_and_removed(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    body = {"organization_membership": {"user_id": user["id"], "organization_id": other}}
+    made = client.post("/api/v2/organization_memberships.json", json=body)
+    assert made.status_code == 201
+    membership = made.json()["organization_membership"]
+    assert (membership["organization_id"], membership["default"]) == (other, False)
+    assert membership["organization_name"] == "Org 1"
+    again = client.post("/api/v2/organization_memberships", json=body)
+    assert again.status_code == 422
+    assert again.json()["details"]["user_id"][0]["error"] == "DuplicateValue"
+    base = f"/api/v2/users/{user['id']}/organization_memberships/{membership['id']}"
+    listed = client.put(f"{base}/make_default.json").json()["organization_memberships"]
+    assert [(m["organization_id"], m["default"]) for m in listed] == [(own, False), (other, True)]
+    shown = client.get(f"/api/v2/users/{user['id']}").json()["user"]
+    assert shown["organization_id"] == other
+    assert shown["updated_at"] > user["updated_at"]
+    assert client.delete(f"/api/v2/organization_memberships/{membership['id']}").status_code == 204
+    # The default gone, the one left takes its place.
+    assert memberships(client, user["id"]) == [(own, True)]
+    assert client.get(f"/api/v2/users/{user['id']}").json()["user"]["organization_id"] == own
+    assert client.delete(f"{base}.json").status_code == 404
+    missing = {"organization_membership": {"user_id": user["id"], "organization_id": 1}}
+    assert client.post("/api/v2/organization_memberships", json=missing).status_code == 422
+
+
+def test_deleting_an_organization_ends_its_memberships(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    zd.add_membership(user["id"], other)
+    assert client.delete(f"/api/v2/organizations/{own}").status_code == 204
+    assert memberships(client, user["id"]) == [(other, True)]
+    assert zd.users[user["id"]]["organization_id"] == other
+
+
+def test_an_account_with_one_organization_per_user(clock: FakeClock) -> None:
+    zd = ZendeskSandbox(clock=clock, multiple_organizations=False)
+    client = zendesk_client(zd)
+    own, other = (zd.add_organization(name=f"Org {n}")["id"] for n in range(2))
+    user = zd.add_user(name="Kari", email="kari@x.no", organization_id=own)
+    body = {"organization_membership": {"user_id": user["id"], "organization_id": other}}
+    refused = client.post("/api/v2/organization_memberships", json=body)
+    assert refused.status_code == 422
+    assert "organization_id" in refused.json()["details"]
+    client.put(f"/api/v2/users/{user['id']}", json={"user": {"organization_id": other}})
+    assert memberships(client, user["id"]) == [(other, True)]

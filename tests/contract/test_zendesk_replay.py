@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from zendesk_support import EMAIL, TOKEN, Replay, Sleeps, load, make_port
 
@@ -174,8 +175,8 @@ def test_timeout_during_create_many_is_reconciled_by_origin_key() -> None:
     assert [r.record.id for r in results if r.record] == ["801", "802"]
 
 
-def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> None:
-    replay = Replay(load("users_bulk_forbidden"))
+def test_users_bulk_403_saying_bulk_is_off_falls_back_to_single_calls_for_the_run() -> None:
+    replay = Replay(load("users_bulk_disabled"))
     port = make_port(replay)
     first = port.apply(
         [
@@ -195,8 +196,49 @@ def test_users_bulk_403_falls_back_to_single_calls_for_the_rest_of_the_run() -> 
     assert second.record is not None
 
 
+def test_a_permission_403_on_update_many_is_one_clear_error_and_no_single_calls() -> None:
+    replay = Replay(load("users_update_forbidden"))
+    port = make_port(replay)
+    first = port.apply(
+        [
+            WriteRequest("k", WriteOp.UPDATE, Kind.USER, "11", {"organization_id": "601"}),
+            WriteRequest("o", WriteOp.UPDATE, Kind.USER, "12", {"name": "Ola Nordmann"}),
+        ]
+    )
+    replay.done()  # the one update_many, and no PUT /users/{id} after it
+    errors = [r.error for r in first]
+    assert [e.code if e else None for e in errors] == ["forbidden", "forbidden"]
+    assert [e.record if e else None for e in errors] == ["zendesk user 11", "zendesk user 12"]
+    assert errors[0] is not None and "permission to update users" in errors[0].message
+    assert "You do not have access" in errors[0].message  # Zendesk's own words are kept
+    assert port.bulk_users_enabled  # it was not the bulk switch
+    # The rest of the run sends no user update at all: not in bulk, not singly, not e-mail.
+    later = port.apply(
+        [
+            WriteRequest("p", WriteOp.UPDATE, Kind.USER, "13", {"name": "Per"}),
+            WriteRequest("q", WriteOp.UPDATE, Kind.USER, "14", {"email": "q@acme.example"}),
+        ]
+    )
+    assert [r.error.code if r.error else None for r in later] == ["forbidden", "forbidden"]
+
+
+def test_a_403_on_organizations_update_many_is_a_permission_error_too() -> None:
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.method} {request.url.path}")
+        return httpx.Response(403, json={"error": "Forbidden", "description": "no access"})
+
+    write = WriteRequest("a", WriteOp.UPDATE, Kind.ORGANIZATION, "601", {"name": "Nord AS"})
+    [result] = make_port(answer).apply([write])
+    assert calls == ["PUT /api/v2/organizations/update_many.json"]
+    assert result.error is not None and result.error.code == "forbidden"
+    assert result.error.record == "zendesk organization 601"
+
+
 def test_users_bulk_update_of_organization_needs_no_read_back() -> None:
-    # An id is stored as sent: the recorded show_many read-back is not requested.
+    # An id is stored as sent: the recorded show_many read-back is not requested. (A user in
+    # no organization yet joins one in bulk; a move from one to another is a per-user step.)
     exchanges = [e for e in load("users_bulk_update") if "show_many" not in e["request"]["path"]]
     replay = Replay(exchanges)
     write = WriteRequest(
@@ -205,7 +247,7 @@ def test_users_bulk_update_of_organization_needs_no_read_back() -> None:
         Kind.USER,
         "11",
         {"organization_id": "601"},
-        current={"email": "kari@acme.example", "organization_id": "600"},
+        current={"email": "kari@acme.example", "organization_id": None},
     )
     [result] = make_port(replay).apply([write])
     replay.done()
@@ -225,17 +267,153 @@ def test_primary_email_change_goes_through_identities() -> None:
     assert result.record.get("email") == "kari.nordmann@acme.example"  # as stored
 
 
-def test_deletes() -> None:
+def move(releases: dict[str, str | None]) -> WriteRequest:
+    """User 11 moved from organization 600 to 601 (``releases``: what the flow owned)."""
+    return WriteRequest(
+        "m",
+        WriteOp.UPDATE,
+        Kind.USER,
+        "11",
+        {"organization_id": "601"},
+        current={"email": "kari@acme.example", "organization_id": "600"},
+        releases=releases,
+    )
+
+
+def test_a_move_joins_the_new_organization_as_default_and_leaves_only_the_owned_one() -> None:
+    replay = Replay(load("move_user_memberships"))
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    # Memberships listed, 601 joined and made the default, 600 (the flow's) left; 700, which
+    # no flow owns, untouched. No update_many: writing organization_id is not relied on.
+    replay.done()
+    assert result.record is not None
+    assert result.record.get("organization_id") == "601"
+
+
+def test_a_move_from_an_organization_no_flow_owns_keeps_that_membership() -> None:
+    exchanges = [e for e in load("move_user_memberships") if e["request"]["method"] != "DELETE"]
+    replay = Replay(exchanges)
+    [result] = make_port(replay).apply([move({})])
+    replay.done()  # the same, without leaving 600
+    assert result.ok
+
+
+def test_a_move_where_the_user_is_a_member_already_only_changes_the_default() -> None:
+    exchanges = [e for e in load("move_user_memberships") if e["request"]["method"] != "POST"]
+    listed = exchanges[0]["response"]["json"]["organization_memberships"]
+    listed.append({**listed[0], "id": 5003, "organization_id": 601, "default": False})
+    replay = Replay(exchanges)
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    replay.done()
+    assert result.ok
+
+
+def test_an_account_with_one_organization_per_user_moves_by_organization_id() -> None:
+    replay = Replay(load("move_user_single_organization"))
+    [result] = make_port(replay).apply([move({"organization_id": "600"})])
+    replay.done()  # the refused membership, a look, then the user's organization_id written
+    assert result.record is not None
+    assert result.record.get("organization_id") == "601"
+
+
+def test_an_address_another_user_holds_is_a_named_failure() -> None:
+    replay = Replay(load("change_email_held"))
+    write = WriteRequest("e", WriteOp.UPDATE, Kind.USER, "11", {"email": "ola@acme.example"})
+    [result] = make_port(replay).apply([write])
+    replay.done()  # the user's own identities were checked (a retried POST lands there)
+    assert result.error is not None
+    assert result.error.code == "email_held_by_another_user"
+    assert result.error.record == "zendesk user 11"
+    assert result.error.field == "email"
+    assert "ola@acme.example" in result.error.message
+    assert "another Zendesk user holds" in str(result.error)
+
+
+def test_the_replaced_address_is_deleted_only_when_opted_in() -> None:
+    replay = Replay(load("change_email_remove_old"))
+    port = make_port(replay, remove_old_emails=True)
+    write = WriteRequest(
+        "e",
+        WriteOp.UPDATE,
+        Kind.USER,
+        "11",
+        {"email": "Kari.Nordmann@Acme.example"},
+        current={"email": "kari@acme.example"},
+    )
+    [result] = port.apply([write])
+    replay.done()  # the old identity (9000, no longer primary) was deleted, nothing else
+    assert result.ok
+    # By default the same change keeps the old address: no identity listing, no DELETE.
+    removal = {
+        ("GET", "/api/v2/users/11/identities.json"),
+        ("DELETE", "/api/v2/users/11/identities/9000.json"),
+    }
+    kept = [
+        e
+        for e in load("change_email_remove_old")
+        if (e["request"]["method"], e["request"]["path"]) not in removal
+    ]
+    assert len(kept) == 3
+    replay = Replay(kept)
+    [result] = make_port(replay).apply([write])
+    replay.done()
+    assert result.ok
+
+
+def test_deletes_go_by_destroy_many_and_end_in_a_job() -> None:
     replay = Replay(load("deletes"))
     results = make_port(replay).apply(
         [
             WriteRequest("u", WriteOp.DELETE, Kind.USER, "13"),
             WriteRequest("o", WriteOp.DELETE, Kind.ORGANIZATION, "503"),
+            WriteRequest("p", WriteOp.DELETE, Kind.ORGANIZATION, "504"),
         ]
     )
-    replay.done()  # organizations go first even when listed after users
-    assert [r.item_id for r in results] == ["u", "o"]
+    # Organizations go first even when listed after users; one call per kind. An id the job
+    # could not find is gone already; a user the job said nothing about is read back (inactive).
+    replay.done()
+    assert [r.item_id for r in results] == ["u", "o", "p"]
     assert all(r.ok for r in results)
+
+
+def test_destroy_many_sends_100_ids_a_call() -> None:
+    calls: list[list[str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        ids = request.url.params["ids"].split(",")
+        calls.append(ids)
+        results = [{"id": int(i), "action": "delete", "status": "Deleted"} for i in ids]
+        return httpx.Response(
+            200,
+            json={
+                "job_status": {"id": f"J{len(calls)}", "status": "completed", "results": results}
+            },
+        )
+
+    writes = [
+        WriteRequest(f"d{n}", WriteOp.DELETE, Kind.ORGANIZATION, str(1000 + n)) for n in range(250)
+    ]
+    results = make_port(answer).apply(writes)
+    assert [len(ids) for ids in calls] == [100, 100, 50]
+    assert sorted(i for ids in calls for i in ids) == sorted(w.id or "" for w in writes)
+    assert all(r.ok for r in results)
+
+
+def test_a_delete_the_job_failed_or_left_undone_is_a_retryable_failure() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("show_many.json"):
+            org = {"id": 8, "name": "Still AS", "updated_at": "2026-03-01T12:00:00Z"}
+            return httpx.Response(200, json={"organizations": [org]})
+        results = [{"id": 7, "status": "Failed", "error": "PermissionDenied", "details": "no"}]
+        job = {"id": "J", "status": "completed", "results": results}
+        return httpx.Response(200, json={"job_status": job})
+
+    writes = [WriteRequest(n, WriteOp.DELETE, Kind.ORGANIZATION, n) for n in ("7", "8")]
+    denied, undone = make_port(answer).apply(writes)
+    assert denied.error is not None and denied.error.code == "permission_denied"
+    assert denied.error.record == "zendesk organization 7"
+    assert undone.error is not None and undone.error.code == "job_failed"
+    assert undone.error.retryable
 
 
 def test_find_by_origin() -> None:

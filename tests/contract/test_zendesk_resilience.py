@@ -280,7 +280,7 @@ def test_too_many_values_is_a_per_item_failure() -> None:
 
 def test_404_and_409_on_single_updates_name_the_record() -> None:
     script = Script(
-        httpx.Response(403, json={"error": "Forbidden"}),  # bulk users off
+        httpx.Response(403, json={"error": "Forbidden", "description": "Bulk import is off"}),
         httpx.Response(404, json={"error": "RecordNotFound", "description": "Not found"}),
         httpx.Response(409, json={"error": "Conflict", "description": "being updated"}),
     )

@@ -110,6 +110,7 @@ def make_port(
     now: Callable[[], datetime] = lambda: NOW,
     rate_limit_per_minute: int = 200,
     auth: ZendeskAuth | None = None,
+    remove_old_emails: bool = False,
 ) -> ZendeskPort:
     """A port over ``handler`` with recorded sleeps and a fixed clock."""
     client = httpx.Client(transport=httpx.MockTransport(handler))
@@ -123,4 +124,5 @@ def make_port(
         sleep=sleep if sleep is not None else Sleeps(),
         now=now,
         retry=RetryPolicy(rng=random.Random(7)),
+        remove_old_emails=remove_old_emails,
     )

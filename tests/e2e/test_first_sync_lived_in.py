@@ -141,10 +141,15 @@ def test_the_first_sync_seeds_from_poweroffice_reports_both_sides_and_reaches_th
     for cid, (po_name, _) in seeded.renamed.items():
         assert orgs[int(site.link("customers-organizations", str(cid)))]["name"] == po_name
     users = zendesk_users(site)
-    for user, (party, _) in seeded.stray_users.items():
+    memberships = site.served.zendesk.dump()["organization_memberships"]
+    for user, (party, org) in seeded.stray_users.items():
         assert str(users[user]["organization_id"]) == site.link(
             "customers-organizations", str(party)
         )
+        # The organization no customer owns is the agents' business: the user stays in it.
+        assert (org, False) in {
+            (m["organization_id"], m["default"]) for m in memberships if m["user_id"] == user
+        }
     for user in seeded.settled_users:
         assert users[user]["email"] == users_before[user]["email"]  # equal after normalisation
     customers = {c["Id"]: c for c in site.served.poweroffice.dump()["customers"]}

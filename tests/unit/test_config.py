@@ -130,6 +130,10 @@ def test_a_secret_in_the_toml_is_an_error_naming_it(
             "zendesk.rate_limit_per_minute: expected a whole number, got 'fast'",
         ),
         (
+            '[zendesk]\nremove_old_emails = "yes"\n',
+            "zendesk.remove_old_emails: expected true or false, got 'yes'",
+        ),
+        (
             '[flows.customers-organizations]\nconflict = "loudest"\n',
             "flows.customers-organizations.conflict: expected one of 'newest'",
         ),
@@ -196,6 +200,18 @@ def test_the_file_sets_the_http_timeout_and_the_environment_beats_it(tmp_path: P
     path.write_text("[http]\ntimeout = 12\n")
     assert load_settings(path, {}).http_timeout == 12.0
     assert load_settings(path, {"TALKSYNC_HTTP_TIMEOUT": "3"}).http_timeout == 3.0
+
+
+def test_old_email_addresses_are_kept_unless_the_config_opts_in_to_removing_them(
+    tmp_path: Path,
+) -> None:
+    assert load_settings(None, {}).zendesk.remove_old_emails is False
+    path = write(tmp_path, "[zendesk]\nremove_old_emails = true\n")
+    assert load_settings(path, {}).zendesk.remove_old_emails is True
+    off = {"TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "False"}
+    assert load_settings(path, off).zendesk.remove_old_emails is False
+    with pytest.raises(ConfigError, match="TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS: expected true or"):
+        load_settings(None, {"TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "yes"})
 
 
 def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
@@ -289,9 +305,11 @@ def test_every_variable_in_the_table_is_read_by_the_loader_the_template_and_the_
 
     defaults = load_settings(None, {})
     for setting in SETTINGS:
-        value = {"TALKSYNC_ZENDESK_RATE_LIMIT": "345", "TALKSYNC_HTTP_TIMEOUT": "7"}.get(
-            setting.env, "https://set.example" if setting.key.endswith("url") else "set"
-        )
+        value = {
+            "TALKSYNC_ZENDESK_RATE_LIMIT": "345",
+            "TALKSYNC_HTTP_TIMEOUT": "7",
+            "TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "true",
+        }.get(setting.env, "https://set.example" if setting.key.endswith("url") else "set")
         assert load_settings(None, {setting.env: value}) != defaults, setting.env
     names = {v.env for v in SETTINGS}
     template = config_template()

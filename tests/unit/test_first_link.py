@@ -266,6 +266,18 @@ def test_an_empty_value_never_wins_and_filling_it_is_no_replacement(
     assert world.sync(full=True).plan.items == ()
 
 
+def test_an_organization_no_flow_owns_is_not_let_go_of() -> None:
+    # The user is put in the customer's organization; the organization it sat in is no
+    # flow's, so the write does not release it (Zendesk keeps that membership).
+    world = World()
+    user_in_an_organization_no_flow_owns(world)
+    world.sync()
+    (write,) = [w for w in world.zd.applied if w.kind is Kind.USER]
+    assert write.fields == {"organization_id": world.org_of(CUSTOMERS, "1")}
+    assert write.current.get("organization_id") == "950"
+    assert write.releases == {}
+
+
 # -- reported with both sides ------------------------------------------------------------------
 
 

@@ -263,6 +263,20 @@ def test_moving_a_user_to_another_customers_org_is_an_unsupported_change() -> No
     assert world.po.records[Kind.CONTACT_PERSON]["100"].get("partyId") == "1"
 
 
+def test_a_move_lets_go_only_of_the_organization_the_flow_owned() -> None:
+    world = World()
+    linked_contact(world)
+    world.po.put(Kind.CUSTOMER, 2, Name="Beta AS")
+    world.sync()
+    owned = world.org_of(CUSTOMERS, "1")
+    world.po.edit(Kind.CONTACT_PERSON, "100", partyId="2")
+    world.zd.applied.clear()
+    world.sync()
+    (write,) = world.zd.applied
+    assert write.fields == {"organization_id": world.org_of(CUSTOMERS, "2")}
+    assert write.releases == {"organization_id": owned}
+
+
 def test_moves_are_planned_as_updates_when_enabled() -> None:
     world = World(policy=SyncPolicy(flows={CONTACT_PERSONS: FlowPolicy(allow_moves=True)}))
     linked_contact(world)

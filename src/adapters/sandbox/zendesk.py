@@ -150,7 +150,7 @@ class _Invalid(Exception):
 class _Job:
     id: str
     kind: str  # "users" or "organizations"
-    action: str  # "create", "update", "create_or_update"
+    action: str  # "create", "update", "create_or_update", "delete"
     items: list[dict[str, Any]]
     submitted: float
     polls: int = 0
@@ -177,10 +177,14 @@ class ZendeskSandbox(SandboxApp):
     """In-memory Zendesk Support: `/api/v2/...` for users, identities, organizations and jobs.
 
     `app` is the WSGI application. Seed with `add_user`/`add_organization`; read back with
-    `dump()`. `rate_limit` (requests per minute) is off when None; `export_rate_limit` is the
+    `dump()`. A user's `organization_id` is their default organization membership; with
+    `multiple_organizations=False` a user belongs to one organization at most.
+    `rate_limit` (requests per minute) is off when None; `export_rate_limit` is the
     incremental exports' own budget per minute (Zendesk's is `EXPORT_RATE_LIMIT`; off when
-    None); `bulk_users_enabled=False` makes the bulk user endpoints answer 403; jobs complete
-    on the `job_polls`-th poll of their status, or once `job_seconds` have passed on `clock`.
+    None); `bulk_users_enabled=False` makes the bulk user create endpoints answer 403;
+    `writes_forbidden` names the kinds (``users``, ``organizations``) the token's user may not
+    change (every write answers 403); jobs complete on the `job_polls`-th poll of their status,
+    or once `job_seconds` have passed on `clock`.
 
     `caller_role` is the role of the user the credentials sign in as: `"admin"`, or `"agent"`,
     whom the incremental exports refuse with 403 as Zendesk does (they are for admins only).
@@ -199,6 +203,8 @@ class ZendeskSandbox(SandboxApp):
         export_rate_limit: int | None = None,
         caller_role: str = "admin",
         bulk_users_enabled: bool = True,
+        writes_forbidden: Iterable[str] = (),
+        multiple_organizations: bool = True,
         job_polls: int = 2,
         job_seconds: float | None = None,
         controller: Controller | None = None,
@@ -213,6 +219,8 @@ class ZendeskSandbox(SandboxApp):
             raise ValueError(f"an API token belongs to an agent or an admin, not {caller_role!r}")
         self.stall_organization_export = False
         self.bulk_users_enabled = bulk_users_enabled
+        self.writes_forbidden = frozenset(writes_forbidden)
+        self.multiple_organizations = multiple_organizations
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
@@ -220,6 +228,7 @@ class ZendeskSandbox(SandboxApp):
         self.organizations: dict[int, dict[str, Any]] = {}
         self.deleted_organizations: dict[int, dict[str, Any]] = {}
         self.identities: dict[int, dict[str, Any]] = {}
+        self.memberships: dict[int, dict[str, Any]] = {}
         # (user id, address) of every identity whose creation would have mailed a verification link.
         self.verification_mails: list[tuple[int, str]] = []
         self.jobs: dict[str, _Job] = {}
@@ -227,12 +236,14 @@ class ZendeskSandbox(SandboxApp):
         # Lookup indexes (kept in step with the records) so large data sets stay fast.
         self._emails: dict[str, int] = {}  # e-mail -> active user id
         self._by_user: dict[int, list[int]] = {}  # user id -> identity ids
+        self._member_of: dict[int, list[int]] = {}  # user id -> membership ids
         self._user_ext: dict[str, int] = {}  # lower-cased external_id -> active user id
         self._org_names: dict[str, int] = {}  # name key -> organization id
         self._org_ext: dict[str, int] = {}  # lower-cased external_id -> organization id
         self._next_user = 7_000_000_001
         self._next_org = 8_000_000_001
         self._next_identity = 9_000_000_001
+        self._next_membership = 6_000_000_001
         self._job_seq = 0
         self._window = (-1, 0)  # (minute, requests counted in it)
         self._export_window = (-1, 0)  # the same for the incremental exports' own budget
@@ -240,7 +251,8 @@ class ZendeskSandbox(SandboxApp):
         self._routes()
         # The user the credentials sign in as (an admin unless configured otherwise).
         owner = self._create_user(
-            {"name": f"Sandbox {caller_role.title()}", "email": self.credentials.email}
+            {"name": f"Sandbox {caller_role.title()}", "email": self.credentials.email},
+            seeded=True,
         )
         owner["role"] = caller_role
         owner["verified"] = True
@@ -267,7 +279,8 @@ class ZendeskSandbox(SandboxApp):
                     "organization_id": organization_id,
                     "external_id": external_id,
                     **fields,
-                }
+                },
+                seeded=True,
             )
             if not active:
                 self._soft_delete(user)
@@ -284,7 +297,14 @@ class ZendeskSandbox(SandboxApp):
     def add_identity(self, user_id: int, email: str) -> dict[str, Any]:
         """Add a (secondary unless it is the first) e-mail identity to a user."""
         with self._lock:
-            return self._render_identity(self._add_identity(self.users[user_id], email))
+            identity = self._add_identity(self.users[user_id], email, mail=False)
+            return self._render_identity(identity)
+
+    def add_membership(self, user_id: int, organization_id: int) -> dict[str, Any]:
+        """Add a (non-default, unless it is the first) organization membership to a user."""
+        with self._lock:
+            user = self.users[user_id]
+            return self._render_membership(self._join(user, organization_id, default=False))
 
     def settle_jobs(self) -> None:
         """Complete every pending job now."""
@@ -311,6 +331,9 @@ class ZendeskSandbox(SandboxApp):
                 "identities": [
                     self._render_identity(i) for _, i in sorted(self.identities.items())
                 ],
+                "organization_memberships": [
+                    self._render_membership(m) for _, m in sorted(self.memberships.items())
+                ],
                 "jobs": [self._render_job(j, self.base_url) for j in self.jobs.values()],
             }
 
@@ -328,23 +351,41 @@ class ZendeskSandbox(SandboxApp):
         add("POST", f"{p}/users/create_many", self._bulk("users", "create"))
         add("PUT", f"{p}/users/update_many", self._bulk("users", "update"))
         add("POST", f"{p}/users/create_or_update_many", self._bulk("users", "create_or_update"))
+        add("DELETE", f"{p}/users/destroy_many", self._destroy_many("users"))
         add("GET", f"{p}/users/{{id:int}}", self._get_user)
         add("PUT", f"{p}/users/{{id:int}}", self._put_user)
         add("DELETE", f"{p}/users/{{id:int}}", self._delete_user)
         add("GET", f"{p}/users/{{id:int}}/identities", self._list_identities)
         add("POST", f"{p}/users/{{id:int}}/identities", self._post_identity)
         add("GET", f"{p}/users/{{id:int}}/identities/{{identity_id:int}}", self._get_identity)
+        add("DELETE", f"{p}/users/{{id:int}}/identities/{{identity_id:int}}", self._delete_identity)
         add(
             "PUT",
             f"{p}/users/{{id:int}}/identities/{{identity_id:int}}/make_primary",
             self._make_primary,
         )
+        add("GET", f"{p}/users/{{id:int}}/organization_memberships", self._list_user_memberships)
+        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._post_user_membership)
+        add(
+            "DELETE",
+            f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}",
+            self._delete_user_membership,
+        )
+        add(
+            "PUT",
+            f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}/make_default",
+            self._make_default_membership,
+        )
+        add("POST", f"{p}/organization_memberships", self._post_membership)
+        add("GET", f"{p}/organization_memberships/{{id:int}}", self._get_membership)
+        add("DELETE", f"{p}/organization_memberships/{{id:int}}", self._delete_membership)
         add("GET", f"{p}/organizations", self._list_orgs)
         add("POST", f"{p}/organizations", self._post_org)
         add("GET", f"{p}/organizations/show_many", self._show_many_orgs)
         add("GET", f"{p}/organizations/search", self._search_orgs)
         add("POST", f"{p}/organizations/create_many", self._bulk("organizations", "create"))
         add("PUT", f"{p}/organizations/update_many", self._bulk("organizations", "update"))
+        add("DELETE", f"{p}/organizations/destroy_many", self._destroy_many("organizations"))
         add("GET", f"{p}/organizations/{{id:int}}", self._get_org)
         add("PUT", f"{p}/organizations/{{id:int}}", self._put_org)
         add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
@@ -359,6 +400,9 @@ class ZendeskSandbox(SandboxApp):
         """API token (basic `{email}/token:{token}`) or OAuth bearer token, then the rate limit."""
         if not self._authenticated(request.headers.get("authorization", "")):
             return Response.json(401, {"error": "Couldn't authenticate you"})
+        resource = request.path.removeprefix("/api/v2/").split("/")[0].removesuffix(".json")
+        if request.method != "GET" and resource in self.writes_forbidden:
+            return _forbidden()
         if self.rate_limit is not None:
             minute, used = self._window_now()
             if used >= self.rate_limit:
@@ -603,7 +647,9 @@ class ZendeskSandbox(SandboxApp):
                 return self.users[owner]
         return None
 
-    def _create_user(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def _create_user(self, payload: dict[str, Any], *, seeded: bool = False) -> dict[str, Any]:
+        """Create a user; one created over the API with an e-mail mails it a verification link
+        unless the request says ``skip_verify_email`` (Users: Create User)."""
         fields = self._clean_user_fields(payload, None)
         if not (fields.get("name") or "").strip():
             raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
@@ -618,13 +664,17 @@ class ZendeskSandbox(SandboxApp):
             "created_at": _stamp(now),
             "updated_at": _stamp(now),
         }
+        organization_id = fields.pop("organization_id", None)
         user.update(fields)
         user["tags"] = list(user["tags"])
         self.users[user_id] = user
+        if organization_id is not None:
+            self._join(user, organization_id, default=True)
         self._updated[("user", user_id)] = int(now)
         self._index_user_external(user, None)
         if email:
-            self._add_identity(user, email, touch=False)
+            mail = not seeded and payload.get("skip_verify_email") is not True
+            self._add_identity(user, email, touch=False, mail=mail)
         return user
 
     def _index_user_external(self, user: dict[str, Any], old: str | None) -> None:
@@ -640,6 +690,8 @@ class ZendeskSandbox(SandboxApp):
             raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
         email = fields.pop("email", None)
         changed = False
+        if "organization_id" in fields:
+            changed = self._set_organization(user, fields.pop("organization_id"))
         old_external = user["external_id"]
         for key, value in fields.items():
             if user.get(key) != value:
@@ -649,7 +701,8 @@ class ZendeskSandbox(SandboxApp):
             self._index_user_external(user, old_external)
         if email and email not in {i["value"] for i in self._identities_of(int(user["id"]))}:
             # A plain PUT of `email` adds a secondary identity; the primary stays (as Zendesk does).
-            self._add_identity(user, email)
+            # Update User documents no way to skip verifying it, so it counts as mailed.
+            self._add_identity(user, email, mail=True)
             changed = True
         if changed:
             self._touch("user", user)
@@ -720,9 +773,17 @@ class ZendeskSandbox(SandboxApp):
         return [self.identities[i] for i in self._by_user.get(user_id, [])]
 
     def _add_identity(
-        self, user: dict[str, Any], raw_email: Any, *, touch: bool = True
+        self,
+        user: dict[str, Any],
+        raw_email: Any,
+        *,
+        mail: bool,
+        touch: bool = True,
+        field: str = "email",
     ) -> dict[str, Any]:
-        email = self._clean_email(raw_email, int(user["id"]), "email")
+        """Add an e-mail identity; ``mail``: Zendesk would mail the address a verification
+        link (recorded in ``verification_mails``); ``field``: how errors name the address."""
+        email = self._clean_email(raw_email, int(user["id"]), field)
         if email is None:
             raise _Invalid("value", "BlankValue", "Value: cannot be blank")
         existing = self._identities_of(int(user["id"]))
@@ -752,6 +813,8 @@ class ZendeskSandbox(SandboxApp):
             user["email"] = email
         if touch:
             self._touch("user", user)
+        if mail:
+            self.verification_mails.append((int(user["id"]), email))
         return identity
 
     def _list_identities(self, request: Request, id: str) -> Response:
@@ -775,16 +838,30 @@ class ZendeskSandbox(SandboxApp):
         if payload is None or payload.get("type", "email") != "email":
             return self.error(400, "Only e-mail identities are supported here", request)
         try:
-            identity = self._add_identity(user, payload.get("value"))
+            # Zendesk mails the address a verification link unless the request says
+            # skip_verify_email (User Identities: Create Identity); a sync must never do that.
+            mail = payload.get("skip_verify_email") is not True
+            identity = self._add_identity(user, payload.get("value"), mail=mail, field="value")
         except _Invalid as exc:
             exc.field = "value"
             return Response.json(422, exc.body())
-        # Zendesk mails the address a verification link unless the request says
-        # skip_verify_email (User Identities: Create Identity); a sync must never do that.
-        if payload.get("skip_verify_email") is not True:
-            self.verification_mails.append((int(user["id"]), str(identity["value"])))
         self.wrote()
         return Response.json(201, {"identity": self._render_identity(identity, request.base_url)})
+
+    def _delete_identity(self, request: Request, id: str, identity_id: str) -> Response:
+        user = self.users.get(int(id))
+        identity = self.identities.get(int(identity_id))
+        if user is None or identity is None or identity["user_id"] != int(id):
+            return _not_found()
+        if identity["primary"]:
+            return self.error(422, "The primary identity cannot be deleted", request)
+        del self.identities[int(identity_id)]
+        self._by_user[int(id)].remove(int(identity_id))
+        if self._emails.get(identity["value"]) == int(id):
+            del self._emails[identity["value"]]  # the address is free for another user
+        self._touch("user", user)
+        self.wrote()
+        return Response.empty(204)
 
     def _make_primary(self, request: Request, id: str, identity_id: str) -> Response:
         user = self.users.get(int(id))
@@ -799,6 +876,164 @@ class ZendeskSandbox(SandboxApp):
             self.wrote()
         items = [self._render_identity(i, request.base_url) for i in self._identities_of(int(id))]
         return Response.json(200, {"identities": items})
+
+    # -- organization memberships -------------------------------------------------------------
+
+    def _memberships_of(self, user_id: int) -> list[dict[str, Any]]:
+        return [self.memberships[m] for m in self._member_of.get(user_id, [])]
+
+    def _join(self, user: dict[str, Any], organization_id: int, *, default: bool) -> dict[str, Any]:
+        """The user's membership in an organization (added if missing); ``default`` makes it
+        the default. A user's first membership is always the default."""
+        user_id = int(user["id"])
+        mine = self._memberships_of(user_id)
+        membership = next((m for m in mine if m["organization_id"] == organization_id), None)
+        if membership is None:
+            now = _stamp(self.clock())
+            membership = {
+                "url": "",
+                "id": self._next_membership,
+                "user_id": user_id,
+                "organization_id": organization_id,
+                "default": False,
+                "view_tickets": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            self._next_membership += 1
+            self.memberships[int(membership["id"])] = membership
+            self._member_of.setdefault(user_id, []).append(int(membership["id"]))
+        if default or not any(m["default"] for m in mine if m is not membership):
+            self._make_default(user, membership)
+        return membership
+
+    def _make_default(self, user: dict[str, Any], membership: dict[str, Any]) -> bool:
+        """Make ``membership`` the user's default; whether ``organization_id`` changed."""
+        for other in self._memberships_of(int(user["id"])):
+            other["default"] = other["id"] == membership["id"]
+        changed: bool = user["organization_id"] != membership["organization_id"]
+        user["organization_id"] = membership["organization_id"]
+        return changed
+
+    def _leave(self, user: dict[str, Any], membership: dict[str, Any]) -> bool:
+        """Remove a membership; the oldest one left becomes the default if it was. Whether the
+        user's ``organization_id`` changed."""
+        del self.memberships[int(membership["id"])]
+        self._member_of[int(user["id"])].remove(int(membership["id"]))
+        if not membership["default"]:
+            return False
+        rest = self._memberships_of(int(user["id"]))
+        if rest:
+            return self._make_default(user, rest[0])
+        user["organization_id"] = None
+        return True
+
+    def _set_organization(self, user: dict[str, Any], organization_id: int | None) -> bool:
+        """A write of the user's ``organization_id``: it joins that organization and makes it
+        the default, keeping the other memberships where an account allows several (Users:
+        organization_id is the default organization); it is the only membership otherwise.
+        ``None`` leaves the default organization. Whether ``organization_id`` changed."""
+        if organization_id == user["organization_id"]:
+            return False
+        mine = self._memberships_of(int(user["id"]))
+        if organization_id is None:
+            leaving = [m for m in mine if m["default"]]
+        elif not self.multiple_organizations:
+            leaving = [m for m in mine if m["organization_id"] != organization_id]
+        else:
+            leaving = []
+        for membership in leaving:
+            self._leave(user, membership)
+        if organization_id is not None:
+            self._join(user, organization_id, default=True)
+        return True
+
+    def _list_user_memberships(self, request: Request, id: str) -> Response:
+        if int(id) not in self.users:
+            return _not_found()
+        items = [
+            self._render_membership(m, request.base_url) for m in self._memberships_of(int(id))
+        ]
+        return _listing("organization_memberships", items)
+
+    def _get_membership(self, request: Request, id: str) -> Response:
+        membership = self.memberships.get(int(id))
+        if membership is None:
+            return _not_found()
+        rendered = self._render_membership(membership, request.base_url)
+        return Response.json(200, {"organization_membership": rendered})
+
+    def _post_user_membership(self, request: Request, id: str) -> Response:
+        return self._create_membership(request, int(id))
+
+    def _post_membership(self, request: Request) -> Response:
+        return self._create_membership(request, None)
+
+    def _create_membership(self, request: Request, user_id: int | None) -> Response:
+        payload = _object(request.json(), "organization_membership")
+        if payload is None:
+            return self.error(400, 'The body must be {"organization_membership": {...}}', request)
+        try:
+            user, org_id = self._membership_parts(payload, user_id)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        had = user["organization_id"]
+        membership = self._join(user, org_id, default=False)
+        if had != user["organization_id"]:
+            self._touch("user", user)
+        self.wrote()
+        rendered = self._render_membership(membership, request.base_url)
+        return Response.json(201, {"organization_membership": rendered})
+
+    def _membership_parts(
+        self, payload: dict[str, Any], user_id: int | None
+    ) -> tuple[dict[str, Any], int]:
+        """The user and organization a new membership joins; ``_Invalid`` names what is wrong."""
+        user = self.users.get(_int(payload.get("user_id", user_id)))
+        if user is None or not user["active"]:
+            raise _Invalid("user_id", "InvalidValue", f"User: {payload.get('user_id')} is invalid")
+        org_id = _int(payload.get("organization_id"))
+        if org_id not in self.organizations:
+            raise _Invalid("organization_id", "InvalidValue", f"Organization: {org_id} is invalid")
+        mine = self._memberships_of(int(user["id"]))
+        if any(m["organization_id"] == org_id for m in mine):
+            raise _Invalid("user_id", "DuplicateValue", "User has already been taken")
+        if mine and not self.multiple_organizations:
+            raise _Invalid(
+                "organization_id",
+                "InvalidValue",
+                "Organization: multiple organizations are not enabled for this account",
+            )
+        return user, org_id
+
+    def _delete_user_membership(self, request: Request, id: str, membership_id: str) -> Response:
+        membership = self.memberships.get(int(membership_id))
+        if membership is None or membership["user_id"] != int(id):
+            return _not_found()
+        return self._delete_membership(request, membership_id)
+
+    def _delete_membership(self, request: Request, id: str) -> Response:
+        membership = self.memberships.get(int(id))
+        if membership is None:
+            return _not_found()
+        user = self.users[int(membership["user_id"])]
+        if self._leave(user, membership):
+            self._touch("user", user)
+        self.wrote()
+        return Response.empty(204)
+
+    def _make_default_membership(self, request: Request, id: str, membership_id: str) -> Response:
+        membership = self.memberships.get(int(membership_id))
+        user = self.users.get(int(id))
+        if user is None or membership is None or membership["user_id"] != int(id):
+            return _not_found()
+        if self._make_default(user, membership):
+            self._touch("user", user)
+            self.wrote()
+        items = [
+            self._render_membership(m, request.base_url) for m in self._memberships_of(int(id))
+        ]
+        return Response.json(200, {"organization_memberships": items})
 
     # -- organizations ------------------------------------------------------------------------
 
@@ -866,17 +1101,22 @@ class ZendeskSandbox(SandboxApp):
         return Response.json(200, {"organization": self._render_org(org, request.base_url)})
 
     def _delete_org(self, request: Request, id: str) -> Response:
-        org = self.organizations.pop(int(id), None)
+        org = self.organizations.get(int(id))
         if org is None:
             return _not_found()
-        self.deleted_organizations[int(id)] = org
-        self._index_org(org, org["name"], org["external_id"], remove_only=True)
-        for user in self.users.values():
-            if user["organization_id"] == int(id):
-                user["organization_id"] = None
-                self._touch("user", user)
+        self._remove_org(org)
         self.wrote()
         return Response.empty(204)
+
+    def _remove_org(self, org: dict[str, Any]) -> None:
+        org_id = int(org["id"])
+        del self.organizations[org_id]
+        self.deleted_organizations[org_id] = org
+        self._index_org(org, org["name"], org["external_id"], remove_only=True)
+        for membership in [m for m in self.memberships.values() if m["organization_id"] == org_id]:
+            user = self.users[int(membership["user_id"])]
+            if self._leave(user, membership):
+                self._touch("user", user)
 
     def _create_org(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields = self._clean_org_fields(payload, None)
@@ -958,15 +1198,10 @@ class ZendeskSandbox(SandboxApp):
         singular = kind[:-1]
 
         def handler(request: Request) -> Response:
-            if kind == "users" and not self.bulk_users_enabled:
-                return Response.json(
-                    403,
-                    {
-                        "error": "Forbidden",
-                        "description": "You do not have access to this page. Please contact the "
-                        "account owner of this help desk for further help.",
-                    },
-                )
+            # The account's bulk import switch concerns creating users in bulk (Create Many
+            # Users, Create Or Update Many Users); update_many is not behind it.
+            if kind == "users" and not self.bulk_users_enabled and action != "update":
+                return _forbidden()
             body = request.json()
             items = self._bulk_items(request, body, kind, singular)
             if items is None:
@@ -974,24 +1209,43 @@ class ZendeskSandbox(SandboxApp):
             if len(items) > MAX_BULK:
                 verb = {"create": "created", "update": "updated"}.get(action, "created or updated")
                 return _too_many(kind, verb)
-            pending = sum(1 for j in self.jobs.values() if j.results is None)
-            if pending >= MAX_QUEUED_JOBS:
-                return Response.json(
-                    429,
-                    {
-                        "error": "TooManyJobs",
-                        "description": f"Maximum of {MAX_QUEUED_JOBS} jobs may be queued",
-                    },
-                )
-            self._job_seq += 1
-            job_id = f"V3-{self._job_seq:08x}{secrets.token_hex(12)}"
-            job = _Job(job_id, kind, action, items, self.clock())
-            self.jobs[job_id] = job
-            if self.job_polls <= 0 and self.job_seconds is None:
-                self._complete(job)
-            return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
+            return self._queue(request, kind, action, items)
 
         return handler
+
+    def _destroy_many(self, kind: str) -> Callable[[Request], Response]:
+        """``DELETE /{kind}/destroy_many?ids=1,2,3``: up to 100 ids, answered with a job."""
+
+        def handler(request: Request) -> Response:
+            ids = request.params("ids")
+            if not ids or not all(i.isdigit() for i in ids):
+                return self.error(400, "ids must be a comma-separated list of ids", request)
+            if len(ids) > MAX_BULK:
+                return _too_many(kind, "deleted")
+            return self._queue(request, kind, "delete", [{"id": int(i)} for i in ids])
+
+        return handler
+
+    def _queue(
+        self, request: Request, kind: str, action: str, items: list[dict[str, Any]]
+    ) -> Response:
+        """Queue a bulk job (at most ``MAX_QUEUED_JOBS`` pending) and answer its status."""
+        pending = sum(1 for j in self.jobs.values() if j.results is None)
+        if pending >= MAX_QUEUED_JOBS:
+            return Response.json(
+                429,
+                {
+                    "error": "TooManyJobs",
+                    "description": f"Maximum of {MAX_QUEUED_JOBS} jobs may be queued",
+                },
+            )
+        self._job_seq += 1
+        job_id = f"V3-{self._job_seq:08x}{secrets.token_hex(12)}"
+        job = _Job(job_id, kind, action, items, self.clock())
+        self.jobs[job_id] = job
+        if self.job_polls <= 0 and self.job_seconds is None:
+            self._complete(job)
+        return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
 
     def _bulk_items(
         self, request: Request, body: Any, kind: str, singular: str
@@ -1037,9 +1291,11 @@ class ZendeskSandbox(SandboxApp):
                 )
                 continue
             except LookupError:
+                # Items sent by id are placed by id; the others by their index in the call.
+                where = {"id": item["id"]} if job.action == "delete" else {"index": index}
                 results.append(
                     {
-                        "index": index,
+                        **where,
                         "status": "Failed",
                         "error": "RecordNotFound",
                         "details": f"{job.kind[:-1].title()} {item.get('id')} not found",
@@ -1054,6 +1310,8 @@ class ZendeskSandbox(SandboxApp):
             self.wrote()
 
     def _apply_item(self, job: _Job, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        if job.action == "delete":
+            return self._destroy_item(job.kind, _int(item.get("id")))
         if job.kind == "organizations":
             if job.action == "create":
                 org = self._create_org(item)
@@ -1078,6 +1336,20 @@ class ZendeskSandbox(SandboxApp):
             raise LookupError(item.get("id"))
         changed = self._update_user(user_or_none, item)
         return {"id": user_or_none["id"], "status": "Updated"}, changed
+
+    def _destroy_item(self, kind: str, record_id: int) -> tuple[dict[str, Any], bool]:
+        """One id of a ``destroy_many`` job: as a single DELETE would, or RecordNotFound."""
+        if kind == "organizations":
+            org = self.organizations.get(record_id)
+            if org is None:
+                raise LookupError(record_id)
+            self._remove_org(org)
+        else:
+            user = self.users.get(record_id)
+            if user is None or not user["active"]:
+                raise LookupError(record_id)
+            self._soft_delete(user)
+        return {"id": record_id, "action": "delete", "status": "Deleted", "success": True}, True
 
     # -- incremental exports ------------------------------------------------------------------
 
@@ -1273,6 +1545,17 @@ class ZendeskSandbox(SandboxApp):
         )
         return out
 
+    def _render_membership(
+        self, membership: dict[str, Any], base_url: str | None = None
+    ) -> dict[str, Any]:
+        out = dict(membership)
+        out["url"] = (
+            f"{base_url or self.base_url}/api/v2/organization_memberships/{membership['id']}.json"
+        )
+        org = self.organizations.get(int(membership["organization_id"]))
+        out["organization_name"] = org["name"] if org else None
+        return out
+
     def _render_job(self, job: _Job, base_url: str) -> dict[str, Any]:
         total = len(job.items)
         if job.results is not None:
@@ -1324,6 +1607,17 @@ def _object(body: Any, key: str) -> dict[str, Any] | None:
 
 def _not_found() -> Response:
     return Response.json(404, {"error": "RecordNotFound", "description": "Not found"})
+
+
+def _forbidden() -> Response:
+    return Response.json(
+        403,
+        {
+            "error": "Forbidden",
+            "description": "You do not have access to this page. Please contact the "
+            "account owner of this help desk for further help.",
+        },
+    )
 
 
 def _too_many(kind: str, verb: str) -> Response:

@@ -83,6 +83,11 @@ class ZendeskTooManyJobs(ZendeskError):
     """Too many background jobs queued on the account (at most 30)."""
 
 
+def per_item(exc: ZendeskError) -> bool:
+    """Whether an error concerns the records of one call (else the whole system is down)."""
+    return isinstance(exc, ZendeskForbidden) or not isinstance(exc, ZendeskUnavailable)
+
+
 def describe(body: Mapping[str, Any] | None, status: int) -> tuple[str, str]:
     """Zendesk's error code and a readable description from an error body."""
     if not body:

@@ -53,6 +53,8 @@ class ZendeskPort:
     are injectable so that rate limits, retries and job polling can be tested without waiting.
     ``rate_limit_per_minute`` is the account's budget (corrected by Zendesk's headers);
     ``export_rate_limit_per_minute`` the incremental exports' own, within it.
+    ``remove_old_emails`` deletes the address an e-mail change replaced (by default it stays on
+    the user as a secondary address, so mail from it still reaches the same person).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class ZendeskPort:
         sleep: Callable[[float], None] = time.sleep,
         now: Callable[[], datetime] = _utcnow,
         retry: RetryPolicy | None = None,
+        remove_old_emails: bool = False,
     ) -> None:
         self._now = now
         limiter = RateLimiter(rate_limit_per_minute, sleep=sleep, now=now)
@@ -79,7 +82,7 @@ class ZendeskPort:
             retry=retry,
             export_limiter=exports,
         )
-        self._writer = ZendeskWriter(self.http, sleep=sleep)
+        self._writer = ZendeskWriter(self.http, sleep=sleep, remove_old_emails=remove_old_emails)
 
     def __repr__(self) -> str:
         return f"ZendeskPort({self.http.base_url!r})"

@@ -52,6 +52,15 @@ class IdentityDTO:
 
 
 @attrs.frozen
+class MembershipDTO:
+    """A user's membership of an organization; ``default`` is the user's ``organization_id``."""
+
+    id: int
+    organization_id: int | None = None
+    default: bool = False
+
+
+@attrs.frozen
 class JobResultDTO:
     """One item of a finished bulk job."""
 

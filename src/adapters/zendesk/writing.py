@@ -2,9 +2,11 @@
 
 Organizations are created with ``create_many`` carrying ``external_id`` = the write's origin key
 and updated with ``update_many``; users are updated with ``update_many`` (falling back to single
-calls, for the rest of the run, where the account answers 403), and their primary e-mail is
-changed through identities. Every successful write is answered with the record as Zendesk stored
-it, read back with ``show_many``, so the core's bases are what Zendesk really holds.
+calls, for the rest of the run, where a 403 says bulk import is off; any other 403 refuses that
+kind's updates for the run, with one clear error), and their primary e-mail is changed through
+identities. Deletes go by ``destroy_many``, 100 ids a job. Every successful write is answered
+with the record as Zendesk stored it, read back with ``show_many``, so the core's bases are what
+Zendesk really holds.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import structlog
 
 from adapters.zendesk.errors import (
@@ -20,9 +23,8 @@ from adapters.zendesk.errors import (
     ZendeskForbidden,
     ZendeskInDoubt,
     ZendeskInvalid,
-    ZendeskNotFound,
-    ZendeskUnavailable,
     describe,
+    per_item,
 )
 from adapters.zendesk.jobs import JobUnfinished, JobWaiter, line_up, succeeded
 from adapters.zendesk.mapping import (
@@ -35,8 +37,8 @@ from adapters.zendesk.mapping import (
     write_error,
 )
 from adapters.zendesk.transport import Reply, ZendeskHttp
+from adapters.zendesk.user_changes import UserChanges
 from adapters.zendesk.wire import (
-    IdentityDTO,
     JobResultDTO,
     OrganizationDTO,
     UserDTO,
@@ -74,18 +76,23 @@ def to_record(kind: Kind, raw: Any) -> Record:
     return organization_record(structure(raw, OrganizationDTO))
 
 
-def per_item(exc: ZendeskError) -> bool:
-    """Whether an error concerns the records of one call (else the whole system is down)."""
-    return isinstance(exc, ZendeskForbidden) or not isinstance(exc, ZendeskUnavailable)
-
-
 class ZendeskWriter:
-    """Applies write requests; remembers for the run whether bulk user calls are allowed."""
+    """Applies write requests; remembers for the run whether bulk user calls are allowed and
+    which kinds the token may not update at all."""
 
-    def __init__(self, http: ZendeskHttp, *, sleep: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        http: ZendeskHttp,
+        *,
+        sleep: Callable[[float], None],
+        remove_old_emails: bool = False,
+    ) -> None:
         self.http = http
         self.jobs = JobWaiter(http, sleep)
+        self.users = UserChanges(http, remove_old_emails=remove_old_emails)
         self.bulk_users = True
+        self.refused: dict[Kind, ZendeskForbidden] = {}
+        """Kinds whose updates Zendesk refused with a permission 403 in this run."""
 
     # -- entry point ------------------------------------------------------------------------
 
@@ -102,8 +109,12 @@ class ZendeskWriter:
         # Per kind: deletes and renames before creates, because they free the unique names
         # and e-mails that the plan's creates may take.
         for kind in (Kind.ORGANIZATION, Kind.USER):
-            for write in todo.get((kind, WriteOp.DELETE), []):
-                results[write.item_id] = self._delete(write)
+            if deletes := todo.get((kind, WriteOp.DELETE)):
+                results.update(
+                    self._pipelined(
+                        kind, deletes, self._submit_delete_chunk, self._finish_delete_chunk
+                    )
+                )
             if updates := todo.get((kind, WriteOp.UPDATE)):
                 if kind is Kind.USER:
                     results.update(self._update_users(updates))
@@ -302,6 +313,9 @@ class ZendeskWriter:
         payload = wire_fields(kind, write.fields)
         if write.origin_key:
             payload[ORIGIN_FIELD] = write.origin_key
+        if kind is Kind.USER and payload.get("email"):
+            # As for a new identity: without it Zendesk mails the address a verification link.
+            payload["skip_verify_email"] = True
         return payload
 
     def _reconcile(
@@ -344,6 +358,8 @@ class ZendeskWriter:
         self, kind: Kind, chunk: Sequence[WriteRequest]
     ) -> Reply | dict[str, WriteResult]:
         """Send one ``update_many``: its job to wait for, or the results when it went no further."""
+        if kind in self.refused:
+            return {w.item_id: self._refused(w) for w in chunk}
         if kind is Kind.USER and not self.bulk_users:
             return {w.item_id: self._update_single(kind, w) for w in chunk}
         payload = {
@@ -354,11 +370,14 @@ class ZendeskWriter:
                 "PUT", f"/api/v2/{_PLURAL[kind]}/update_many.json", json_body=payload
             )
         except ZendeskForbidden as exc:
-            if kind is not Kind.USER:
-                return {w.item_id: self._failure(w, exc) for w in chunk}
-            log.info("zendesk.users.bulk_disabled", fallback="single calls")
-            self.bulk_users = False
-            return {w.item_id: self._update_single(kind, w) for w in chunk}
+            if kind is Kind.USER and says_bulk_disabled(exc):
+                log.info("zendesk.users.bulk_disabled", fallback="single calls")
+                self.bulk_users = False
+                return {w.item_id: self._update_single(kind, w) for w in chunk}
+            # Not the bulk switch: the token may not update these records, one by one
+            # or in bulk, so N single calls would only fail N times.
+            self._forbid(kind, exc)
+            return {w.item_id: self._refused(w) for w in chunk}
         except ZendeskInvalid:
             if len(chunk) == 1:
                 return {chunk[0].item_id: self._update_single(kind, chunk[0])}
@@ -405,6 +424,8 @@ class ZendeskWriter:
         return out
 
     def _update_single(self, kind: Kind, write: WriteRequest) -> WriteResult:
+        if kind in self.refused:
+            return self._refused(write)
         path = f"/api/v2/{_PLURAL[kind]}/{write.id}.json"
         try:
             reply = self.http.request(
@@ -415,93 +436,129 @@ class ZendeskWriter:
             return WriteResult(
                 write.item_id, self._show_many(kind, [write.id or ""]).get(write.id or "")
             )
+        except ZendeskForbidden as exc:
+            self._forbid(kind, exc)
+            return self._refused(write)
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
             return self._failure(write, exc)
 
     def _update_users(self, writes: Sequence[WriteRequest]) -> dict[str, WriteResult]:
-        """User updates: plain fields in bulk (or singly), then primary e-mail changes."""
-        plain = [w for w in writes if set(w.fields) - {"email"}]
+        """User updates: plain fields in bulk (or singly), then, one user at a time, primary
+        e-mail changes and moves to another organization (see ``user_changes``)."""
+        plain = [_plain(w) for w in writes]
         out: dict[str, WriteResult] = {}
-        plain_only = [_without_email(w) for w in plain]
         out.update(
             self._pipelined(
-                Kind.USER, plain_only, self._submit_update_chunk, self._finish_update_chunk
+                Kind.USER,
+                [w for w in plain if w.fields],
+                self._submit_update_chunk,
+                self._finish_update_chunk,
             )
         )
-        changed: list[WriteRequest] = []
-        for write in writes:
-            email = write.fields.get("email")
-            if "email" not in write.fields or not out.get(write.item_id, _OK).ok:
+        stepped: list[WriteRequest] = []
+        for write, sent in zip(writes, plain, strict=True):
+            steps = self._user_steps(write, sent)
+            if not steps or not out.get(write.item_id, _OK).ok:
                 continue
-            error = self._change_email(write, email)
+            error = next((e for step in steps if (e := self._user_step(write, step))), None)
             if error is not None:
                 out[write.item_id] = WriteResult(write.item_id, error=error)
             else:
-                changed.append(write)
-        if changed:
-            stored = self._show_many(Kind.USER, [w.id or "" for w in changed])
-            for write in changed:
+                stepped.append(write)
+        if stepped:
+            stored = self._show_many(Kind.USER, [w.id or "" for w in stepped])
+            for write in stepped:
                 out[write.item_id] = WriteResult(write.item_id, stored.get(write.id or ""))
         return out
 
-    def _change_email(self, write: WriteRequest, email: str | None) -> WriteError | None:
-        """Make ``email`` the user's primary address: add the identity, then make it primary."""
-        label = record_label(Kind.USER, write.id)
-        if not email:
-            return WriteError("invalid_value", "a user's e-mail cannot be emptied", label, "email")
-        base = f"/api/v2/users/{write.id}/identities"
-        identity: IdentityDTO | None
-        try:
-            # skip_verify_email: without it Zendesk mails the customer a verification link
-            # for an address they never asked to change.
-            body = {"identity": {"type": "email", "value": email, "skip_verify_email": True}}
-            reply = self.http.request("POST", f"{base}.json", json_body=body)
-            identity = structure(member(reply.body, "identity"), IdentityDTO)
-        except (ZendeskInvalid, ZendeskInDoubt, WireError) as exc:
-            # The address may already be one of this user's identities (or our POST landed).
-            identity = self._find_identity(write.id or "", email)
-            if identity is None:
-                if isinstance(exc, ZendeskInvalid):
-                    return self._failure(write, exc).error
-                return WriteError("in_doubt", str(exc), label, "email", retryable=True)
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return self._failure(write, exc).error
-        if identity.primary:
-            return None
-        try:
-            self.http.request("PUT", f"{base}/{identity.id}/make_primary.json", expect_body=False)
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return self._failure(write, exc).error
-        return None
+    def _user_steps(
+        self, write: WriteRequest, sent: WriteRequest
+    ) -> list[Callable[[], WriteError | None]]:
+        """The per-user steps of ``write`` beyond the fields ``sent`` in bulk, in order."""
+        steps: list[Callable[[], WriteError | None]] = []
+        if "email" in write.fields:
+            steps.append(lambda: self._change_email(write, write.fields.get("email")))
+        moved_to = write.fields.get("organization_id")
+        if moved_to and "organization_id" not in sent.fields:
+            steps.append(lambda: self.users.move(write, moved_to))
+        return steps
 
-    def _find_identity(self, user_id: str, email: str) -> IdentityDTO | None:
-        body = self.http.get(f"/api/v2/users/{user_id}/identities.json").body
-        for raw in items(body, "identities"):
-            identity = structure(raw, IdentityDTO)
-            if identity.type == "email" and (identity.value or "").casefold() == email.casefold():
-                return identity
-        return None
+    def _change_email(self, write: WriteRequest, email: str | None) -> WriteError | None:
+        """Make ``email`` the user's primary address (see ``UserChanges.change_email``)."""
+        if not email:
+            label = record_label(Kind.USER, write.id)
+            return WriteError("invalid_value", "a user's e-mail cannot be emptied", label, "email")
+        return self.users.change_email(write, email)
+
+    def _user_step(
+        self, write: WriteRequest, step: Callable[[], WriteError | None]
+    ) -> WriteError | None:
+        """Run one per-user step, mapping Zendesk's refusals to this write's error."""
+        if Kind.USER in self.refused:
+            return self._refused(write).error
+        try:
+            return step()
+        except ZendeskForbidden as exc:
+            self._forbid(Kind.USER, exc)
+            return self._refused(write).error
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            return self._failure(write, exc).error
 
     # -- deletes ----------------------------------------------------------------------------
 
-    def _delete(self, write: WriteRequest) -> WriteResult:
-        path = f"/api/v2/{_PLURAL[write.kind]}/{write.id}.json"
+    def _submit_delete_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest]
+    ) -> Reply | dict[str, WriteResult]:
+        """Send one ``destroy_many`` of up to 100 ids: its job, or the results if refused."""
+        ids = ",".join(w.id or "" for w in chunk)
         try:
-            self.http.request("DELETE", path, expect_body=False)
-        except ZendeskNotFound:
-            # Gone already (perhaps by our own earlier attempt): the intent holds.
-            log.info("zendesk.delete.already_gone", kind=str(write.kind), record=write.id)
+            return self.http.request(
+                "DELETE", f"/api/v2/{_PLURAL[kind]}/destroy_many.json", params={"ids": ids}
+            )
         except ZendeskError as exc:
             if not per_item(exc):
                 raise
-            return self._failure(write, exc)
-        return WriteResult(write.item_id)
+            # A delete can be sent again safely: the next run retries what failed here.
+            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+
+    def _finish_delete_chunk(
+        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
+    ) -> dict[str, WriteResult]:
+        """Wait for a ``destroy_many`` job; an id it could not find is gone already."""
+        try:
+            job = self.jobs.wait(reply, poll_first=waited)
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+        lined = line_up(job, len(chunk), [w.id for w in chunk])
+        # The job said nothing about these: whether they are gone is read, not assumed.
+        unknown = [w.id or "" for w, result in zip(chunk, lined, strict=True) if result is None]
+        present = self._still_there(kind, unknown) if unknown else set()
+        out: dict[str, WriteResult] = {}
+        for write, result in zip(chunk, lined, strict=True):
+            if result is None and write.id in present:
+                error = WriteError(
+                    "job_failed",
+                    f"Zendesk job {job.id} ended {job.status} without deleting this record",
+                    record_label(kind, write.id),
+                    retryable=True,
+                )
+                out[write.item_id] = WriteResult(write.item_id, error=error)
+            elif result is None or succeeded(result) or _not_found(result):
+                # Gone already (perhaps by our own earlier attempt): the intent holds.
+                out[write.item_id] = WriteResult(write.item_id)
+            else:
+                out[write.item_id] = self._job_failure(write, result)
+        return out
+
+    def _still_there(self, kind: Kind, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` still exist (a deleted user is kept, inactive)."""
+        return {rid for rid, record in self._show_many(kind, ids).items() if record.active}
 
     # -- reading back -----------------------------------------------------------------------
 
@@ -549,6 +606,24 @@ class ZendeskWriter:
 
     # -- errors -----------------------------------------------------------------------------
 
+    def _forbid(self, kind: Kind, exc: ZendeskForbidden) -> None:
+        """Remember for the run that the token may not update ``kind`` (said once, in the log)."""
+        if kind not in self.refused:
+            log.error("zendesk.update.forbidden", kind=str(kind), error=exc.message)
+        self.refused[kind] = exc
+
+    def _refused(self, write: WriteRequest) -> WriteResult:
+        """The failure of a write of a kind the token may not update (no call is sent)."""
+        exc = self.refused[write.kind]
+        plural = _PLURAL[write.kind]
+        error = WriteError(
+            "forbidden",
+            f"Zendesk refuses the token's user permission to update {plural} ({exc.message});"
+            f" give it a role that may edit {plural} (an admin can)",
+            record_label(write.kind, write.id),
+        )
+        return WriteResult(write.item_id, error=error)
+
     def _failure(
         self, write: WriteRequest, exc: ZendeskError, *, retryable: bool = False
     ) -> WriteResult:
@@ -586,6 +661,21 @@ class ZendeskWriter:
 
 _OK = WriteResult("")
 
+
+def says_bulk_disabled(exc: ZendeskForbidden) -> bool:
+    """Whether a 403 says the account's bulk user import is off (rather than "not allowed").
+
+    Zendesk documents that meaning for ``create_many``/``create_or_update_many`` only and gives
+    no text for it, so on ``update_many`` a 403 is taken for it only when the answer says so.
+    """
+    return "bulk" in f"{exc.code} {exc.message}".casefold()
+
+
+def _not_found(result: JobResultDTO) -> bool:
+    """Whether a job item failed only because the record does not exist."""
+    return (result.error or "").replace("_", "").casefold() == "recordnotfound"
+
+
 STORED_AS_SENT = frozenset({"organization_id"})
 """Fields Zendesk stores exactly as written (ids), so their writes need no read-back."""
 
@@ -597,7 +687,13 @@ def _as_written(kind: Kind, write: WriteRequest) -> Record:
     return Record(RecordKey.of(kind, write.id or ""), {**write.current, **write.fields})
 
 
-def _without_email(write: WriteRequest) -> WriteRequest:
-    import attrs
-
-    return attrs.evolve(write, fields={k: v for k, v in write.fields.items() if k != "email"})
+def _plain(write: WriteRequest) -> WriteRequest:
+    """The part of a user update that ``update_many`` can send: all but the e-mail, and but
+    a move from one organization to another (both need per-user calls)."""
+    moving = (
+        bool(write.fields.get("organization_id"))
+        and bool(write.current.get("organization_id"))
+        and write.fields.get("organization_id") != write.current.get("organization_id")
+    )
+    held_back = {"email", "organization_id"} if moving else {"email"}
+    return attrs.evolve(write, fields={k: v for k, v in write.fields.items() if k not in held_back})
