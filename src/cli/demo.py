@@ -27,9 +27,9 @@ from cli.wiring import AppContext, RealWiring
 from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.plan import AdvanceBase
-from talkcore.ports import StateStore, SystemPort
+from talkcore.ports import StateStore, SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import SyncState, WriteOp, WriteRequest
+from talkcore.state import SyncState
 
 
 def demo(state: Path | None, size: int, seed: int) -> None:

@@ -9,9 +9,18 @@ from talkcore.engine import RunObserver, RunReport, plan_run, run_sync
 from talkcore.plan import Plan, describe
 from talkcore.planning import plan_changes
 from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
-from talkcore.ports import AlreadyRunning, StateStore, SystemPort, SystemUnavailable
+from talkcore.ports import (
+    AlreadyRunning,
+    StateStore,
+    SystemPort,
+    SystemUnavailable,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.records import Kind, ReadResult, Record, RecordKey, RecordProblem, Snapshot, System
-from talkcore.state import SyncState, WriteError, WriteOp, WriteRequest, WriteResult, fold_results
+from talkcore.state import SyncState, fold_results
 
 __all__ = [
     "DEFAULT_DATAFLOW",

@@ -27,7 +27,7 @@ from talkcore.plan import (
 )
 from talkcore.planning import plan_changes
 from talkcore.policy import SyncPolicy
-from talkcore.ports import StateStore, SystemPort
+from talkcore.ports import StateStore, SystemPort, WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import (
     Kind,
     ReadResult,
@@ -39,15 +39,7 @@ from talkcore.records import (
     fold_read,
     upsert,
 )
-from talkcore.state import (
-    Link,
-    SyncState,
-    WriteError,
-    WriteOp,
-    WriteRequest,
-    WriteResult,
-    fold_results,
-)
+from talkcore.state import Link, SyncState, fold_results
 from talkcore.values import normalise
 
 NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
@@ -337,18 +329,13 @@ class _Run:
         return state, mirrors, reconciled
 
     def _link_for_intent(self, write: WriteRequest, record: Record | None) -> Link | None:
-        if record is None:
+        if record is None or write.source is None or write.flow not in self.dataflow.ids:
             return None
-        flow_id = write.item_id.split(":")[1] if write.item_id.count(":") >= 2 else ""
-        try:
-            flow = self.dataflow.flow(flow_id)
-        except KeyError:
-            return None
-        source_id = (write.origin_key or "").rsplit(":", 1)[-1]
+        flow = self.dataflow.flow(write.flow)
         if record.key.system is System.ZENDESK:
-            po_id, zd_id = source_id, record.id
+            po_id, zd_id = write.source.id, record.id
         else:
-            po_id, zd_id = record.id, source_id
+            po_id, zd_id = record.id, write.source.id
         return Link(flow.id, po_id, zd_id, _stored_base(flow, record))
 
     # -- applying -----------------------------------------------------------------------
@@ -399,12 +386,9 @@ class _Run:
                 stored = [r.record for r in outcome if r.ok and r.record is not None]
                 stored += self._gone(requests, outcome, mirrors[system])
                 mirrors[system] = upsert(mirrors[system], stored)
+                creates = {r.item_id for r in requests if r.op is WriteOp.CREATE}
                 for result in outcome:
-                    if (
-                        result.ok
-                        and result.record is not None
-                        and result.item_id.startswith("create:")
-                    ):
+                    if result.ok and result.record is not None and result.item_id in creates:
                         created[result.item_id] = result.record.id
                 results.extend(outcome)
                 self.observer.event(
@@ -450,7 +434,16 @@ class _Run:
             fields = {name: _filled(value, created) for name, value in write.fields.items()}
             return (
                 write,
-                WriteRequest(write.id, WriteOp.CREATE, write.kind, None, fields, write.origin_key),
+                WriteRequest(
+                    write.id,
+                    WriteOp.CREATE,
+                    write.kind,
+                    None,
+                    fields,
+                    write.origin_key,
+                    flow=write.flow,
+                    source=write.source,
+                ),
                 None,
             )
         current = mirrors[write.target.system].get(write.target)

@@ -55,8 +55,8 @@ from talkcore.values import Datatype, name_key, normalise, validate
 
 
 def origin_key(source: RecordKey) -> str:
-    """The stable key a created record carries, naming where it came from."""
-    return f"{source.system}:{source.kind}:{source.id}"
+    """The stable key a created record carries, naming where it came from: ``str(source)``."""
+    return str(source)
 
 
 def plan_changes(

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
@@ -28,6 +27,7 @@ from talkcore.plan import (
     Update,
     conflict_key,
 )
+from talkcore.ports import WriteResult
 from talkcore.records import FieldValue, Kind, Record, RecordKey, System
 from talkcore.values import normalise
 
@@ -69,63 +69,6 @@ class LinkTable:
         """The link of a Zendesk record, if any."""
         po_id = self.by_zendesk.get(zd_id)
         return None if po_id is None else self.by_poweroffice[po_id]
-
-
-class WriteOp(enum.StrEnum):
-    """What a write does."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-@attrs.frozen
-class WriteRequest:
-    """One write, ready for a system port: logical field names, plain values.
-
-    ``item_id`` ties the write to its plan item; ``origin_key`` (creates) is the stable key the
-    created record carries so it can be found again after a crash. ``current`` holds the target
-    record's fields as last seen, for adapters whose URLs need them (a PowerOffice contact
-    person is addressed under its ``partyId``).
-    """
-
-    item_id: str
-    op: WriteOp
-    kind: Kind
-    id: str | None
-    fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
-    origin_key: str | None = None
-    current: Mapping[str, FieldValue] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class WriteError:
-    """Why one write failed, naming the record and (where known) the field."""
-
-    code: str
-    message: str
-    record: str = ""
-    field: str | None = None
-    retryable: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.record}: " if self.record else ""
-        what = f"field {self.field!r}: " if self.field else ""
-        return f"{where}{what}{self.message} ({self.code})"
-
-
-@attrs.frozen
-class WriteResult:
-    """The outcome of one write: the record as the system stored it, or the error."""
-
-    item_id: str
-    record: Record | None = None
-    error: WriteError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the write was applied."""
-        return self.error is None
 
 
 @attrs.frozen(order=True)

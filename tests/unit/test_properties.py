@@ -112,7 +112,7 @@ def edit(world: World, op: tuple[str, int, Any]) -> None:
 
 
 def _update(kind: Kind, rid: str, **fields: Any) -> Any:
-    from talkcore.state import WriteOp, WriteRequest
+    from talkcore.ports import WriteOp, WriteRequest
 
     return WriteRequest("edit", WriteOp.UPDATE, kind, rid, fields)
 

@@ -39,18 +39,9 @@ from talkcore.plan import (
     Update,
 )
 from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
+from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, RecordKey, System
-from talkcore.state import (
-    Link,
-    SyncState,
-    WriteError,
-    WriteOp,
-    WriteRequest,
-    WriteResult,
-    fold_results,
-    link_by_hand,
-    resolve_conflict,
-)
+from talkcore.state import Link, SyncState, fold_results, link_by_hand, resolve_conflict
 
 from .world import Crash, World, linked_contact, of_type
 
