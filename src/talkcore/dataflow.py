@@ -12,8 +12,8 @@ from datetime import datetime
 
 import attrs
 
-from talkcore.records import FieldValue, Kind, Record
-from talkcore.values import Datatype
+from talkcore.records import FieldValue, Kind, Record, System
+from talkcore.values import Datatype, normalise
 
 
 @attrs.frozen
@@ -36,6 +36,14 @@ class PropertyMap:
     def is_reference(self) -> bool:
         """Whether the value is an id translated through another flow's links."""
         return self.reference_flow is not None
+
+    def name_in(self, system: System) -> str:
+        """The property's name on ``system``'s records."""
+        return self.poweroffice if system is System.POWEROFFICE else self.zendesk
+
+    def value_of(self, record: Record) -> FieldValue:
+        """The normalised value ``record`` holds for this property (by its side's name)."""
+        return normalise(record.get(self.name_in(record.key.system)), self.compare_as)
 
 
 @attrs.frozen
@@ -80,6 +88,10 @@ class Flow:
     poweroffice_filter: RecordFilter | None = None
     poweroffice_title: str = ""
     zendesk_title: str = ""
+
+    def kind_in(self, system: System) -> Kind:
+        """The kind of record this flow pairs on ``system``."""
+        return self.poweroffice_kind if system is System.POWEROFFICE else self.zendesk_kind
 
     def takes_part(self, record: Record) -> bool:
         """Whether a PowerOffice record belongs to this flow."""

@@ -39,8 +39,7 @@ from talkcore.records import (
     fold_read,
     upsert,
 )
-from talkcore.state import Link, SyncState, fold_results
-from talkcore.values import normalise
+from talkcore.state import Link, SyncState, created_link, fold_results
 
 NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
 """Write error codes meaning the target record no longer exists (PowerOffice, Zendesk)."""
@@ -182,7 +181,7 @@ def kinds_read(dataflow: Dataflow, system: System) -> frozenset[Kind]:
     """The kinds a run reads from ``system`` for ``dataflow``."""
     kinds: set[Kind] = set()
     for flow in dataflow:
-        kinds.add(flow.poweroffice_kind if system is System.POWEROFFICE else flow.zendesk_kind)
+        kinds.add(flow.kind_in(system))
         if system is System.POWEROFFICE and any(p.is_reference for p in flow.properties):
             kinds.add(Kind.SUPPLIER)  # to say "this party is a supplier" in reference problems
     return frozenset(kinds)
@@ -331,12 +330,7 @@ class _Run:
     def _link_for_intent(self, write: WriteRequest, record: Record | None) -> Link | None:
         if record is None or write.source is None or write.flow not in self.dataflow.ids:
             return None
-        flow = self.dataflow.flow(write.flow)
-        if record.key.system is System.ZENDESK:
-            po_id, zd_id = write.source.id, record.id
-        else:
-            po_id, zd_id = record.id, write.source.id
-        return Link(flow.id, po_id, zd_id, _stored_base(flow, record))
+        return created_link(self.dataflow.flow(write.flow), write.source, record)
 
     # -- applying -----------------------------------------------------------------------
 
@@ -513,17 +507,6 @@ def _filled(value: object, created: Mapping[str, str]) -> str | None:
     if isinstance(value, PendingId):
         return created.get(value.item_id)
     return value if isinstance(value, str) else None
-
-
-def _stored_base(flow: Flow, record: Record) -> dict[str, str | None]:
-    side_zendesk = record.key.system is System.ZENDESK
-    return {
-        p.poweroffice: normalise(
-            record.get(p.zendesk if side_zendesk else p.poweroffice), p.compare_as
-        )
-        for p in flow.properties
-        if not p.is_reference
-    }
 
 
 __all__ = ["RunObserver", "RunReport", "StopCheck", "kinds_read", "plan_run", "run_sync"]

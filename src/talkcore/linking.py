@@ -12,20 +12,17 @@ import attrs
 
 from talkcore.dataflow import Flow, IdentityRule
 from talkcore.plan import Ambiguity
-from talkcore.records import FieldValue, Record, RecordKey, System
+from talkcore.records import FieldValue, Record, RecordKey
 from talkcore.state import LinkTable
-from talkcore.values import normalise
 
 IdentityValue = tuple[FieldValue, ...]
 
 
 def identity_of(record: Record, rule: IdentityRule) -> IdentityValue | None:
     """The normalised identity of ``record`` under ``rule``; ``None`` if any part is empty."""
-    side = record.key.system
     parts: list[FieldValue] = []
     for prop in rule.properties:
-        name = prop.poweroffice if side is System.POWEROFFICE else prop.zendesk
-        value = normalise(record.get(name), prop.compare_as)
+        value = prop.value_of(record)
         if value is None:
             return None
         parts.append(value)
