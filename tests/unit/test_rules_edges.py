@@ -23,7 +23,7 @@ from talkcore.dataflow import (
     Counterpart,
     Dataflow,
 )
-from talkcore.engine import run_sync
+from talkcore.engine import RunOptions, run_sync
 from talkcore.plan import (
     AdvanceBase,
     Ambiguity,
@@ -351,7 +351,7 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
         if w.origin_key == "poweroffice:customer:2"
         else None
     )
-    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    run_sync(world.po, world.zd, world.store, RunOptions(observer=Recorder()))
     names = [name for name, _ in events]
     assert names[0] == "read.start" and names[-1] == "run.done"
     assert {"read.done", "plan.done", "apply.start"} <= set(names)
@@ -369,7 +369,7 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
         world.sync()
     world.zd.after_write = None
     events.clear()
-    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    run_sync(world.po, world.zd, world.store, RunOptions(observer=Recorder()))
     assert ("reconcile.done", {"open": 2, "linked": 1}) in events
 
 
@@ -405,7 +405,7 @@ def test_rule_8_a_full_reconcile_comes_round_once_its_period_has_passed() -> Non
 
     def sync_at(hours: float) -> bool:
         report = run_sync(
-            world.po, world.zd, world.store, policy=world.policy, now=start + timedelta(hours=hours)
+            world.po, world.zd, world.store, world.options(now=start + timedelta(hours=hours))
         )
         return report.full
 
