@@ -177,13 +177,8 @@ def incremental_focus(reads: Iterable[ReadResult], state: SyncState) -> set[Reco
 
 
 def kinds_read(dataflow: Dataflow, system: System) -> frozenset[Kind]:
-    """The kinds a run reads from ``system`` for ``dataflow``."""
-    kinds: set[Kind] = set()
-    for flow in dataflow:
-        kinds.add(flow.kind_in(system))
-        if system is System.POWEROFFICE and any(p.is_reference for p in flow.properties):
-            kinds.add(Kind.SUPPLIER)  # to say "this party is a supplier" in reference problems
-    return frozenset(kinds)
+    """The kinds a run reads from ``system`` for ``dataflow`` (``Dataflow.kinds``)."""
+    return dataflow.kinds(system)
 
 
 @attrs.define

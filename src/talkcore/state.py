@@ -132,14 +132,19 @@ _EMPTY_TABLE = LinkTable()
 
 
 def link_base(record: Record, properties: Iterable[PropertyMap]) -> dict[str, FieldValue]:
-    """The base a new link starts from: the normalised values ``record`` holds for the copied
-    (non-reference) ``properties``, keyed by their PowerOffice name.
+    """The base a new link starts from: the normalised values ``record`` holds for
+    ``properties``, keyed by their PowerOffice name.
 
     The one place a link's base is computed from a record: for a pair linked by identity (the
     identity values), and for a created record (the values as the target stored them, so a
-    system that reformats them does not echo the change back).
+    system that reformats them does not echo the change back). A Zendesk record's references
+    are left out: they become bases in PowerOffice terms only through the links (see
+    ``fold_results``).
     """
-    return {p.poweroffice: p.value_of(record) for p in properties if not p.is_reference}
+    poweroffice = record.key.system is System.POWEROFFICE
+    return {
+        p.poweroffice: p.value_of(record) for p in properties if poweroffice or not p.is_reference
+    }
 
 
 def created_link(flow: Flow, source: RecordKey, stored: Record) -> Link:
@@ -237,12 +242,15 @@ class _Fold:
     def translate_zendesk_references(self) -> None:
         reverse: dict[str, dict[str, str]] = {}
         for ref in self.zendesk_references:
-            ref_flow = ref.prop.reference_flow or ""
-            if ref_flow not in reverse:
-                reverse[ref_flow] = {
-                    ln.zendesk_id: ln.poweroffice_id for ln in self.tables[ref_flow].values()
-                }
-            value = reverse[ref_flow].get(ref.zendesk_id) if ref.zendesk_id else None
+            value = None
+            for ref_flow in ref.prop.reference_flows if ref.zendesk_id else ():
+                if ref_flow not in reverse:
+                    reverse[ref_flow] = {
+                        ln.zendesk_id: ln.poweroffice_id for ln in self.tables[ref_flow].values()
+                    }
+                value = reverse[ref_flow].get(ref.zendesk_id or "")
+                if value is not None:
+                    break
             self.set_base(ref.flow, ref.poweroffice_id, ref.prop.poweroffice, value)
 
 
@@ -266,6 +274,13 @@ def _fold_create(fold: _Fold, item: Create) -> None:
         return
     link = created_link(fold.dataflow.flow(item.flow), item.source, result.record)
     fold.tables[item.flow][link.poweroffice_id] = link
+    if result.record.key.system is System.ZENDESK:
+        for prop in fold.props[item.flow].values():
+            if prop.is_reference:
+                stored = prop.value_of(result.record)
+                fold.zendesk_references.append(
+                    _ZendeskReference(item.flow, link.poweroffice_id, prop, stored)
+                )
 
 
 def _fold_update(fold: _Fold, item: Update) -> None:

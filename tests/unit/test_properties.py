@@ -188,9 +188,11 @@ def disagreements(world: World, report: RunReport) -> list[str]:
             for prop in flow.properties:
                 left = normalise(po.get(prop.poweroffice), prop.compare_as)
                 right = normalise(zd.get(prop.zendesk), prop.compare_as)
-                if prop.is_reference:
-                    ref = state.table(prop.reference_flow or "").for_zendesk(right or "")
-                    right = ref.poweroffice_id if ref else right
+                for ref_flow in prop.reference_flows:
+                    ref = state.table(ref_flow).for_zendesk(right or "")
+                    if ref is not None:
+                        right = ref.poweroffice_id
+                        break
                 if left != right:
                     problems.append(f"{flow.id} {link}: {prop.poweroffice} {left!r} != {right!r}")
     return problems

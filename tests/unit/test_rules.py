@@ -170,11 +170,11 @@ def test_conflicts_are_decided_by_policy_and_recorded(
 def test_newest_tie_goes_to_poweroffice() -> None:
     from datetime import UTC, datetime
 
-    from talkcore.planning import _newest
+    from talkcore.merging import newest
 
     same = datetime(2026, 1, 1, tzinfo=UTC)
-    assert _newest(same, same) is System.POWEROFFICE
-    assert _newest(None, None) is System.POWEROFFICE
+    assert newest(same, same) is System.POWEROFFICE
+    assert newest(None, None) is System.POWEROFFICE
 
 
 def test_manual_policy_holds_the_conflict_until_a_person_picks() -> None:
