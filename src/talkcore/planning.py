@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import attrs
 
@@ -189,8 +189,7 @@ def _carrier_spec(flow: Flow, prop: PropertyMap) -> IndexSpec:
 # -- the pipeline ------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Pair:
+class Pair(NamedTuple):
     """A linked pair waiting to be merged: its link and both records as they are now."""
 
     link: Link
@@ -570,9 +569,19 @@ def _end_gone(draft: _Draft, flow: Flow) -> list[Pair]:
     zd_records = draft.inputs.zd.of_kind(flow.zendesk_kind)
     deletes: list[Delete] = []
     live: list[Pair] = []
+    unfiltered = flow.poweroffice_filter is None
     for link in _links_in_focus(draft.inputs, flow, table):
         po = po_records.get(link.poweroffice_id)
         zd = zd_records.get(link.zendesk_id)
+        if (
+            po is not None
+            and zd is not None
+            and po.active
+            and zd.active
+            and (unfiltered or flow.takes_part(po))
+        ):
+            live.append(Pair(link, po, zd))  # the common case, decided at once
+            continue
         gone = _gone(draft.inputs, flow, po, zd)
         if gone is None:
             if po is not None and zd is not None:
@@ -722,7 +731,10 @@ def _focused_identities(draft: _Draft, flow: Flow, rule: IdentityRule) -> _Ident
 
 def _takes_part(flow: Flow, record: Record) -> bool:
     """Whether a live record takes part in ``flow`` (PowerOffice records pass its filter)."""
-    return record.active and (record.key.system is System.ZENDESK or flow.takes_part(record))
+    if not record.active:
+        return False
+    keep = flow.poweroffice_filter  # records come by kind: only the filter can leave one out
+    return keep is None or record.key.system is System.ZENDESK or keep.accepts(record)
 
 
 def _identity_lookup(draft: _Draft, flow: Flow, system: System, rule: IdentityRule) -> Lookup:
@@ -942,10 +954,19 @@ def _merge_pair(draft: _Draft, flow: Flow, fpolicy: FlowPolicy, pair: Pair) -> N
     """Merge every synced property of ``pair``; plan an update per side that changes."""
     to_zd: list[FieldChange] = []
     to_po: list[FieldChange] = []
+    base = pair.link.base
+    po_fields, zd_fields = pair.poweroffice.fields, pair.zendesk.fields
     for prop in flow.properties:
-        values = _compare(draft, flow, fpolicy, pair, prop)
-        if values is None:
+        # Inline, as this runs for every property of every linked pair of a full plan.
+        po_val = normalise(po_fields.get(prop.poweroffice), prop.compare_as)
+        zd_raw = normalise(zd_fields.get(prop.zendesk), prop.compare_as)
+        zd_val = zd_raw if prop.reference is None else draft.poweroffice_id(prop, zd_raw)
+        first = prop.poweroffice not in base
+        if not first and po_val == zd_val == base[prop.poweroffice]:
             continue  # the common case: nothing moved
+        values = _Values(
+            flow, fpolicy, pair, prop, first, base.get(prop.poweroffice), po_val, zd_val, zd_raw
+        )
         written = _merge_property(draft, values)
         if written is not None:
             (to_zd if written[0] is System.ZENDESK else to_po).append(written[1])
@@ -964,22 +985,6 @@ def _merge_pair(draft: _Draft, flow: Flow, fpolicy: FlowPolicy, pair: Pair) -> N
                 tuple(changes),
             )
         )
-
-
-def _compare(
-    draft: _Draft, flow: Flow, fpolicy: FlowPolicy, pair: Pair, prop: PropertyMap
-) -> _Values | None:
-    """What the merge compares for one property; ``None`` when nothing moved."""
-    base = pair.link.base
-    first = prop.poweroffice not in base
-    po_val = normalise(pair.poweroffice.get(prop.poweroffice), prop.compare_as)
-    zd_raw = normalise(pair.zendesk.get(prop.zendesk), prop.compare_as)
-    zd_val = draft.poweroffice_id(prop, zd_raw) if prop.is_reference else zd_raw
-    if not first and po_val == zd_val == base[prop.poweroffice]:
-        return None
-    return _Values(
-        flow, fpolicy, pair, prop, first, base.get(prop.poweroffice), po_val, zd_val, zd_raw
-    )
 
 
 def _merge_property(draft: _Draft, v: _Values) -> tuple[System, FieldChange] | None:
