@@ -834,7 +834,7 @@ def _named_create_fields(draft: _Draft, flow: Flow, po: Record) -> dict[str, Wri
 
 
 def _adoptable(draft: _Draft, flow: Flow, po: Record, prop: PropertyMap, held: Record) -> bool:
-    """Whether ``po`` may adopt the Zendesk record holding its name (decision 5)."""
+    """Whether ``po`` may adopt the Zendesk record holding its name (semantics.md, decision 5)."""
     if draft.inputs.policy.name_collision is not NameCollisionPolicy.ADOPT:
         return False
     if draft.inputs.state.is_kept_apart(flow.id, po.id, held.id):

@@ -431,7 +431,7 @@ def resolve_conflict(state: SyncState, key: str, winner: System) -> SyncState:
     """Record a person's pick for a held conflict; the next run writes the winner's value.
 
     The pick holds for the values the conflict holds now: if either side moves again before
-    it is applied, the planner holds the conflict anew (decision 10).
+    it is applied, the planner holds the conflict anew (docs/semantics.md, decision 10).
     """
     if key not in state.conflicts:
         raise KeyError(f"no open conflict {key!r}")

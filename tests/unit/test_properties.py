@@ -5,6 +5,8 @@
   of that run says why not;
 - no duplicates: no record has two counterparts in a flow, no origin key is created twice;
 - crash safety: a crash after any write, then a rerun, ends where a run without the crash ends.
+
+The rules these laws follow from are in docs/semantics.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One test (at least) per rule of dataflow.md, on the in-memory fakes through the real engine."""
+"""One test (at least) per rule of docs/semantics.md, on the in-memory fakes and the real engine."""
 
 from __future__ import annotations
 
