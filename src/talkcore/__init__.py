@@ -4,8 +4,16 @@ The engine (``run_sync``, ``plan_run``) is the one exception: it touches the wor
 the ports (``SystemPort``, ``StateStore``) it is given.
 """
 
-from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, Flow, PropertyMap, render_checklist
-from talkcore.engine import RunObserver, RunReport, plan_run, run_sync
+from talkcore.dataflow import (
+    DEFAULT_DATAFLOW,
+    Dataflow,
+    Flow,
+    PropertyMap,
+    Reference,
+    Role,
+    render_checklist,
+)
+from talkcore.engine import RunObserver, RunOptions, RunReport, plan_run, run_sync
 from talkcore.plan import Plan, describe
 from talkcore.planning import plan_changes
 from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
@@ -37,7 +45,10 @@ __all__ = [
     "Record",
     "RecordKey",
     "RecordProblem",
+    "Reference",
+    "Role",
     "RunObserver",
+    "RunOptions",
     "RunReport",
     "Snapshot",
     "StateStore",

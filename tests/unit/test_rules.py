@@ -469,3 +469,31 @@ def test_deletes_are_not_propagated_by_default() -> None:
     world.po.remove(Kind.CUSTOMER, "1")
     report = world.sync(full=True)
     assert not of_type(report.plan, Delete) and len(world.orgs()) == 1
+
+
+def test_rule_5_renames_along_a_chain_of_names_all_go_through_in_one_run() -> None:
+    """Each rename takes the name the next one frees: the claims settle to a fixed point and
+    each write is sent after the write freeing its name (semantics.md, decision 5)."""
+    world = World()
+    for cid, name in ((1, "Alfa"), (2, "Beta"), (3, "Gamma")):
+        world.po.put(Kind.CUSTOMER, cid, Name=name, IsPerson="false")
+    world.sync()
+    for cid, name in (("1", "Beta"), ("2", "Gamma"), ("3", "Delta")):
+        world.po.edit(Kind.CUSTOMER, cid, Name=name)
+    report = world.sync()
+    assert of_type(report.plan, NameCollision) == [] and report.failures == []
+    assert sorted(world.orgs().values()) == ["Beta", "Delta", "Gamma"]
+    assert world.sync().plan.changes() == []
+
+
+def test_rule_5_two_organizations_cannot_swap_names_in_one_run() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Alfa", IsPerson="false")
+    world.po.put(Kind.CUSTOMER, 2, Name="Beta", IsPerson="false")
+    world.sync()
+    world.po.edit(Kind.CUSTOMER, "1", Name="Beta")
+    world.po.edit(Kind.CUSTOMER, "2", Name="Alfa")
+    report = world.sync()
+    collisions = of_type(report.plan, NameCollision)
+    assert sorted(c.rule for c in collisions) == ["rename_name_taken"] * 2  # type: ignore[attr-defined]
+    assert report.plan.writes() == []
