@@ -5,8 +5,8 @@ operation). A draft never outlives its phase: ``Draft.step`` freezes it into the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Generic, NamedTuple, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import NamedTuple, TypeVar
 
 import attrs
 
@@ -90,60 +90,37 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
-class Layer(Generic[K, V]):
-    """A mapping as one phase extends it: reads see both, ``frozen`` copies once at the end."""
-
-    __slots__ = ("added", "base")
-
-    def __init__(self, base: Mapping[K, V]) -> None:
-        self.base = base
-        self.added: dict[K, V] = {}
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.added or key in self.base
-
-    def __getitem__(self, key: K) -> V:
-        return self.added[key] if key in self.added else self.base[key]
-
-    def __setitem__(self, key: K, value: V) -> None:
-        self.added[key] = value
-
-    def __iter__(self) -> Iterator[K]:
-        yield from self.base
-        yield from (key for key in self.added if key not in self.base)
-
-    def get(self, key: K, default: V | None = None) -> V | None:
-        """The value of ``key``, or ``default``."""
-        if key in self.added:
-            return self.added[key]
-        return self.base.get(key, default)
-
-    def adds_nothing(self) -> bool:
-        """Whether every value set equals the one the base held."""
-        return all(k in self.base and self.base[k] == v for k, v in self.added.items())
-
-    def frozen(self) -> Mapping[K, V]:
-        """The mapping with this phase's additions."""
-        return {**self.base, **self.added} if self.added else self.base
+def _own(mapping: Mapping[K, V], shared: object) -> dict[K, V]:
+    """``mapping`` as a dict this phase may change: copied while it is still the context's."""
+    if mapping is shared or not isinstance(mapping, dict):
+        return dict(mapping)
+    return mapping
 
 
 @attrs.define
 class Draft:
-    """One phase's working copy of the context, with the items it plans; never outlives it."""
+    """One phase's working copy of the context, with the items it plans; never outlives it.
+
+    Reads are plain look-ups; a map is copied from the context the first time the phase writes
+    to it (``_own``), so the context a phase started from never changes and an unchanged map is
+    handed on without a copy.
+    """
 
     inputs: Inputs
     context: Context
-    linked: dict[str, Layer[str, str | PendingId]]
-    linked_zendesk: dict[str, Layer[str, str]]
-    held: Layer[UniqueKey, RecordKey | None]
-    freed_by: Layer[UniqueKey, RecordKey]
-    written: Layer[RecordKey, Mapping[str, FieldValue]]
+    linked: dict[str, Mapping[str, str | PendingId]]
+    linked_zendesk: dict[str, Mapping[str, str]]
+    held: Mapping[UniqueKey, RecordKey | None]
+    freed_by: Mapping[UniqueKey, RecordKey]
+    written: Mapping[RecordKey, Mapping[str, FieldValue]]
     pairs: dict[str, list[Pair]]
     items: list[PlanItem] = attrs.Factory(list)
     ended: set[tuple[str, str]] = attrs.Factory(set)
     created_from: set[RecordKey] = attrs.Factory(set)
     refused: int = 0
     """Claims refused because another record holds the value (settle passes again)."""
+    claims: dict[UniqueKey, RecordKey | None] = attrs.Factory(dict)
+    """What this phase claimed (or freed, ``None``)."""
     after: dict[RecordKey, RecordKey] = attrs.Factory(dict)
     """Record whose write claims a value → the record whose write frees it."""
 
@@ -153,22 +130,22 @@ class Draft:
         return cls(
             inputs,
             context,
-            {f: Layer(context.linked.get(f, {})) for f in flows},
-            {f: Layer(context.linked_zendesk.get(f, {})) for f in flows},
-            Layer(context.held),
-            Layer(context.freed_by),
-            Layer(context.written),
+            {f: context.linked.get(f, {}) for f in flows},
+            {f: context.linked_zendesk.get(f, {}) for f in flows},
+            context.held,
+            context.freed_by,
+            context.written,
             {f: list(pairs) for f, pairs in context.pairs.items()},
         )
 
     def step(self) -> Step:
         """This phase's items and the context after it."""
         context = Context(
-            {f: layer.frozen() for f, layer in self.linked.items()},
-            {f: layer.frozen() for f, layer in self.linked_zendesk.items()},
-            self.held.frozen(),
-            self.freed_by.frozen(),
-            self.written.frozen(),
+            dict(self.linked),
+            dict(self.linked_zendesk),
+            self.held,
+            self.freed_by,
+            self.written,
             self.context.ended | self.ended if self.ended else self.context.ended,
             self.context.created_from | self.created_from
             if self.created_from
@@ -176,6 +153,20 @@ class Draft:
             {f: tuple(pairs) for f, pairs in self.pairs.items()},
         )
         return Step(tuple(self.items), context)
+
+    def claimed_nothing_new(self) -> bool:
+        """Whether every claim and free of this phase was already in its context."""
+        held = self.context.held
+        return all(key in held and held[key] == who for key, who in self.claims.items())
+
+    def _hold(self, key: UniqueKey, who: RecordKey | None) -> None:
+        self.held = held = _own(self.held, self.context.held)
+        held[key] = who
+        self.claims[key] = who
+
+    def _link(self, flow_id: str, po_id: str, zd: str | PendingId) -> None:
+        self.linked[flow_id] = table = _own(self.linked[flow_id], self.context.linked.get(flow_id))
+        table[po_id] = zd
 
     # -- what the inputs and the plan so far say -------------------------------------------
 
@@ -198,7 +189,8 @@ class Draft:
 
     def write(self, record: RecordKey, values: Mapping[str, FieldValue]) -> None:
         """Note values this plan writes to ``record`` (later flows match on them)."""
-        self.written[record] = {**(self.written.get(record) or {}), **values}
+        self.written = written = _own(self.written, self.context.written)
+        written[record] = {**(written.get(record) or {}), **values}
 
     def linked_elsewhere(self, zendesk: Record) -> bool:
         """Whether a Zendesk record is linked (or being linked) in any flow of its kind."""
@@ -218,9 +210,15 @@ class Draft:
         self.items.append(
             NewLink(f"link:{flow.id}:{po.id}", flow.id, po.key, zd.key, rule, base, shown)
         )
-        self.linked[flow.id][po.id] = zd.id
-        self.linked_zendesk[flow.id][zd.id] = po.id
+        self._link(flow.id, po.id, zd.id)
+        by_zendesk = _own(self.linked_zendesk[flow.id], self.context.linked_zendesk.get(flow.id))
+        self.linked_zendesk[flow.id] = by_zendesk
+        by_zendesk[zd.id] = po.id
         self.pairs.setdefault(flow.id, []).append(Pair(Link(flow.id, po.id, zd.id, base), po, zd))
+
+    def creating(self, flow_id: str, po_id: str, create_id: str) -> None:
+        """Note that ``po_id``'s counterpart in ``flow_id`` is created by ``create_id``."""
+        self._link(flow_id, po_id, PendingId(create_id))
 
     # -- unique values -------------------------------------------------------------------
 
@@ -257,9 +255,10 @@ class Draft:
             freed = (kind, prop.zendesk, prop.compare_as, was)
             if self.holder(freed) == claimant:
                 # Free for a create or a rename in this plan, unless another claimed it before.
-                self.held[freed] = None
-                self.freed_by[freed] = claimant
-        self.held[key] = claimant
+                self._hold(freed, None)
+                self.freed_by = freed_by = _own(self.freed_by, self.context.freed_by)
+                freed_by[freed] = claimant
+        self._hold(key, claimant)
         return None
 
     def order_after_frees(self) -> None:

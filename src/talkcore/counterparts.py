@@ -51,7 +51,7 @@ def counterparts_in_zendesk(draft: Draft, flow: Flow, po_records: Iterable[Recor
             fields,
         )
         draft.items.append(create)
-        draft.linked[flow.id][po.id] = PendingId(create.id)
+        draft.creating(flow.id, po.id, create.id)
 
 
 def _by_origin(draft: Draft, flow: Flow, po: Record) -> Record | None:

@@ -164,9 +164,9 @@ def settle(flow_ids: tuple[str, ...], inputs: Inputs, context: Context) -> Step:
             fpolicy = inputs.policy.for_flow(flow.id)
             for pair in pairs:
                 merge_pair(draft, flow, fpolicy, pair)
-        if not draft.refused or draft.held.adds_nothing():
+        if not draft.refused or draft.claimed_nothing_new():
             break
-        claims = (draft.held.frozen(), draft.freed_by.frozen())
+        claims = (draft.held, draft.freed_by)
     draft.order_after_frees()
     return draft.step()
 
