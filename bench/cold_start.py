@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
 from adapters.sqlite import SqliteStateStore
 from talkcore.engine import run_sync
+from talkcore.ports import WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordKey, System
-from talkcore.state import WriteOp, WriteRequest, WriteResult
 
 CHANGES = 1000
 LATER = datetime.now(UTC)

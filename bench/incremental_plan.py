@@ -27,10 +27,9 @@ from plan_scale import build
 
 from talkcore.dataflow import DEFAULT_DATAFLOW
 from talkcore.engine import incremental_focus
-from talkcore.planning import email_key, origin_index_key, plan_changes
+from talkcore.planning import plan_changes, planner_indexes
 from talkcore.policy import SyncPolicy
 from talkcore.records import Kind, ReadResult, Snapshot, System, fold_read
-from talkcore.values import name_key
 
 LATER = datetime(2026, 2, 1, tzinfo=UTC)
 
@@ -38,13 +37,8 @@ LATER = datetime(2026, 2, 1, tzinfo=UTC)
 def warm(po: Snapshot, zd: Snapshot) -> float:
     """Build the indexes an incremental plan looks things up in; the seconds it took."""
     start = time.perf_counter()
-    zd.index(Kind.USER, "email", email_key)
-    zd.index(Kind.ORGANIZATION, "name", name_key)
-    zd.index(Kind.ORGANIZATION, "external_id", origin_index_key)
-    po.index(Kind.CONTACT_PERSON, "emailAddress", email_key)
-    po.index(Kind.CUSTOMER, "EmailAddress", email_key)
-    po.index(Kind.CUSTOMER, "Name", name_key)
-    po.index(Kind.DEPARTMENT, "Name", name_key)
+    for system, (kind, field, key) in planner_indexes(DEFAULT_DATAFLOW):
+        (po if system is System.POWEROFFICE else zd).index(kind, field, key)
     return time.perf_counter() - start
 
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from talkcore.ports import AlreadyRunning
+from talkcore.ports import AlreadyRunning, WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
-from talkcore.state import SyncState, WriteError, WriteOp, WriteRequest, WriteResult
+from talkcore.state import SyncState
 from talkcore.values import name_key, normalise
 
 ORIGIN_FIELD = {Kind.ORGANIZATION: "external_id", Kind.USER: "external_id"}

@@ -28,17 +28,9 @@ from typing import Any
 import cattrs
 
 from talkcore.plan import Ambiguity, Conflict
-from talkcore.ports import AlreadyRunning
+from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import (
-    Decision,
-    KeptApart,
-    Link,
-    LinkTable,
-    SyncState,
-    WriteRequest,
-    WriteResult,
-)
+from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
 
 DEFAULT_STATE_PATH = Path("talksync.db")
@@ -85,6 +77,18 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE decisions (seq INTEGER PRIMARY KEY, decision TEXT NOT NULL);
     """,
+    # 3: journaled writes carry their flow and source typed. Intents journaled before had them
+    # only inside their ids ("create:<flow>:…", the origin key being the source's key): read
+    # them out here, once, so crash recovery after an upgrade still links what a run created.
+    """
+    UPDATE journal SET intent = json_set(
+        intent,
+        '$.flow', substr(item_id, 8, instr(substr(item_id, 8), ':') - 1),
+        '$.source', json_extract(intent, '$.origin_key')
+    )
+    WHERE intent IS NOT NULL AND json_extract(intent, '$.flow') IS NULL
+      AND item_id GLOB '[a-z][a-z][a-z][a-z][a-z][a-z]:?*:?*'
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -97,15 +101,10 @@ def _converter() -> cattrs.Converter:
     """The converter for values the store keeps as JSON (conflicts, journal entries)."""
     conv = cattrs.Converter()
     conv.register_unstructure_hook(RecordKey, str)
-    conv.register_structure_hook(RecordKey, lambda value, _: _parse_key(value))
+    conv.register_structure_hook(RecordKey, lambda value, _: RecordKey.parse(value))
     conv.register_unstructure_hook(datetime, datetime.isoformat)
     conv.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
     return conv
-
-
-def _parse_key(text: str) -> RecordKey:
-    system, kind, record_id = text.split(":", 2)
-    return RecordKey(System(system), Kind(kind), record_id)
 
 
 _CONVERTER = _converter()
@@ -288,7 +287,7 @@ class SqliteStateStore:
             resolutions=resolutions,
             ambiguities=ambiguities,
             last_full_sync=datetime.fromisoformat(full[0]) if full else None,
-            retry=frozenset(_parse_key(text) for text in json.loads(retry[0]))
+            retry=frozenset(RecordKey.parse(text) for text in json.loads(retry[0]))
             if retry
             else frozenset(),
             kept_apart=kept_apart,

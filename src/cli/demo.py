@@ -25,11 +25,11 @@ from cli.output import (
 )
 from cli.wiring import AppContext, RealWiring
 from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS
-from talkcore.engine import RunReport, plan_run, run_sync
+from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.plan import AdvanceBase
-from talkcore.ports import StateStore, SystemPort
+from talkcore.ports import StateStore, SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import SyncState, WriteOp, WriteRequest
+from talkcore.state import SyncState
 
 
 def demo(state: Path | None, size: int, seed: int) -> None:
@@ -57,7 +57,9 @@ def demo(state: Path | None, size: int, seed: int) -> None:
         )
 
         _step("1. talksync plan — what a first sync would do (nothing is written)")
-        planned = plan_run(poweroffice, zendesk, store, policy=context.settings().policy)
+        planned = plan_run(
+            poweroffice, zendesk, store, RunOptions(policy=context.settings().policy)
+        )
         _show(planned, "Plan")
 
         _step("2. talksync sync — do it")
@@ -99,7 +101,7 @@ def _sync(
     known: set[str] | None = None,
 ) -> RunReport:
     """Run a sync and show it; ``known``: ids of reports already shown, counted, not repeated."""
-    report = run_sync(poweroffice, zendesk, store, policy=context.settings().policy)
+    report = run_sync(poweroffice, zendesk, store, RunOptions(policy=context.settings().policy))
     reports = {item.id for item in report.plan.reports()}
     if known is not None and not pending_changes(report.plan) and reports <= known:
         waiting = len(report.plan.reports())

@@ -50,7 +50,7 @@ from cli.output import (
 from cli.stopping import SignalStop
 from cli.wiring import AppContext, NoState, lock_holder, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
-from talkcore.engine import RunReport, plan_run, run_sync
+from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
 from talkcore.records import System
 from talkcore.state import SyncState
@@ -435,10 +435,7 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]
                 poweroffice,
                 zendesk,
                 store,
-                policy=settings.policy,
-                full=full,
-                run_id=run_id,
-                observer=observer,
+                RunOptions(policy=settings.policy, full=full, run_id=run_id, observer=observer),
             )
         # The last sync's mirrors name the records a person knows; new ones carry their fields.
         names = Names({system: store.load_mirror(system) for system in System})
@@ -464,11 +461,13 @@ def _one_sync(
             poweroffice,
             zendesk,
             store,
-            policy=settings.policy,
-            full=full,
-            run_id=run_id,
-            observer=observer,
-            should_stop=stop.should_stop,
+            RunOptions(
+                policy=settings.policy,
+                full=full,
+                run_id=run_id,
+                observer=observer,
+                should_stop=stop.should_stop,
+            ),
         )
     log.info("sync.done", applied=len(report.applied), failed=len(report.failures))
     # On a terminal, what changed by name (from the mirrors just saved); logs get counts only.

@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 import attrs
 
 from cli.config import ConfigError, Settings, load_settings
-from talkcore.ports import StateStore, SystemPort, SystemUnavailable
+from talkcore.ports import StateStore, SystemPort, SystemUnavailable, WriteRequest, WriteResult
 from talkcore.records import Record, RecordKey, Snapshot, System
-from talkcore.state import SyncState, WriteRequest, WriteResult
+from talkcore.state import SyncState
 
 
 class NoState(Exception):

@@ -4,14 +4,31 @@ The engine (``run_sync``, ``plan_run``) is the one exception: it touches the wor
 the ports (``SystemPort``, ``StateStore``) it is given.
 """
 
-from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, Flow, PropertyMap, render_checklist
-from talkcore.engine import RunObserver, RunReport, plan_run, run_sync
+from talkcore.dataflow import (
+    DEFAULT_DATAFLOW,
+    Dataflow,
+    Flow,
+    PropertyMap,
+    Reference,
+    Role,
+    render_checklist,
+)
+from talkcore.engine import RunObserver, RunOptions, RunReport, plan_run, run_sync
 from talkcore.plan import Plan, describe
 from talkcore.planning import plan_changes
 from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
-from talkcore.ports import AlreadyRunning, StateStore, SystemPort, SystemUnavailable
+from talkcore.ports import (
+    AlreadyRunning,
+    StateStore,
+    SystemPort,
+    SystemUnavailable,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.records import Kind, ReadResult, Record, RecordKey, RecordProblem, Snapshot, System
-from talkcore.state import SyncState, WriteError, WriteOp, WriteRequest, WriteResult, fold_results
+from talkcore.state import SyncState, fold_results
 
 __all__ = [
     "DEFAULT_DATAFLOW",
@@ -28,7 +45,10 @@ __all__ = [
     "Record",
     "RecordKey",
     "RecordProblem",
+    "Reference",
+    "Role",
     "RunObserver",
+    "RunOptions",
     "RunReport",
     "Snapshot",
     "StateStore",

@@ -12,30 +12,80 @@ from datetime import datetime
 
 import attrs
 
-from talkcore.records import FieldValue, Kind, Record
-from talkcore.values import Datatype
+from talkcore.records import FieldValue, Kind, Record, System
+from talkcore.values import Datatype, normalise
+
+
+class Role(enum.StrEnum):
+    """What a property is to the sync, beyond a value to keep equal."""
+
+    VALUE = "value"
+    """A value kept equal on both sides; nothing more."""
+    NAME = "name"
+    """The record's name, unique (case-insensitively, trimmed) among the Zendesk records of its
+    kind: a rename claims the name, a create takes it, adopts its holder or reports a collision
+    (Zendesk organization names)."""
+    IDENTITY = "identity"
+    """The value that identifies the record in both systems, unique (case-insensitively) among
+    the Zendesk records of its kind: a change claims it or is reported (a user's e-mail)."""
+
+    @property
+    def unique(self) -> bool:
+        """Whether Zendesk holds the value unique among records of the kind."""
+        return self is not Role.VALUE
+
+
+@attrs.frozen
+class Reference:
+    """A property whose value is a record id, translated through the links of ``flows``.
+
+    ``flows`` are tried in order (a PowerOffice id linked in several is read in the first); they
+    must share one Zendesk kind. ``names`` is what reports call the record referred to
+    (``party_unknown``); ``unsynced`` are PowerOffice kinds the value may also name that no flow
+    links: such a value is reported as ``<names>_is_<kind>`` (``party_is_supplier``), so a run
+    reads those kinds too.
+    """
+
+    flows: tuple[str, ...]
+    names: str = "party"
+    unsynced: tuple[Kind, ...] = ()
 
 
 @attrs.frozen
 class PropertyMap:
-    """One PowerOffice property paired with one Zendesk property.
+    """One PowerOffice property paired with one Zendesk property, and what it is to the sync.
 
     ``datatype`` is the declared type the checklist shows; ``compare_as`` is how values are
-    normalised before they are compared. ``reference_flow`` marks a reference: the value is a
-    record id translated through the links of that flow (PowerOffice customer id ⇄ Zendesk
-    organization id) instead of being copied.
+    normalised before they are compared. ``role`` marks a unique name or identity value
+    (``Role``). ``reference`` marks a reference: the value is a record id translated through
+    the links of other flows (PowerOffice customer id ⇄ Zendesk organization id) instead of
+    being copied.
     """
 
     poweroffice: str
     zendesk: str
     datatype: str = "string"
     compare_as: Datatype = Datatype.STRING
-    reference_flow: str | None = None
+    role: Role = Role.VALUE
+    reference: Reference | None = None
 
     @property
     def is_reference(self) -> bool:
-        """Whether the value is an id translated through another flow's links."""
-        return self.reference_flow is not None
+        """Whether the value is an id translated through other flows' links."""
+        return self.reference is not None
+
+    @property
+    def reference_flows(self) -> tuple[str, ...]:
+        """The flows a reference may point into (none for a plain value)."""
+        return self.reference.flows if self.reference is not None else ()
+
+    def name_in(self, system: System) -> str:
+        """The property's name on ``system``'s records."""
+        return self.poweroffice if system is System.POWEROFFICE else self.zendesk
+
+    def value_of(self, record: Record) -> FieldValue:
+        """The normalised value ``record`` holds for this property (by its side's name)."""
+        return normalise(record.get(self.name_in(record.key.system)), self.compare_as)
 
 
 @attrs.frozen
@@ -80,6 +130,27 @@ class Flow:
     poweroffice_filter: RecordFilter | None = None
     poweroffice_title: str = ""
     zendesk_title: str = ""
+    zendesk_origin_field: str | None = None
+    """The Zendesk field a record this flow creates carries its origin key in (``external_id``):
+    a record found carrying it is linked instead of created again. ``None``: found again only
+    through the journal after a crash."""
+
+    @property
+    def refers(self) -> bool:
+        """Whether a property of this flow refers into other flows."""
+        return any(p.is_reference for p in self.properties)
+
+    @property
+    def name_property(self) -> PropertyMap | None:
+        """The property that is the Zendesk record's unique name (``Role.NAME``), if any."""
+        for prop in self.properties:
+            if prop.role is Role.NAME and not prop.is_reference:
+                return prop
+        return None
+
+    def kind_in(self, system: System) -> Kind:
+        """The kind of record this flow pairs on ``system``."""
+        return self.poweroffice_kind if system is System.POWEROFFICE else self.zendesk_kind
 
     def takes_part(self, record: Record) -> bool:
         """Whether a PowerOffice record belongs to this flow."""
@@ -100,10 +171,37 @@ class Flow:
 
 @attrs.frozen
 class Dataflow:
-    """An ordered set of flows; organization flows come before the user flows referring to them."""
+    """An ordered set of flows; a flow comes after every flow its references point into.
+
+    Built only valid: a reference names flows that come before it and share one Zendesk kind
+    (``ValueError`` otherwise), because the planner translates references through links and
+    creates made by the flows before.
+    """
 
     flows: tuple[Flow, ...]
     title: str = "PowerOffice Go to Zendesk Support Dataflow"
+
+    def __attrs_post_init__(self) -> None:
+        seen: dict[str, Flow] = {}
+        for flow in self.flows:
+            if flow.id in seen:
+                raise ValueError(f"two flows are named {flow.id!r}")
+            for prop in flow.properties:
+                _check_reference(flow, prop, seen)
+            seen[flow.id] = flow
+
+    def kinds(self, system: System) -> frozenset[Kind]:
+        """The kinds a run reads from ``system``: every flow's, and those references may name."""
+        kinds = {flow.kind_in(system) for flow in self.flows}
+        for flow in self.flows:
+            for prop in flow.properties:
+                if prop.reference is not None:
+                    kinds |= {k for k in prop.reference.unsynced if k.system is system}
+        return frozenset(kinds)
+
+    def sharing_zendesk_kind(self, kind: Kind) -> list[Flow]:
+        """The flows whose Zendesk records are of ``kind`` (they share its unique names)."""
+        return [flow for flow in self.flows if flow.zendesk_kind is kind]
 
     def __iter__(self) -> Iterator[Flow]:
         return iter(self.flows)
@@ -121,10 +219,25 @@ class Dataflow:
         return tuple(flow.id for flow in self.flows)
 
 
+def _check_reference(flow: Flow, prop: PropertyMap, before: Mapping[str, Flow]) -> None:
+    if prop.reference is None:
+        return
+    where = f"flow {flow.id!r}, property {prop.poweroffice!r}"
+    if not prop.reference.flows:
+        raise ValueError(f"{where}: a reference names at least one flow")
+    unknown = [f for f in prop.reference.flows if f not in before]
+    if unknown:
+        raise ValueError(f"{where}: refers to {unknown[0]!r}, which is not a flow before it")
+    if len({before[f].zendesk_kind for f in prop.reference.flows}) != 1:
+        raise ValueError(f"{where}: the flows it refers to hold different Zendesk kinds")
+
+
 CONTACT_PERSONS = "contact-persons-users"
 PERSON_CUSTOMERS = "person-customers-users"
 CUSTOMERS = "customers-organizations"
 DEPARTMENTS = "departments-organizations"
+
+_CONTACT_EMAIL = PropertyMap("emailAddress", "email", compare_as=Datatype.EMAIL, role=Role.IDENTITY)
 
 # Flow order matters: the organization flows are planned and applied first, so a user whose
 # organization is created in the same run can refer to it.
@@ -135,32 +248,36 @@ DEFAULT_DATAFLOW = Dataflow(
             poweroffice_kind=Kind.CUSTOMER,
             zendesk_kind=Kind.ORGANIZATION,
             identity=None,
-            properties=(PropertyMap("Name", "name"),),
+            properties=(PropertyMap("Name", "name", role=Role.NAME),),
             counterpart=Counterpart.ZENDESK,
             poweroffice_title="Customer",
             zendesk_title="Organization",
+            zendesk_origin_field="external_id",
         ),
         Flow(
             id=DEPARTMENTS,
             poweroffice_kind=Kind.DEPARTMENT,
             zendesk_kind=Kind.ORGANIZATION,
             identity=None,
-            properties=(PropertyMap("Name", "name"),),
+            properties=(PropertyMap("Name", "name", role=Role.NAME),),
             counterpart=Counterpart.ZENDESK,
             poweroffice_title="Department",
             zendesk_title="Organization",
+            zendesk_origin_field="external_id",
         ),
         Flow(
             id=CONTACT_PERSONS,
             poweroffice_kind=Kind.CONTACT_PERSON,
             zendesk_kind=Kind.USER,
-            identity=IdentityRule(
-                (PropertyMap("emailAddress", "email", compare_as=Datatype.EMAIL),)
-            ),
+            identity=IdentityRule((_CONTACT_EMAIL,)),
             properties=(
-                PropertyMap("emailAddress", "email", compare_as=Datatype.EMAIL),
+                _CONTACT_EMAIL,
                 PropertyMap(
-                    "partyId", "organization_id", compare_as=Datatype.ID, reference_flow=CUSTOMERS
+                    "partyId",
+                    "organization_id",
+                    compare_as=Datatype.ID,
+                    # A contact person's party may be a supplier, which no flow links.
+                    reference=Reference((CUSTOMERS,), names="party", unsynced=(Kind.SUPPLIER,)),
                 ),
             ),
             poweroffice_title="Contact person",
@@ -171,7 +288,11 @@ DEFAULT_DATAFLOW = Dataflow(
             poweroffice_kind=Kind.CUSTOMER,
             zendesk_kind=Kind.USER,
             identity=IdentityRule(
-                (PropertyMap("EmailAddress", "email", compare_as=Datatype.EMAIL),)
+                (
+                    PropertyMap(
+                        "EmailAddress", "email", compare_as=Datatype.EMAIL, role=Role.IDENTITY
+                    ),
+                )
             ),
             properties=(),
             poweroffice_filter=RecordFilter("IsPerson", "true"),
@@ -309,6 +430,8 @@ __all__ = [
     "IdentityRule",
     "PropertyMap",
     "RecordFilter",
+    "Reference",
+    "Role",
     "checklist_data",
     "field_map",
     "render_checklist",

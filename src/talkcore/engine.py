@@ -14,21 +14,22 @@ from typing import Any, Protocol
 
 import attrs
 
-from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, Flow
+from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow
 from talkcore.plan import (
     Create,
     Delete,
-    FieldChange,
     PendingId,
     Plan,
     PlanItem,
     Write,
+    WriteValue,
     describe,
 )
 from talkcore.planning import plan_changes
 from talkcore.policy import SyncPolicy
-from talkcore.ports import StateStore, SystemPort
+from talkcore.ports import StateStore, SystemPort, WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import (
+    FieldValue,
     Kind,
     ReadResult,
     Record,
@@ -39,16 +40,7 @@ from talkcore.records import (
     fold_read,
     upsert,
 )
-from talkcore.state import (
-    Link,
-    SyncState,
-    WriteError,
-    WriteOp,
-    WriteRequest,
-    WriteResult,
-    fold_results,
-)
-from talkcore.values import normalise
+from talkcore.state import Link, SyncState, created_link, fold_results
 
 NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
 """Write error codes meaning the target record no longer exists (PowerOffice, Zendesk)."""
@@ -73,6 +65,9 @@ def _never() -> bool:
 class _Silent:
     def event(self, name: str, data: Mapping[str, object]) -> None:
         return None
+
+
+_SILENT = _Silent()
 
 
 @attrs.frozen
@@ -130,54 +125,49 @@ class RunReport:
         }
 
 
+@attrs.frozen
+class RunOptions:
+    """What the caller decides about one run; ``run_sync`` and ``plan_run`` take the same.
+
+    ``should_stop`` is asked before each batch of writes (and once before planning): when it
+    answers ``True`` the run sends nothing more (see ``run_sync``). A dry run never asks it.
+    """
+
+    dataflow: Dataflow = DEFAULT_DATAFLOW
+    policy: SyncPolicy = attrs.field(factory=SyncPolicy)
+    full: bool = False
+    """Read and plan everything, not just what changed since the cursors."""
+    now: datetime | None = None
+    """When the run starts (``None``: the clock's time); decides whether a full read is due."""
+    run_id: str | None = None
+    observer: RunObserver = attrs.field(factory=lambda: _SILENT)
+    should_stop: StopCheck = _never
+
+
 def run_sync(
     poweroffice: SystemPort,
     zendesk: SystemPort,
     store: StateStore,
-    *,
-    dataflow: Dataflow = DEFAULT_DATAFLOW,
-    policy: SyncPolicy | None = None,
-    full: bool = False,
-    now: datetime | None = None,
-    run_id: str | None = None,
-    observer: RunObserver | None = None,
-    should_stop: StopCheck | None = None,
+    options: RunOptions | None = None,
 ) -> RunReport:
     """Run one sync: read both systems, plan, apply the plan and record the new state.
 
-    ``should_stop`` is asked before each batch of writes (and once before planning): when it
-    answers ``True`` the run sends nothing more, saves what the writes sent so far did, keeps
-    the old cursors (so the next run reads those changes again and finishes the job) and
-    returns a report marked ``interrupted``. The caller decides what asks it to stop (a
-    signal, a deadline); the engine only checks.
+    When ``options.should_stop`` answers ``True`` the run sends nothing more, saves what the
+    writes sent so far did, keeps the old cursors (so the next run reads those changes again and
+    finishes the job) and returns a report marked ``interrupted``. The caller decides what asks
+    it to stop (a signal, a deadline); the engine only checks.
     """
-    return _Run(
-        poweroffice,
-        zendesk,
-        store,
-        dataflow,
-        policy or SyncPolicy(),
-        observer or _Silent(),
-        should_stop or _never,
-    ).run(full=full, dry_run=False, now=now, run_id=run_id)
+    return _Run(poweroffice, zendesk, store, options or RunOptions()).run(dry_run=False)
 
 
 def plan_run(
     poweroffice: SystemPort,
     zendesk: SystemPort,
     store: StateStore,
-    *,
-    dataflow: Dataflow = DEFAULT_DATAFLOW,
-    policy: SyncPolicy | None = None,
-    full: bool = False,
-    now: datetime | None = None,
-    run_id: str | None = None,
-    observer: RunObserver | None = None,
+    options: RunOptions | None = None,
 ) -> RunReport:
     """Read both systems and plan, writing nothing to either system and saving nothing."""
-    return _Run(
-        poweroffice, zendesk, store, dataflow, policy or SyncPolicy(), observer or _Silent()
-    ).run(full=full, dry_run=True, now=now, run_id=run_id)
+    return _Run(poweroffice, zendesk, store, options or RunOptions()).run(dry_run=True)
 
 
 def incremental_focus(reads: Iterable[ReadResult], state: SyncState) -> set[RecordKey]:
@@ -187,139 +177,143 @@ def incremental_focus(reads: Iterable[ReadResult], state: SyncState) -> set[Reco
 
 
 def kinds_read(dataflow: Dataflow, system: System) -> frozenset[Kind]:
-    """The kinds a run reads from ``system`` for ``dataflow``."""
-    kinds: set[Kind] = set()
-    for flow in dataflow:
-        kinds.add(flow.poweroffice_kind if system is System.POWEROFFICE else flow.zendesk_kind)
-        if system is System.POWEROFFICE and any(p.is_reference for p in flow.properties):
-            kinds.add(Kind.SUPPLIER)  # to say "this party is a supplier" in reference problems
-    return frozenset(kinds)
+    """The kinds a run reads from ``system`` for ``dataflow`` (``Dataflow.kinds``)."""
+    return dataflow.kinds(system)
 
 
 @attrs.define
 class _Run:
+    """One run: the ports, the caller's options, and whether it was asked to stop."""
+
     poweroffice: SystemPort
     zendesk: SystemPort
     store: StateStore
-    dataflow: Dataflow
-    policy: SyncPolicy
-    observer: RunObserver
-    should_stop: StopCheck = _never
+    options: RunOptions
     stopped: bool = False
+
+    @property
+    def dataflow(self) -> Dataflow:
+        return self.options.dataflow
+
+    @property
+    def observer(self) -> RunObserver:
+        return self.options.observer
 
     def port(self, system: System) -> SystemPort:
         return self.poweroffice if system is System.POWEROFFICE else self.zendesk
 
-    def run(
-        self, *, full: bool, dry_run: bool, now: datetime | None, run_id: str | None
-    ) -> RunReport:
-        started = now or datetime.now(UTC)
-        run_id = run_id or uuid.uuid4().hex[:12]
+    def run(self, *, dry_run: bool) -> RunReport:
+        started = self.options.now or datetime.now(UTC)
+        report = _Reporter(self.options.run_id or uuid.uuid4().hex[:12], started)
         with self.store.lock():
             state = self.store.load_state()
             mirrors = {s: self.store.load_mirror(s) for s in System}
-            reconciled: list[str] = []
             if not dry_run:
-                state, mirrors, reconciled = self._reconcile_intents(state, mirrors)
-            full_read = full or self._full_due(state, mirrors, started)
-            reads: dict[System, ReadResult] = {}
-            for system in System:
-                self.observer.event("read.start", {"system": str(system), "full": full_read})
-                read = self.port(system).read(
-                    kinds_read(self.dataflow, system), None if full_read else state.cursors
-                )
-                reads[system] = read
-                mirrors[system] = fold_read(mirrors[system], read)
-                self.observer.event(
-                    "read.done",
-                    {"system": str(system), "count": len(read.records), "full": read.full},
-                )
-            problems = tuple(p for read in reads.values() for p in read.problems)
-            if not dry_run and self.should_stop():
-                # Nothing written yet: leave the state as it was (the reads are read again).
-                report = RunReport(
-                    run_id,
-                    started,
-                    datetime.now(UTC),
-                    full_read,
-                    False,
-                    Plan(()),
-                    (),
-                    problems,
-                    tuple(reconciled),
-                    interrupted=True,
-                )
-                if reconciled:
-                    self.store.save(state, list(mirrors.values()))
-                self.store.record_run(report.to_json())
-                return report
-            focus = None if full_read else incremental_focus(reads.values(), state)
+                state, mirrors, report.reconciled = self._reconcile_intents(state, mirrors)
+            report.full = self.options.full or self._full_due(state, mirrors, started)
+            reads = self._read(state, mirrors, full=report.full)
+            report.problems = tuple(p for read in reads.values() for p in read.problems)
+            if not dry_run and self.options.should_stop():
+                return self._stopped_before_planning(report, state, mirrors)
+            focus = None if report.full else incremental_focus(reads.values(), state)
             plan = plan_changes(
                 mirrors[System.POWEROFFICE],
                 mirrors[System.ZENDESK],
                 state,
                 self.dataflow,
-                self.policy,
+                self.options.policy,
                 focus=focus,
             )
             self.observer.event("plan.done", {"summary": plan.summary()})
             if dry_run:
-                return RunReport(
-                    run_id, started, datetime.now(UTC), full_read, True, plan, (), problems
-                )
-            applied_plan, results = self._apply(run_id, plan, mirrors)
-            if not self.stopped:
-                # An interrupted run keeps the old cursors and full-sync time: the next run
-                # reads the same changes again and plans what this one did not send.
-                for read in reads.values():
-                    state = attrs.evolve(state, cursors={**state.cursors, **read.cursors})
-            state = fold_results(state, applied_plan, results, self.dataflow)
-            if full_read and not self.stopped:
-                state = attrs.evolve(state, last_full_sync=started)
-            report = RunReport(
-                run_id,
-                started,
-                datetime.now(UTC),
-                full_read,
-                False,
+                return report.done(plan, dry_run=True)
+            applied_plan, results = self._apply(report.run_id, plan, mirrors)
+            state = self._record(state, reads, applied_plan, results, started, report.full)
+            done = report.done(
                 applied_plan,
-                tuple(results),
-                problems,
-                tuple(reconciled),
+                results=tuple(results),
                 interrupted=self.stopped,
                 planned_writes=len(plan.writes()),
             )
             self.store.save(state, list(mirrors.values()))
-            self.store.record_run(report.to_json())
+            self.store.record_run(done.to_json())
             self.observer.event(
-                "run.done", {"applied": len(report.applied), "failed": len(report.failures)}
+                "run.done", {"applied": len(done.applied), "failed": len(done.failures)}
             )
-            return report
+            return done
 
     def _full_due(
         self, state: SyncState, mirrors: Mapping[System, Snapshot], now: datetime
     ) -> bool:
         if state.last_full_sync is None or not all(len(m) for m in mirrors.values()):
             return True
-        return now - state.last_full_sync >= self.policy.full_reconcile_every
+        return now - state.last_full_sync >= self.options.policy.full_reconcile_every
+
+    def _read(
+        self, state: SyncState, mirrors: dict[System, Snapshot], *, full: bool
+    ) -> dict[System, ReadResult]:
+        """Read both systems (all, or changes since the cursors) and fold into the mirrors."""
+        reads: dict[System, ReadResult] = {}
+        for system in System:
+            self.observer.event("read.start", {"system": str(system), "full": full})
+            read = self.port(system).read(
+                kinds_read(self.dataflow, system), None if full else state.cursors
+            )
+            reads[system] = read
+            mirrors[system] = fold_read(mirrors[system], read)
+            self.observer.event(
+                "read.done", {"system": str(system), "count": len(read.records), "full": read.full}
+            )
+        return reads
+
+    def _stopped_before_planning(
+        self, report: _Reporter, state: SyncState, mirrors: Mapping[System, Snapshot]
+    ) -> RunReport:
+        """Nothing written yet: leave the state as it was (the reads are read again)."""
+        done = report.done(Plan(()), interrupted=True)
+        if report.reconciled:
+            self.store.save(state, list(mirrors.values()))
+        self.store.record_run(done.to_json())
+        return done
+
+    def _record(
+        self,
+        state: SyncState,
+        reads: Mapping[System, ReadResult],
+        plan: Plan,
+        results: Sequence[WriteResult],
+        started: datetime,
+        full: bool,
+    ) -> SyncState:
+        """The state after the run: cursors moved on (unless stopped), the results folded in."""
+        if not self.stopped:
+            # An interrupted run keeps the old cursors and full-sync time: the next run
+            # reads the same changes again and plans what this one did not send.
+            for read in reads.values():
+                state = attrs.evolve(state, cursors={**state.cursors, **read.cursors})
+        state = fold_results(state, plan, results, self.dataflow)
+        if full and not self.stopped:
+            state = attrs.evolve(state, last_full_sync=started)
+        return state
 
     # -- crash recovery -----------------------------------------------------------------
 
     def _reconcile_intents(
         self, state: SyncState, mirrors: dict[System, Snapshot]
-    ) -> tuple[SyncState, dict[System, Snapshot], list[str]]:
+    ) -> tuple[SyncState, dict[System, Snapshot], tuple[str, ...]]:
         """Find records that an interrupted run created, and link them instead of re-creating."""
         intents = self.store.open_intents()
         if not intents:
-            return state, mirrors, []
-        creates = [w for w in intents if w.op is WriteOp.CREATE and w.origin_key]
+            return state, mirrors, ()
         reconciled: list[str] = []
         by_kind: dict[Kind, list[WriteRequest]] = {}
-        for write in creates:
-            by_kind.setdefault(write.kind, []).append(write)
+        for write in intents:
+            if write.op is WriteOp.CREATE and write.origin_key:
+                by_kind.setdefault(write.kind, []).append(write)
         for kind, writes in by_kind.items():
-            keys = [w.origin_key for w in writes if w.origin_key]
-            found = self.port(kind.system).find_by_origin(kind, keys)
+            found = self.port(kind.system).find_by_origin(
+                kind, [w.origin_key or "" for w in writes]
+            )
             for write in writes:
                 record = found.get(write.origin_key or "")
                 link = self._link_for_intent(write, record)
@@ -334,167 +328,238 @@ class _Run:
                     reconciled.append(write.item_id)
         self.store.close_intents([w.item_id for w in intents])
         self.observer.event("reconcile.done", {"open": len(intents), "linked": len(reconciled)})
-        return state, mirrors, reconciled
+        return state, mirrors, tuple(reconciled)
 
     def _link_for_intent(self, write: WriteRequest, record: Record | None) -> Link | None:
-        if record is None:
+        if record is None or write.source is None or write.flow not in self.dataflow.ids:
             return None
-        flow_id = write.item_id.split(":")[1] if write.item_id.count(":") >= 2 else ""
-        try:
-            flow = self.dataflow.flow(flow_id)
-        except KeyError:
-            return None
-        source_id = (write.origin_key or "").rsplit(":", 1)[-1]
-        if record.key.system is System.ZENDESK:
-            po_id, zd_id = source_id, record.id
-        else:
-            po_id, zd_id = record.id, source_id
-        return Link(flow.id, po_id, zd_id, _stored_base(flow, record))
+        return created_link(self.dataflow.flow(write.flow), write.source, record)
 
     # -- applying -----------------------------------------------------------------------
 
     def _apply(
         self, run_id: str, plan: Plan, mirrors: dict[System, Snapshot]
     ) -> tuple[Plan, list[WriteResult]]:
-        """Apply the plan's writes: organization flows first, then the flows referring to them."""
-        created: dict[str, str] = {}
-        results: list[WriteResult] = []
-        rewritten: dict[str, PlanItem] = {}
-        for phase in self._phases():
+        """Apply the plan's writes stage by stage (``send_stages``), each system in turn.
+
+        Returns the plan as applied (updates whose pending ids were filled in, or left out when
+        the record they refer to was not created) and one result per write attempted.
+        """
+        applying = _Applying(mirrors)
+        for stage in send_stages(plan.writes()):
             for system in System:
                 if self.stopped:
                     break  # asked to stop: later writes are not even prepared
-                writes = [w for w in plan.writes(system) if self.dataflow.flow(w.flow) in phase]
-                if not writes:
-                    continue
-                requests: list[WriteRequest] = []
-                for write in writes:
-                    resolved, request, failure = self._request(write, created, mirrors)
-                    if failure is not None:
-                        results.append(failure)
-                        continue
-                    if resolved is not write:
-                        rewritten[write.id] = resolved
-                    if request is not None:
-                        requests.append(request)
-                if not requests:
-                    continue
-                self.observer.event("apply.start", {"system": str(system), "total": len(requests)})
-                # Sent in batches so progress shows and results are journaled as they come;
-                # ordered so deletes and renames precede creates (they free unique names).
-                requests.sort(key=_send_order)
-                outcome = []
-                for batch in _batches(requests, system):
-                    if self.stopped or self.should_stop():
-                        self.stopped = True
-                        break
-                    self.store.journal_intents(run_id, batch)
-                    answered = self.port(system).apply(batch)
-                    self.store.journal_results(run_id, answered)
-                    outcome.extend(answered)
+                requests = applying.prepare([w for w in stage if w.system is system])
+                if requests:
+                    outcome = self._send(run_id, system, requests)
+                    applying.settle(system, requests, outcome)
                     self.observer.event(
-                        "apply.progress",
-                        {"system": str(system), "done": len(outcome), "total": len(requests)},
+                        "apply.done",
+                        {
+                            "system": str(system),
+                            "applied": sum(1 for r in outcome if r.ok),
+                            "failed": sum(1 for r in outcome if not r.ok),
+                        },
                     )
-                stored = [r.record for r in outcome if r.ok and r.record is not None]
-                stored += self._gone(requests, outcome, mirrors[system])
-                mirrors[system] = upsert(mirrors[system], stored)
-                for result in outcome:
-                    if (
-                        result.ok
-                        and result.record is not None
-                        and result.item_id.startswith("create:")
-                    ):
-                        created[result.item_id] = result.record.id
-                results.extend(outcome)
-                self.observer.event(
-                    "apply.done",
-                    {
-                        "system": str(system),
-                        "applied": sum(1 for r in outcome if r.ok),
-                        "failed": sum(1 for r in outcome if not r.ok),
-                    },
-                )
-        items = tuple(rewritten.get(item.id, item) for item in plan)
-        return Plan(items), results
+        items = tuple(applying.rewritten.get(item.id, item) for item in plan)
+        return Plan(items), applying.results
 
-    @staticmethod
-    def _gone(
-        requests: Sequence[WriteRequest], outcome: Sequence[WriteResult], mirror: Snapshot
-    ) -> list[Record]:
-        """Records a write found missing (404): marked inactive so the next plan ends the link."""
-        missing = {
-            r.item_id for r in outcome if r.error is not None and r.error.code in NOT_FOUND_CODES
-        }
-        gone = []
-        for request in requests:
-            if request.item_id in missing and request.id is not None:
-                current = mirror.get(RecordKey.of(request.kind, request.id))
-                if current is not None:
-                    gone.append(attrs.evolve(current, active=False))
-        return gone
+    def _send(self, run_id: str, system: System, requests: list[WriteRequest]) -> list[WriteResult]:
+        """Send ``requests`` in batches, journaled; stop between batches when asked to.
 
-    def _phases(self) -> list[set[Flow]]:
-        """Flows whose writes others refer to go first; the rest after."""
-        referenced = {
-            p.reference_flow for flow in self.dataflow for p in flow.properties if p.reference_flow
-        }
-        first = {flow for flow in self.dataflow if flow.id in referenced}
-        return [first, {flow for flow in self.dataflow if flow not in first}]
+        In batches so progress shows and results are journaled as they come.
+        """
+        self.observer.event("apply.start", {"system": str(system), "total": len(requests)})
+        outcome: list[WriteResult] = []
+        for batch in _batches(requests, system):
+            if self.stopped or self.options.should_stop():
+                self.stopped = True
+                break
+            self.store.journal_intents(run_id, batch)
+            answered = self.port(system).apply(batch)
+            self.store.journal_results(run_id, answered)
+            outcome.extend(answered)
+            self.observer.event(
+                "apply.progress",
+                {"system": str(system), "done": len(outcome), "total": len(requests)},
+            )
+        return outcome
 
-    def _request(
-        self, write: Write, created: Mapping[str, str], mirrors: Mapping[System, Snapshot]
-    ) -> tuple[Write, WriteRequest | None, WriteResult | None]:
-        """The write with pending ids filled in, its request, or why it cannot be sent."""
+
+@attrs.define
+class _Reporter:
+    """What a run has learnt for its report before the plan is known."""
+
+    run_id: str
+    started: datetime
+    full: bool = False
+    problems: tuple[RecordProblem, ...] = ()
+    reconciled: tuple[str, ...] = ()
+
+    def done(
+        self,
+        plan: Plan,
+        *,
+        dry_run: bool = False,
+        results: tuple[WriteResult, ...] = (),
+        interrupted: bool = False,
+        planned_writes: int = 0,
+    ) -> RunReport:
+        return RunReport(
+            self.run_id,
+            self.started,
+            datetime.now(UTC),
+            self.full,
+            dry_run,
+            plan,
+            results,
+            self.problems,
+            self.reconciled,
+            interrupted=interrupted,
+            planned_writes=planned_writes,
+        )
+
+
+@attrs.define
+class _Applying:
+    """The writes of one run as they are sent: ids of created records, results, mirrors."""
+
+    mirrors: dict[System, Snapshot]
+    created: dict[str, str] = attrs.Factory(dict)
+    """Ids of records created so far, by the create's item id (fills ``PendingId``s)."""
+    results: list[WriteResult] = attrs.Factory(list)
+    rewritten: dict[str, PlanItem] = attrs.Factory(dict)
+
+    def prepare(self, writes: Sequence[Write]) -> list[WriteRequest]:
+        """The requests for ``writes``, sorted for sending; writes that cannot go fail here."""
+        requests: list[WriteRequest] = []
+        for write in writes:
+            prepared = self._request(write)
+            if isinstance(prepared, WriteResult):
+                self.results.append(prepared)
+                continue
+            resolved, request = prepared
+            if resolved is not write:
+                self.rewritten[write.id] = resolved
+            requests.append(request)
+        requests.sort(key=_send_order)
+        return requests
+
+    def settle(
+        self, system: System, requests: Sequence[WriteRequest], outcome: Sequence[WriteResult]
+    ) -> None:
+        """Take what the system answered: stored records into its mirror, ids of creates."""
+        stored = [r.record for r in outcome if r.ok and r.record is not None]
+        stored += _gone(requests, outcome, self.mirrors[system])
+        self.mirrors[system] = upsert(self.mirrors[system], stored)
+        creates = {r.item_id for r in requests if r.op is WriteOp.CREATE}
+        for result in outcome:
+            if result.ok and result.record is not None and result.item_id in creates:
+                self.created[result.item_id] = result.record.id
+        self.results.extend(outcome)
+
+    def _request(self, write: Write) -> tuple[Write, WriteRequest] | WriteResult:
+        """The write with pending ids filled in and its request, or why it cannot be sent."""
         if isinstance(write, Create):
-            fields = {name: _filled(value, created) for name, value in write.fields.items()}
-            return (
-                write,
-                WriteRequest(write.id, WriteOp.CREATE, write.kind, None, fields, write.origin_key),
+            fields = {
+                name: _as_field(_filled(value, self.created))
+                for name, value in write.fields.items()
+            }
+            return write, WriteRequest(
+                write.id,
+                WriteOp.CREATE,
+                write.kind,
                 None,
+                fields,
+                write.origin_key,
+                flow=write.flow,
+                source=write.source,
             )
-        current = mirrors[write.target.system].get(write.target)
+        current = self.mirrors[write.target.system].get(write.target)
         current_fields = dict(current.fields) if current is not None else {}
+        kind, rid = write.target.kind, write.target.id
         if isinstance(write, Delete):
-            return (
-                write,
-                WriteRequest(
-                    write.id,
-                    WriteOp.DELETE,
-                    write.target.kind,
-                    write.target.id,
-                    current=current_fields,
-                ),
-                None,
+            request = WriteRequest(
+                write.id, WriteOp.DELETE, kind, rid, current=current_fields, flow=write.flow
             )
-        kept: list[FieldChange] = []
-        for change in write.changes:
-            if isinstance(change.value, PendingId) and change.value.item_id not in created:
-                continue  # the record it refers to was not created; the next run retries
-            kept.append(attrs.evolve(change, value=_filled(change.value, created)))
+            return write, request
+        kept = [
+            attrs.evolve(change, value=_filled(change.value, self.created))
+            for change in write.changes
+            # A change referring to a record that was not created waits for the next run.
+            if not isinstance(change.value, PendingId) or change.value.item_id in self.created
+        ]
         if not kept:
             error = WriteError(
                 "dependency_failed",
                 "the organization this record refers to could not be created",
                 str(write.target),
             )
-            return write, None, WriteResult(write.id, error=error)
-        resolved = attrs.evolve(write, changes=tuple(kept))
-        fields = {c.property: _filled(c.value, created) for c in kept}
-        releases = {c.property: c.releases for c in kept if c.releases is not None}
-        return (
-            resolved,
-            WriteRequest(
-                write.id,
-                WriteOp.UPDATE,
-                write.target.kind,
-                write.target.id,
-                fields,
-                current=current_fields,
-                releases=releases,
-            ),
-            None,
+            return WriteResult(write.id, error=error)
+        fields = {c.property: _as_field(c.value) for c in kept}
+        request = WriteRequest(
+            write.id,
+            WriteOp.UPDATE,
+            kind,
+            rid,
+            fields,
+            current=current_fields,
+            flow=write.flow,
+            releases={c.property: c.releases for c in kept if c.releases is not None},
         )
+        return attrs.evolve(write, changes=tuple(kept)), request
+
+
+def send_stages(writes: Sequence[Write]) -> list[list[Write]]:
+    """The plan's writes in the order they must be sent: the one place that order is decided.
+
+    A write that refers to a record created in this run (a ``PendingId``) needs that record's
+    id, so it goes in a later stage than the create: stage *n* holds the writes whose
+    references reach back *n* creates. Within a stage (and a system) deletes come first, then
+    updates, then creates (``_send_order``): deletes and renames free the unique names and
+    e-mails that creates may take.
+    """
+    creates = {w.id: w for w in writes if isinstance(w, Create)}
+    depth: dict[str, int] = {}
+
+    def depth_of(write: Write) -> int:
+        if write.id not in depth:
+            refs = [creates[p.item_id] for p in _pending(write) if p.item_id in creates]
+            depth[write.id] = 1 + max((depth_of(ref) for ref in refs), default=-1)
+        return depth[write.id]
+
+    stages: dict[int, list[Write]] = {}
+    for write in writes:
+        stages.setdefault(depth_of(write), []).append(write)
+    return [stages[n] for n in sorted(stages)]
+
+
+def _pending(write: Write) -> list[PendingId]:
+    """The records created in this run that ``write`` refers to."""
+    if isinstance(write, Create):
+        values: Iterable[object] = write.fields.values()
+    elif isinstance(write, Delete):
+        values = ()
+    else:
+        values = (change.value for change in write.changes)
+    return [value for value in values if isinstance(value, PendingId)]
+
+
+def _gone(
+    requests: Sequence[WriteRequest], outcome: Sequence[WriteResult], mirror: Snapshot
+) -> list[Record]:
+    """Records a write found missing (404): marked inactive so the next plan ends the link."""
+    missing = {
+        r.item_id for r in outcome if r.error is not None and r.error.code in NOT_FOUND_CODES
+    }
+    gone = []
+    for request in requests:
+        if request.item_id in missing and request.id is not None:
+            current = mirror.get(RecordKey.of(request.kind, request.id))
+            if current is not None:
+                gone.append(attrs.evolve(current, active=False))
+    return gone
 
 
 APPLY_BATCH = 1000
@@ -505,8 +570,9 @@ Zendesk bulk jobs does; PowerOffice, which has no bulk calls, gets a tenth of it
 _OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
 
 
-def _send_order(request: WriteRequest) -> tuple[int, int]:
-    return (0 if request.kind is Kind.ORGANIZATION else 1, _OP_ORDER[request.op])
+def _send_order(request: WriteRequest) -> tuple[int, str]:
+    """Deletes, then updates, then creates; one kind together, so bulk calls stay full."""
+    return (_OP_ORDER[request.op], request.kind.value)
 
 
 def _batches(requests: list[WriteRequest], system: System) -> Iterator[list[WriteRequest]]:
@@ -518,21 +584,24 @@ def _batches(requests: list[WriteRequest], system: System) -> Iterator[list[Writ
             yield same[start : start + size]
 
 
-def _filled(value: object, created: Mapping[str, str]) -> str | None:
+def _filled(value: WriteValue, created: Mapping[str, str]) -> WriteValue:
+    """``value`` with a pending id replaced by the created record's id, once known."""
     if isinstance(value, PendingId):
-        return created.get(value.item_id)
+        return created.get(value.item_id, value)
+    return value
+
+
+def _as_field(value: WriteValue) -> FieldValue:
     return value if isinstance(value, str) else None
 
 
-def _stored_base(flow: Flow, record: Record) -> dict[str, str | None]:
-    side_zendesk = record.key.system is System.ZENDESK
-    return {
-        p.poweroffice: normalise(
-            record.get(p.zendesk if side_zendesk else p.poweroffice), p.compare_as
-        )
-        for p in flow.properties
-        if not p.is_reference
-    }
-
-
-__all__ = ["RunObserver", "RunReport", "StopCheck", "kinds_read", "plan_run", "run_sync"]
+__all__ = [
+    "RunObserver",
+    "RunOptions",
+    "RunReport",
+    "StopCheck",
+    "kinds_read",
+    "plan_run",
+    "run_sync",
+    "send_stages",
+]

@@ -1,4 +1,5 @@
-"""Identity matching: which unlinked records pair up one-to-one, and which matches are ambiguous.
+"""Identity matching: which unlinked records pair up one-to-one, and which matches are ambiguous
+(docs/semantics.md, decision 1); ``link_by_identity`` is the planning step that links them.
 
 A value shared by more than one unlinked record on a side, or by a record whose counterpart is
 already linked to another, is never linked: it becomes an ``Ambiguity`` naming every candidate.
@@ -10,22 +11,21 @@ from collections.abc import Callable, Iterable
 
 import attrs
 
+from talkcore.context import Draft
 from talkcore.dataflow import Flow, IdentityRule
 from talkcore.plan import Ambiguity
 from talkcore.records import FieldValue, Record, RecordKey, System
-from talkcore.state import LinkTable
-from talkcore.values import normalise
+from talkcore.state import LinkTable, link_base
+from talkcore.values import INDEX_KEYS
 
 IdentityValue = tuple[FieldValue, ...]
 
 
 def identity_of(record: Record, rule: IdentityRule) -> IdentityValue | None:
     """The normalised identity of ``record`` under ``rule``; ``None`` if any part is empty."""
-    side = record.key.system
     parts: list[FieldValue] = []
     for prop in rule.properties:
-        name = prop.poweroffice if side is System.POWEROFFICE else prop.zendesk
-        value = normalise(record.get(name), prop.compare_as)
+        value = prop.value_of(record)
         if value is None:
             return None
         parts.append(value)
@@ -100,3 +100,109 @@ def _ambiguity(flow: Flow, value: IdentityValue, candidates: list[RecordKey]) ->
         value=shown,
         candidates=tuple(candidates),
     )
+
+
+# -- linking by identity ------------------------------------------------------------------
+
+
+def link_by_identity(draft: Draft, flow: Flow, rule: IdentityRule) -> None:
+    """Link unlinked records whose identity values match one-to-one; report ambiguities.
+
+    Values are matched as they will be after this plan's writes, so a later flow does not link
+    next run what this run's writes make matchable.
+    """
+    table = draft.inputs.state.table(flow.id)
+    if draft.inputs.focus is None:
+        found = _all_identities(draft, flow, rule, table)
+    else:
+        found = _focused_identities(draft, flow, rule)
+    if found is None:
+        return
+    values, po_lookup, zd_lookup = found
+    matches, ambiguities = match_identities(flow, rule, values, po_lookup, zd_lookup, table)
+    for match in matches:
+        if draft.inputs.state.is_kept_apart(flow.id, match.poweroffice.id, match.zendesk.id):
+            continue  # a person unlinked this pair
+        base = link_base(match.poweroffice, rule.properties)
+        draft.add_link(flow, match.poweroffice, match.zendesk, "identity", base)
+    draft.items.extend(ambiguities)
+
+
+_Identities = tuple[list[IdentityValue], Lookup, Lookup]
+
+
+def _all_identities(
+    draft: Draft, flow: Flow, rule: IdentityRule, table: LinkTable
+) -> _Identities | None:
+    """Every unlinked PowerOffice identity value, with lookups over every live record."""
+    po_live = [
+        draft.view(r)
+        for r in draft.inputs.po.of_kind(flow.poweroffice_kind).values()
+        if _takes_part(flow, r)
+    ]
+    values = {identity_of(r, rule) for r in po_live if table.for_poweroffice(r.id) is None}
+    if not values - {None}:
+        return None  # every record is linked already (the steady state): nothing to match
+    zd_live = [
+        draft.view(r) for r in draft.inputs.zd.of_kind(flow.zendesk_kind).values() if r.active
+    ]
+    po_groups = group_by_identity(po_live, rule)
+    zd_groups = group_by_identity(zd_live, rule)
+    return [v for v in values if v is not None], po_groups.get, zd_groups.get
+
+
+def _focused_identities(draft: Draft, flow: Flow, rule: IdentityRule) -> _Identities:
+    """The identity values of the records in focus and of those this plan writes, with
+    lookups through the snapshots' indexes."""
+    lookups = {system: _identity_lookup(draft, flow, system, rule) for system in System}
+    values: set[IdentityValue | None] = set()
+    for system, snapshot in (
+        (System.POWEROFFICE, draft.inputs.po),
+        (System.ZENDESK, draft.inputs.zd),
+    ):
+        for record in draft.in_focus(snapshot, flow.kind_in(system)):
+            view = draft.view(record)
+            if _takes_part(flow, view):
+                values.add(identity_of(view, rule))
+    kinds = (flow.poweroffice_kind, flow.zendesk_kind)
+    for key in draft.written:
+        written = draft.inputs.po.get(key) or draft.inputs.zd.get(key)
+        if written is not None and written.kind in kinds:
+            values.add(identity_of(draft.view(written), rule))
+    found = [v for v in values if v is not None]
+    return found, lookups[System.POWEROFFICE], lookups[System.ZENDESK]
+
+
+def _takes_part(flow: Flow, record: Record) -> bool:
+    """Whether a live record takes part in ``flow`` (PowerOffice records pass its filter)."""
+    if not record.active:
+        return False
+    keep = flow.poweroffice_filter  # records come by kind: only the filter can leave one out
+    return keep is None or record.key.system is System.ZENDESK or keep.accepts(record)
+
+
+def _identity_lookup(draft: Draft, flow: Flow, system: System, rule: IdentityRule) -> Lookup:
+    """Live records of the flow's kind on ``system`` with an identity value, as they will be
+    after this plan."""
+    snapshot = draft.inputs.po if system is System.POWEROFFICE else draft.inputs.zd
+    kind = flow.kind_in(system)
+    prop = rule.properties[0]
+    field, key = prop.name_in(system), INDEX_KEYS[prop.compare_as]
+    overlaid = [
+        draft.view(r)
+        for r in (snapshot.get(k) for k in draft.written if k.kind is kind)
+        if r is not None
+    ]
+
+    def lookup(value: IdentityValue) -> list[Record] | None:
+        found = {
+            r.key: r
+            for r in (draft.view(r) for r in snapshot.lookup(kind, field, key, value[0] or ""))
+            if _takes_part(flow, r) and identity_of(r, rule) == value
+        }
+        for record in overlaid:
+            if _takes_part(flow, record) and identity_of(record, rule) == value:
+                found[record.key] = record
+        return [found[k] for k in sorted(found)] or None
+
+    return lookup

@@ -1,4 +1,4 @@
-"""The choices the dataflow leaves open, with the specification's defaults."""
+"""The choices the dataflow leaves open, with their defaults (docs/semantics.md, "Policies")."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class FlowPolicy:
 
     conflict: ConflictPolicy = ConflictPolicy.NEWEST
     first_link: FirstLinkPolicy = FirstLinkPolicy.POWEROFFICE
-    """Who wins a value that differs on a pair's first sync (decision 3b)."""
+    """Who wins a value that differs on a pair's first sync (docs/semantics.md, decision 3b)."""
     create: bool = True
     """Create counterparts where the flow says so (``False`` turns creation off)."""
     propagate_deletes: bool = False

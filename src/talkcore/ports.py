@@ -1,16 +1,87 @@
-"""The ports: what the engine needs from each system and from the state store.
+"""The ports: what the engine needs from each system and from the state store, and the messages
+that cross them (write requests, their results and errors).
 
 Adapters implement these structurally (``typing.Protocol``); talkcore never sees how.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
-from talkcore.state import SyncState, WriteRequest, WriteResult
+import attrs
+
+from talkcore.records import FieldValue, Kind, ReadResult, Record, RecordKey, Snapshot, System
+
+if TYPE_CHECKING:  # state folds these messages, so it imports this module, not the reverse
+    from talkcore.state import SyncState
+
+
+class WriteOp(enum.StrEnum):
+    """What a write does."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@attrs.frozen
+class WriteRequest:
+    """One write, ready for a system port: logical field names, plain values.
+
+    ``item_id`` ties the write to its plan item (an opaque key: nothing reads meaning out of
+    it); ``origin_key`` (creates) is the stable key the created record carries so it can be
+    found again after a crash: ``str(source)``. ``current`` holds the target record's fields as
+    last seen, for adapters whose URLs need them (a PowerOffice contact person is addressed
+    under its ``partyId``). ``flow`` and ``source`` say, typed, which flow the write belongs to
+    and which record a create copies: crash recovery links a found record by them.
+    ``releases`` holds the current values of written fields that the flow owns and the write
+    may let go of; a current value not listed belongs to no flow and must be kept (a Zendesk
+    user's other organization memberships).
+    """
+
+    item_id: str
+    op: WriteOp
+    kind: Kind
+    id: str | None
+    fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
+    origin_key: str | None = None
+    current: Mapping[str, FieldValue] = attrs.field(factory=dict)
+    flow: str | None = None
+    source: RecordKey | None = None
+    releases: Mapping[str, FieldValue] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class WriteError:
+    """Why one write failed, naming the record and (where known) the field."""
+
+    code: str
+    message: str
+    record: str = ""
+    field: str | None = None
+    retryable: bool = False
+
+    def __str__(self) -> str:
+        where = f"{self.record}: " if self.record else ""
+        what = f"field {self.field!r}: " if self.field else ""
+        return f"{where}{what}{self.message} ({self.code})"
+
+
+@attrs.frozen
+class WriteResult:
+    """The outcome of one write: the record as the system stored it, or the error."""
+
+    item_id: str
+    record: Record | None = None
+    error: WriteError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the write was applied."""
+        return self.error is None
 
 
 class SystemUnavailable(Exception):

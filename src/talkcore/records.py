@@ -63,6 +63,23 @@ class RecordKey:
         return f"{self.system}:{self.kind}:{self.id}"
 
     @classmethod
+    def parse(cls, text: str) -> RecordKey:
+        """The key ``str(key)`` printed: ``system:kind:id`` (the id may itself hold colons).
+
+        The one reader of that form; raises ``ValueError`` naming the text when it is not one.
+        """
+        parts = text.split(":", 2)
+        if len(parts) != 3 or not parts[2]:
+            raise ValueError(f"{text!r} is not a record key (system:kind:id)")
+        try:
+            key = cls(System(parts[0]), Kind(parts[1]), parts[2])
+        except ValueError:
+            raise ValueError(f"{text!r} is not a record key (system:kind:id)") from None
+        if key.kind.system is not key.system:
+            raise ValueError(f"{text!r}: a {key.kind} record does not live in {key.system}")
+        return key
+
+    @classmethod
     def of(cls, kind: Kind, id: str | int) -> RecordKey:
         """The key of a record of ``kind`` (whose system is implied) with ``id``."""
         return cls(kind.system, kind, str(id))

@@ -5,13 +5,13 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
 
-from talkcore.dataflow import Dataflow, Flow
+from talkcore.dataflow import Dataflow, Flow, PropertyMap, field_map
 from talkcore.plan import (
     AdvanceBase,
     Ambiguity,
@@ -28,7 +28,8 @@ from talkcore.plan import (
     Update,
     conflict_key,
 )
-from talkcore.records import FieldValue, Kind, Record, RecordKey, System
+from talkcore.ports import WriteResult
+from talkcore.records import FieldValue, Record, RecordKey, System
 from talkcore.values import normalise
 
 
@@ -69,66 +70,6 @@ class LinkTable:
         """The link of a Zendesk record, if any."""
         po_id = self.by_zendesk.get(zd_id)
         return None if po_id is None else self.by_poweroffice[po_id]
-
-
-class WriteOp(enum.StrEnum):
-    """What a write does."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-@attrs.frozen
-class WriteRequest:
-    """One write, ready for a system port: logical field names, plain values.
-
-    ``item_id`` ties the write to its plan item; ``origin_key`` (creates) is the stable key the
-    created record carries so it can be found again after a crash. ``current`` holds the target
-    record's fields as last seen, for adapters whose URLs need them (a PowerOffice contact
-    person is addressed under its ``partyId``). ``releases`` holds the current values of
-    written fields that the flow owns and the write may let go of; a current value not listed
-    belongs to no flow and must be kept (a Zendesk user's other organization memberships).
-    """
-
-    item_id: str
-    op: WriteOp
-    kind: Kind
-    id: str | None
-    fields: Mapping[str, FieldValue] = attrs.field(factory=dict)
-    origin_key: str | None = None
-    current: Mapping[str, FieldValue] = attrs.field(factory=dict)
-    releases: Mapping[str, FieldValue] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class WriteError:
-    """Why one write failed, naming the record and (where known) the field."""
-
-    code: str
-    message: str
-    record: str = ""
-    field: str | None = None
-    retryable: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.record}: " if self.record else ""
-        what = f"field {self.field!r}: " if self.field else ""
-        return f"{where}{what}{self.message} ({self.code})"
-
-
-@attrs.frozen
-class WriteResult:
-    """The outcome of one write: the record as the system stored it, or the error."""
-
-    item_id: str
-    record: Record | None = None
-    error: WriteError | None = None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the write was applied."""
-        return self.error is None
 
 
 @attrs.frozen(order=True)
@@ -190,10 +131,29 @@ class SyncState:
 _EMPTY_TABLE = LinkTable()
 
 
-def stored_base(record: Record, flow_property: str, zendesk_property: str | None) -> FieldValue:
-    """The normalised value a record holds for a property (by its name on the record's side)."""
-    name = flow_property if record.key.system is System.POWEROFFICE else zendesk_property
-    return record.get(name) if name else None
+def link_base(record: Record, properties: Iterable[PropertyMap]) -> dict[str, FieldValue]:
+    """The base a new link starts from: the normalised values ``record`` holds for
+    ``properties``, keyed by their PowerOffice name.
+
+    The one place a link's base is computed from a record: for a pair linked by identity (the
+    identity values), and for a created record (the values as the target stored them, so a
+    system that reformats them does not echo the change back). A Zendesk record's references
+    are left out: they become bases in PowerOffice terms only through the links (see
+    ``fold_results``).
+    """
+    poweroffice = record.key.system is System.POWEROFFICE
+    return {
+        p.poweroffice: p.value_of(record) for p in properties if poweroffice or not p.is_reference
+    }
+
+
+def created_link(flow: Flow, source: RecordKey, stored: Record) -> Link:
+    """The link a create makes between its ``source`` and the record the target ``stored``."""
+    if stored.key.system is System.ZENDESK:
+        po_id, zd_id = source.id, stored.key.id
+    else:
+        po_id, zd_id = stored.key.id, source.id
+    return Link(flow.id, po_id, zd_id, link_base(stored, flow.properties))
 
 
 def fold_results(
@@ -206,107 +166,168 @@ def fold_results(
 
     Failed writes change nothing, so the next run plans them again. Bases become the value as
     the target stored it (normalised), which is what keeps a reformatting system from echoing.
-    Items without a result (writes not attempted) leave the state as it was.
+    Items without a result (writes not attempted) leave the state as it was. Each item type
+    has one folder in ``_FOLDERS``; report items other than conflicts and ambiguities change
+    nothing here.
     """
-    by_item = {result.item_id: result for result in results}
-    tables: dict[str, dict[str, Link]] = {
-        flow.id: dict(state.table(flow.id).by_poweroffice) for flow in dataflow
-    }
-    conflicts = dict(state.conflicts)
-    resolutions = dict(state.resolutions)
-    ambiguities: list[Ambiguity] = []
-    props = {flow.id: {p.poweroffice: p for p in flow.properties} for flow in dataflow}
-
-    # Zendesk references (organization ids) become bases in PowerOffice terms once every link
-    # of this plan exists, so they are translated after the loop.
-    zendesk_refs: list[tuple[str, str, str, str, FieldValue]] = []
-
-    def set_base(flow: str, po_id: str, prop: str, value: FieldValue) -> None:
-        link = tables[flow].get(po_id)
-        if link is not None:
-            tables[flow][po_id] = attrs.evolve(link, base={**link.base, prop: value})
-
+    fold = _Fold.start(state, results, dataflow)
     for item in plan:
-        if isinstance(item, NewLink):
-            tables[item.flow][item.poweroffice.id] = Link(
-                item.flow, item.poweroffice.id, item.zendesk.id, dict(item.base)
-            )
-        elif isinstance(item, EndLink):
-            tables[item.flow].pop(item.poweroffice.id, None)
-        elif isinstance(item, AdvanceBase):
-            set_base(item.flow, item.poweroffice_id, item.property, item.value)
-        elif isinstance(item, Create):
-            result = by_item.get(item.id)
-            if result is None or not result.ok or result.record is None:
-                continue
-            flow_props = props[item.flow]
-            stored = result.record
-            base = {
-                name: normalise(stored_base(stored, name, p.zendesk), p.compare_as)
-                for name, p in flow_props.items()
-                if not p.is_reference
-            }
-            if item.kind.system is System.ZENDESK:
-                po_id, zd_id = item.source.id, stored.key.id
-            else:
-                po_id, zd_id = stored.key.id, item.source.id
-            tables[item.flow][po_id] = Link(item.flow, po_id, zd_id, base)
-        elif isinstance(item, Update):
-            result = by_item.get(item.id)
-            if result is None or not result.ok:
-                continue
-            for change in item.changes:
-                prop = props[item.flow][change.flow_property]
-                value: FieldValue
-                if result.record is None:
-                    # The system answered without the record: trust what was written.
-                    value = change.poweroffice if item.system is System.ZENDESK else change.zendesk
-                elif prop.is_reference and item.system is System.ZENDESK:
-                    raw = normalise(result.record.get(change.property), prop.compare_as)
-                    ref_flow = prop.reference_flow or ""
-                    zendesk_refs.append(
-                        (item.flow, item.poweroffice_id, prop.poweroffice, ref_flow, raw)
-                    )
-                    continue
-                else:
-                    value = normalise(result.record.get(change.property), prop.compare_as)
-                set_base(item.flow, item.poweroffice_id, change.flow_property, value)
-                resolutions.pop(
-                    conflict_key(item.flow, item.poweroffice_id, prop.poweroffice), None
-                )
-        elif isinstance(item, Conflict):
-            if item.winner is None:
-                conflicts[item.key] = item
-                # Held (again): a pick made for other values no longer applies.
-                resolutions.pop(item.key, None)
-            else:
-                conflicts.pop(item.key, None)
-        elif isinstance(item, Ambiguity):
-            ambiguities.append(item)
-
-    reverse: dict[str, dict[str, str]] = {}
-    for flow_id, po_id, prop_name, ref_flow, raw in zendesk_refs:
-        if ref_flow not in reverse:
-            reverse[ref_flow] = {
-                ln.zendesk_id: ln.poweroffice_id for ln in tables[ref_flow].values()
-            }
-        set_base(flow_id, po_id, prop_name, reverse[ref_flow].get(raw) if raw else None)
-
+        folder = _FOLDERS.get(type(item))
+        if folder is not None:
+            folder(fold, item)
+    fold.translate_zendesk_references()
     # A held conflict whose pair no longer disagrees (edited by hand on one side) is closed.
     planned_conflicts = {item.key for item in plan if isinstance(item, Conflict)}
-    for key in list(conflicts):
+    for key in list(fold.conflicts):
         if key not in planned_conflicts:
-            conflicts.pop(key)
-            resolutions.pop(key, None)
-
+            fold.conflicts.pop(key)
+            fold.resolutions.pop(key, None)
     return attrs.evolve(
         state,
-        links={flow: LinkTable.of(links.values()) for flow, links in tables.items()},
-        conflicts=conflicts,
-        resolutions=resolutions,
-        ambiguities=tuple(ambiguities),
+        links={flow: LinkTable.of(links.values()) for flow, links in fold.tables.items()},
+        conflicts=fold.conflicts,
+        resolutions=fold.resolutions,
+        ambiguities=tuple(fold.ambiguities),
         retry=frozenset(records_to_retry(plan, results)),
     )
+
+
+@attrs.define
+class _ZendeskReference:
+    """A reference a write stored in Zendesk terms, to become a base in PowerOffice terms."""
+
+    flow: str
+    poweroffice_id: str
+    prop: PropertyMap
+    zendesk_id: FieldValue
+
+
+@attrs.define
+class _Fold:
+    """The next state while ``fold_results`` builds it (local to one call)."""
+
+    dataflow: Dataflow
+    results: Mapping[str, WriteResult]
+    tables: dict[str, dict[str, Link]]
+    conflicts: dict[str, Conflict]
+    resolutions: dict[str, System]
+    props: Mapping[str, Mapping[str, PropertyMap]]
+    """Each flow's synced properties by PowerOffice name."""
+    ambiguities: list[Ambiguity] = attrs.Factory(list)
+    # Zendesk references (organization ids) become bases in PowerOffice terms once every link
+    # of the plan exists, so they are translated after every item is folded.
+    zendesk_references: list[_ZendeskReference] = attrs.Factory(list)
+
+    @classmethod
+    def start(cls, state: SyncState, results: Sequence[WriteResult], dataflow: Dataflow) -> _Fold:
+        return cls(
+            dataflow,
+            {result.item_id: result for result in results},
+            {flow.id: dict(state.table(flow.id).by_poweroffice) for flow in dataflow},
+            dict(state.conflicts),
+            dict(state.resolutions),
+            {flow.id: field_map(flow) for flow in dataflow},
+        )
+
+    def applied(self, item_id: str) -> WriteResult | None:
+        """The result of a write that was applied (``None``: failed or not attempted)."""
+        result = self.results.get(item_id)
+        return result if result is not None and result.ok else None
+
+    def set_base(self, flow: str, po_id: str, prop: str, value: FieldValue) -> None:
+        link = self.tables[flow].get(po_id)
+        if link is not None:
+            self.tables[flow][po_id] = attrs.evolve(link, base={**link.base, prop: value})
+
+    def translate_zendesk_references(self) -> None:
+        reverse: dict[str, dict[str, str]] = {}
+        for ref in self.zendesk_references:
+            value = None
+            for ref_flow in ref.prop.reference_flows if ref.zendesk_id else ():
+                if ref_flow not in reverse:
+                    reverse[ref_flow] = {
+                        ln.zendesk_id: ln.poweroffice_id for ln in self.tables[ref_flow].values()
+                    }
+                value = reverse[ref_flow].get(ref.zendesk_id or "")
+                if value is not None:
+                    break
+            self.set_base(ref.flow, ref.poweroffice_id, ref.prop.poweroffice, value)
+
+
+def _fold_new_link(fold: _Fold, item: NewLink) -> None:
+    fold.tables[item.flow][item.poweroffice.id] = Link(
+        item.flow, item.poweroffice.id, item.zendesk.id, dict(item.base)
+    )
+
+
+def _fold_end_link(fold: _Fold, item: EndLink) -> None:
+    fold.tables[item.flow].pop(item.poweroffice.id, None)
+
+
+def _fold_advance_base(fold: _Fold, item: AdvanceBase) -> None:
+    fold.set_base(item.flow, item.poweroffice_id, item.property, item.value)
+
+
+def _fold_create(fold: _Fold, item: Create) -> None:
+    result = fold.applied(item.id)
+    if result is None or result.record is None:
+        return
+    link = created_link(fold.dataflow.flow(item.flow), item.source, result.record)
+    fold.tables[item.flow][link.poweroffice_id] = link
+    if result.record.key.system is System.ZENDESK:
+        for prop in fold.props[item.flow].values():
+            if prop.is_reference:
+                stored = prop.value_of(result.record)
+                fold.zendesk_references.append(
+                    _ZendeskReference(item.flow, link.poweroffice_id, prop, stored)
+                )
+
+
+def _fold_update(fold: _Fold, item: Update) -> None:
+    result = fold.applied(item.id)
+    if result is None:
+        return
+    for change in item.changes:
+        prop = fold.props[item.flow][change.flow_property]
+        value: FieldValue
+        if result.record is None:
+            # The system answered without the record: trust what was written.
+            value = change.poweroffice if item.system is System.ZENDESK else change.zendesk
+        elif prop.is_reference and item.system is System.ZENDESK:
+            raw = normalise(result.record.get(change.property), prop.compare_as)
+            fold.zendesk_references.append(
+                _ZendeskReference(item.flow, item.poweroffice_id, prop, raw)
+            )
+            continue
+        else:
+            value = normalise(result.record.get(change.property), prop.compare_as)
+        fold.set_base(item.flow, item.poweroffice_id, change.flow_property, value)
+        fold.resolutions.pop(conflict_key(item.flow, item.poweroffice_id, prop.poweroffice), None)
+
+
+def _fold_conflict(fold: _Fold, item: Conflict) -> None:
+    if item.winner is None:
+        fold.conflicts[item.key] = item
+        # Held (again): a pick made for other values no longer applies.
+        fold.resolutions.pop(item.key, None)
+    else:
+        fold.conflicts.pop(item.key, None)
+
+
+def _fold_ambiguity(fold: _Fold, item: Ambiguity) -> None:
+    fold.ambiguities.append(item)
+
+
+_FOLDERS: Mapping[type, Callable[[_Fold, Any], None]] = {
+    NewLink: _fold_new_link,
+    EndLink: _fold_end_link,
+    AdvanceBase: _fold_advance_base,
+    Create: _fold_create,
+    Update: _fold_update,
+    Conflict: _fold_conflict,
+    Ambiguity: _fold_ambiguity,
+}
+"""How each plan item type moves the state (the other reports change nothing here)."""
 
 
 def records_to_retry(plan: Plan, results: Sequence[WriteResult]) -> set[RecordKey]:
@@ -332,11 +353,6 @@ def records_to_retry(plan: Plan, results: Sequence[WriteResult]) -> set[RecordKe
         elif isinstance(item, Delete) and item.id in failed:
             keys |= {item.target, item.because}
     return keys
-
-
-def record_key(kind: Kind, record_id: str) -> RecordKey:
-    """Shorthand for ``RecordKey.of``."""
-    return RecordKey.of(kind, record_id)
 
 
 def unlink(state: SyncState, flow: str, poweroffice_id: str) -> SyncState:
@@ -415,7 +431,7 @@ def resolve_conflict(state: SyncState, key: str, winner: System) -> SyncState:
     """Record a person's pick for a held conflict; the next run writes the winner's value.
 
     The pick holds for the values the conflict holds now: if either side moves again before
-    it is applied, the planner holds the conflict anew (decision 10).
+    it is applied, the planner holds the conflict anew (docs/semantics.md, decision 10).
     """
     if key not in state.conflicts:
         raise KeyError(f"no open conflict {key!r}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
+from collections.abc import Mapping
 
-from talkcore.records import FieldValue
+from talkcore.records import FieldValue, KeyFunction
 
 
 class Datatype(enum.StrEnum):
@@ -72,3 +73,37 @@ def validate(value: FieldValue, datatype: Datatype) -> str | None:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\t\n" for ch in value):
         return "value contains control characters"
     return None
+
+
+def email_key(value: FieldValue) -> str | None:
+    """Index key of an e-mail address."""
+    return normalise(value, Datatype.EMAIL)
+
+
+def origin_index_key(value: FieldValue) -> str | None:
+    """Index key of an origin key (``external_id``): case-insensitive, as Zendesk compares."""
+    return value.strip().casefold() or None if value else None
+
+
+def id_key(value: FieldValue) -> str | None:
+    return normalise(value, Datatype.ID)
+
+
+INDEX_KEYS: Mapping[Datatype, KeyFunction] = {
+    Datatype.EMAIL: email_key,
+    Datatype.STRING: normalise,
+    Datatype.ID: id_key,
+}
+"""Identity lookups by comparison type (module-level, so snapshot caches are shared)."""
+
+UNIQUE_KEYS: Mapping[Datatype, KeyFunction] = {
+    Datatype.EMAIL: email_key,
+    Datatype.STRING: name_key,
+    Datatype.ID: id_key,
+}
+"""How Zendesk compares a unique value (trimmed, case-insensitive), by comparison type."""
+
+
+def clean(value: FieldValue) -> FieldValue:
+    """The value to write: trimmed and NFC, case kept."""
+    return normalise(value, Datatype.STRING)

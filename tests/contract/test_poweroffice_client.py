@@ -20,9 +20,8 @@ from adapters.poweroffice import (
     PowerOfficeUnavailable,
 )
 from adapters.poweroffice.ratelimit import RateLimiter, shared_limiter
-from talkcore.ports import SystemUnavailable
+from talkcore.ports import SystemUnavailable, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 DEPARTMENTS = frozenset({Kind.DEPARTMENT})
 

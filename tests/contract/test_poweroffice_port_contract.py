@@ -25,9 +25,8 @@ from poweroffice_support import TOKEN_PATH, FakeTime, Replay
 from adapters.memory import MemorySystem, memory_poweroffice
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
 from adapters.poweroffice.ratelimit import RateLimiter
-from talkcore.ports import SystemPort
+from talkcore.ports import SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind, System
-from talkcore.state import WriteOp, WriteRequest
 
 CUSTOMERS = frozenset({Kind.CUSTOMER})
 PEOPLE = frozenset({Kind.CUSTOMER, Kind.CONTACT_PERSON})

@@ -17,8 +17,8 @@ from test_poweroffice_port_contract import SandboxBackend
 
 from adapters.poweroffice import PowerOfficeAccessDenied, PowerOfficeRequestRejected
 from adapters.poweroffice.port import MAX_URL_LENGTH
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("adapters.sandbox.poweroffice") is None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from poweroffice_support import FakeTime, Replay
 
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 
 def _update(

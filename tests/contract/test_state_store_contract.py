@@ -23,22 +23,19 @@ import attrs
 import pytest
 
 from adapters.memory import MemoryStateStore
-from adapters.sqlite import SCHEMA_VERSION, SqliteStateStore, StateFileError
+from adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore, StateFileError
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.policy import ConflictPolicy
-from talkcore.ports import AlreadyRunning, StateStore
-from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import (
-    Decision,
-    KeptApart,
-    Link,
-    LinkTable,
-    SyncState,
+from talkcore.ports import (
+    AlreadyRunning,
+    StateStore,
     WriteError,
     WriteOp,
     WriteRequest,
     WriteResult,
 )
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -272,6 +269,56 @@ def test_the_file_is_private_and_versioned(tmp_path: Path) -> None:
     assert path.stat().st_mode & 0o777 == 0o600
     for sidecar in tmp_path.glob("state.db-*"):
         assert sidecar.stat().st_mode & 0o077 == 0, sidecar
+
+
+def test_intents_journaled_by_an_older_version_come_back_with_their_flow_and_source(
+    tmp_path: Path,
+) -> None:
+    """Crash recovery after an upgrade: a schema-2 journal kept flow and source only in ids."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    for migration in MIGRATIONS[:2]:
+        db.executescript(migration)
+    db.execute("PRAGMA user_version = 2")
+    legacy = {
+        "create:customers-organizations:7": ("organization", "poweroffice:customer:7"),
+        "create:departments-organizations:zendesk:organization:5": (
+            "department",
+            "zendesk:organization:5",
+        ),
+        "update:contact-persons-users:zendesk:user:9": ("user", None),
+    }
+    for item, (kind, origin) in legacy.items():
+        op = item.split(":")[0]  # the test writes the old form; nothing in src reads it
+        intent = {"item_id": item, "op": op, "kind": kind, "id": None, "fields": {}}
+        db.execute(
+            "INSERT INTO journal (item_id, run_id, intent, recorded) VALUES (?, 'r', ?, 'now')",
+            (item, json.dumps({**intent, "origin_key": origin, "current": {}})),
+        )
+    db.commit()
+    db.close()
+    with SqliteStateStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        got = {w.item_id: (w.flow, w.source) for w in store.open_intents()}
+    assert got == {
+        "create:customers-organizations:7": (
+            "customers-organizations",
+            RecordKey.of(Kind.CUSTOMER, "7"),
+        ),
+        "create:departments-organizations:zendesk:organization:5": (
+            "departments-organizations",
+            RecordKey.of(Kind.ORGANIZATION, "5"),
+        ),
+        "update:contact-persons-users:zendesk:user:9": ("contact-persons-users", None),
+    }
+
+
+def test_intents_carry_their_flow_and_source(subject: StoreUnderTest) -> None:
+    typed = attrs.evolve(
+        write("i1"), flow="customers-organizations", source=RecordKey.of(Kind.CUSTOMER, "1")
+    )
+    subject.store.journal_intents("run-1", [typed])
+    assert subject.reopen().open_intents() == [typed]
 
 
 def test_a_file_from_a_newer_version_is_refused(tmp_path: Path) -> None:

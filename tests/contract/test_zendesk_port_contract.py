@@ -18,9 +18,8 @@ from zendesk_support import Replay, Sleeps, load, make_port
 
 from adapters.memory import memory_zendesk
 from adapters.zendesk import ZendeskAuth, ZendeskPort
-from talkcore.ports import SystemPort
+from talkcore.ports import SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 HAS_SANDBOX = importlib.util.find_spec("adapters.sandbox.zendesk") is not None
 SEED_EMAIL = "Kari.Nordmann@Acme.Example"

@@ -26,8 +26,8 @@ from adapters.zendesk.wire import (
     structure,
 )
 from adapters.zendesk.writing import to_record
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 pytestmark = needs_recorded()
 

@@ -10,8 +10,8 @@ import pytest
 from zendesk_support import EMAIL, TOKEN, Replay, Sleeps, load, make_port
 
 from adapters.zendesk import ZendeskAuth
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind, RecordKey, System
-from talkcore.state import WriteOp, WriteRequest
 
 USER = f"{System.ZENDESK}:{Kind.USER}"
 ORG = f"{System.ZENDESK}:{Kind.ORGANIZATION}"

@@ -19,9 +19,8 @@ from adapters.zendesk import (
     ZendeskUnauthorized,
     ZendeskUnavailable,
 )
-from talkcore.ports import SystemUnavailable
+from talkcore.ports import SystemUnavailable, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 ME = {"user": {"id": 99, "name": "Sync Agent", "role": "admin", "active": True}}

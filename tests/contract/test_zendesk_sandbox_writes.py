@@ -18,8 +18,8 @@ from sandbox_support import zendesk_port
 
 from adapters.sandbox import ZendeskSandbox
 from adapters.zendesk.user_changes import EMAIL_HELD
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 ADDRESSES = ("a@x.no", "b@x.no", "c@x.no", "d@x.no", "e@x.no")
 SEEDED = 3

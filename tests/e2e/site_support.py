@@ -21,9 +21,8 @@ from adapters.sandbox.server import RunningSandboxes, serve_sandboxes
 from adapters.sandbox.zendesk import ZendeskSandbox
 from cli.config import load_settings
 from cli.wiring import RealWiring
-from talkcore.ports import SystemPort
+from talkcore.ports import SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 TALKSYNC = Path(sys.executable).parent / "talksync"
 CHANGES = ("create", "update", "delete", "link", "unlink", "advance_base")

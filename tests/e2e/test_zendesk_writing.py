@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from site_support import Site, items
 
+from talkcore.ports import WriteOp, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteOp, WriteRequest
 
 pytestmark = pytest.mark.e2e
 

@@ -23,9 +23,15 @@ from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
 from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
-from talkcore.ports import StateStore, SystemPort, SystemUnavailable
+from talkcore.ports import (
+    StateStore,
+    SystemPort,
+    SystemUnavailable,
+    WriteError,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.records import Kind, ReadResult, Record, System
-from talkcore.state import WriteError, WriteRequest, WriteResult
 
 CUSTOMERS = "customers-organizations"
 CONTACTS = "contact-persons-users"

@@ -93,7 +93,10 @@ def test_a_stopped_run_is_finished_by_the_next_as_if_never_stopped(
             return len(asked) > stop_after
 
         report = talkcore.engine.run_sync(
-            stopped.po, stopped.zd, stopped.store, should_stop=should_stop, now=_NOW
+            stopped.po,
+            stopped.zd,
+            stopped.store,
+            talkcore.engine.RunOptions(should_stop=should_stop, now=_NOW),
         )
         sent = len(stopped.po.applied) + len(stopped.zd.applied)
         assert sent == len(report.results) <= stop_after

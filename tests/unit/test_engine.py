@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import pytest
 
 import talkcore.engine
-from talkcore.engine import plan_run, run_sync
+from talkcore.engine import RunOptions, plan_run, run_sync
 from talkcore.records import Kind
 
 from .world import World
@@ -32,7 +32,7 @@ def test_writes_go_in_batches_with_progress_and_renames_before_creates(
     for i in range(2, 6):
         world.po.put(Kind.CUSTOMER, i, Name=f"Kunde {i}")
     recorder = Recorder()
-    run_sync(world.po, world.zd, world.store, observer=recorder)
+    run_sync(world.po, world.zd, world.store, RunOptions(observer=recorder))
     progress = [d["done"] for name, d in recorder.events if name == "apply.progress"]
     assert progress == [1, 3, 5]  # the rename alone, then creates two by two (one op a batch)
     ops = [w.op.value for w in world.zd.applied]
@@ -47,3 +47,30 @@ def test_a_dry_run_writes_nothing_and_saves_nothing() -> None:
     assert len(report.plan.writes()) == 1
     assert world.zd.applied == []
     assert world.store.saves == 0
+
+
+def test_a_name_one_flow_frees_is_taken_by_another_flows_create_in_the_same_run() -> None:
+    """Renames of every flow go before creates of every flow: a department renamed away from
+    "Acme" frees the name for a new customer "Acme" (semantics.md, "Order of writes")."""
+    world = World()
+    world.po.put(Kind.DEPARTMENT, 20, Name="Acme")
+    world.sync()
+    world.po.edit(Kind.DEPARTMENT, "20", Name="Avdeling Oslo")
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme", IsPerson="false")
+    report = world.sync()
+    assert report.failures == []
+    assert sorted(world.orgs().values()) == ["Acme", "Avdeling Oslo"]
+    assert world.sync().plan.changes() == []
+
+
+def test_a_write_referring_to_a_created_record_waits_for_its_create() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Acme", IsPerson="false")
+    world.po.put(Kind.CONTACT_PERSON, 100, emailAddress="ola@acme.no", partyId="1")
+    world.zd.put(Kind.USER, 500, email="ola@acme.no")
+    plan = world.plan().plan
+    stages = [[w.id for w in stage] for stage in talkcore.engine.send_stages(plan.writes())]
+    assert stages == [
+        ["create:customers-organizations:1"],
+        ["update:contact-persons-users:zendesk:user:500"],
+    ]

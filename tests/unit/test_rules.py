@@ -1,4 +1,4 @@
-"""One test (at least) per rule of dataflow.md, on the in-memory fakes through the real engine."""
+"""One test (at least) per rule of docs/semantics.md, on the in-memory fakes and the real engine."""
 
 from __future__ import annotations
 
@@ -170,11 +170,11 @@ def test_conflicts_are_decided_by_policy_and_recorded(
 def test_newest_tie_goes_to_poweroffice() -> None:
     from datetime import UTC, datetime
 
-    from talkcore.planning import _newest
+    from talkcore.merging import newest
 
     same = datetime(2026, 1, 1, tzinfo=UTC)
-    assert _newest(same, same) is System.POWEROFFICE
-    assert _newest(None, None) is System.POWEROFFICE
+    assert newest(same, same) is System.POWEROFFICE
+    assert newest(None, None) is System.POWEROFFICE
 
 
 def test_manual_policy_holds_the_conflict_until_a_person_picks() -> None:
@@ -483,3 +483,31 @@ def test_deletes_are_not_propagated_by_default() -> None:
     world.po.remove(Kind.CUSTOMER, "1")
     report = world.sync(full=True)
     assert not of_type(report.plan, Delete) and len(world.orgs()) == 1
+
+
+def test_rule_5_renames_along_a_chain_of_names_all_go_through_in_one_run() -> None:
+    """Each rename takes the name the next one frees: the claims settle to a fixed point and
+    each write is sent after the write freeing its name (semantics.md, decision 5)."""
+    world = World()
+    for cid, name in ((1, "Alfa"), (2, "Beta"), (3, "Gamma")):
+        world.po.put(Kind.CUSTOMER, cid, Name=name, IsPerson="false")
+    world.sync()
+    for cid, name in (("1", "Beta"), ("2", "Gamma"), ("3", "Delta")):
+        world.po.edit(Kind.CUSTOMER, cid, Name=name)
+    report = world.sync()
+    assert of_type(report.plan, NameCollision) == [] and report.failures == []
+    assert sorted(world.orgs().values()) == ["Beta", "Delta", "Gamma"]
+    assert world.sync().plan.changes() == []
+
+
+def test_rule_5_two_organizations_cannot_swap_names_in_one_run() -> None:
+    world = World()
+    world.po.put(Kind.CUSTOMER, 1, Name="Alfa", IsPerson="false")
+    world.po.put(Kind.CUSTOMER, 2, Name="Beta", IsPerson="false")
+    world.sync()
+    world.po.edit(Kind.CUSTOMER, "1", Name="Beta")
+    world.po.edit(Kind.CUSTOMER, "2", Name="Alfa")
+    report = world.sync()
+    collisions = of_type(report.plan, NameCollision)
+    assert sorted(c.rule for c in collisions) == ["rename_name_taken"] * 2  # type: ignore[attr-defined]
+    assert report.plan.writes() == []

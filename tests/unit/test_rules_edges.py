@@ -23,7 +23,7 @@ from talkcore.dataflow import (
     Counterpart,
     Dataflow,
 )
-from talkcore.engine import run_sync
+from talkcore.engine import RunOptions, run_sync
 from talkcore.plan import (
     AdvanceBase,
     Ambiguity,
@@ -39,18 +39,9 @@ from talkcore.plan import (
     Update,
 )
 from talkcore.policy import ConflictPolicy, FlowPolicy, SyncPolicy
+from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, RecordKey, System
-from talkcore.state import (
-    Link,
-    SyncState,
-    WriteError,
-    WriteOp,
-    WriteRequest,
-    WriteResult,
-    fold_results,
-    link_by_hand,
-    resolve_conflict,
-)
+from talkcore.state import Link, SyncState, fold_results, link_by_hand, resolve_conflict
 
 from .world import Crash, World, linked_contact, of_type
 
@@ -360,7 +351,7 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
         if w.origin_key == "poweroffice:customer:2"
         else None
     )
-    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    run_sync(world.po, world.zd, world.store, RunOptions(observer=Recorder()))
     names = [name for name, _ in events]
     assert names[0] == "read.start" and names[-1] == "run.done"
     assert {"read.done", "plan.done", "apply.start"} <= set(names)
@@ -378,7 +369,7 @@ def test_the_engine_tells_its_observer_each_step_of_a_run() -> None:
         world.sync()
     world.zd.after_write = None
     events.clear()
-    run_sync(world.po, world.zd, world.store, observer=Recorder())
+    run_sync(world.po, world.zd, world.store, RunOptions(observer=Recorder()))
     assert ("reconcile.done", {"open": 2, "linked": 1}) in events
 
 
@@ -414,7 +405,7 @@ def test_rule_8_a_full_reconcile_comes_round_once_its_period_has_passed() -> Non
 
     def sync_at(hours: float) -> bool:
         report = run_sync(
-            world.po, world.zd, world.store, policy=world.policy, now=start + timedelta(hours=hours)
+            world.po, world.zd, world.store, world.options(now=start + timedelta(hours=hours))
         )
         return report.full
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import attrs
 
@@ -14,7 +15,7 @@ from adapters.memory import (
     memory_zendesk,
 )
 from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow
-from talkcore.engine import RunReport, plan_run, run_sync
+from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.plan import PlanItem
 from talkcore.policy import SyncPolicy
 from talkcore.records import Kind
@@ -37,26 +38,16 @@ class World:
 
     def sync(self, *, full: bool = False) -> RunReport:
         """One sync run."""
-        return run_sync(
-            self.po,
-            self.zd,
-            self.store,
-            dataflow=self.dataflow,
-            policy=self.policy,
-            full=full,
-            now=datetime(2026, 6, 1, tzinfo=UTC),
-        )
+        return run_sync(self.po, self.zd, self.store, self.options(full=full))
 
     def plan(self) -> RunReport:
         """A dry run."""
-        return plan_run(
-            self.po,
-            self.zd,
-            self.store,
-            dataflow=self.dataflow,
-            policy=self.policy,
-            now=datetime(2026, 6, 1, tzinfo=UTC),
-        )
+        return plan_run(self.po, self.zd, self.store, self.options())
+
+    def options(self, **changes: Any) -> RunOptions:
+        """This world's run options (its dataflow, policy and a fixed time), with ``changes``."""
+        fixed = RunOptions(self.dataflow, self.policy, now=datetime(2026, 6, 1, tzinfo=UTC))
+        return attrs.evolve(fixed, **changes)
 
     def org_of(self, flow: str, po_id: str) -> str:
         """The Zendesk id linked to a PowerOffice record in ``flow``."""

@@ -44,8 +44,8 @@ from adapters.poweroffice.mapping import (
 from adapters.poweroffice.problems import describe, parse_problem, write_error
 from adapters.poweroffice.ratelimit import RateLimiter, shared_limiter
 from adapters.poweroffice.wire import raw_id, structure_or_problems
+from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
-from talkcore.state import WriteError, WriteOp, WriteRequest, WriteResult
 
 log = structlog.get_logger()
 

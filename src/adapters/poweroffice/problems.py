@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from adapters.poweroffice.client import Reply
 from adapters.poweroffice.mapping import WIRE_NAMES, logical_name
 from adapters.poweroffice.wire import ProblemDetailsDto, structure_or_problems
+from talkcore.ports import WriteError
 from talkcore.records import Kind
-from talkcore.state import WriteError
 
 _CODES = {400: "invalid", 404: "not_found", 409: "conflict", 422: "invalid"}
 

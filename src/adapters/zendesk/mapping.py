@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from adapters.zendesk.wire import OrganizationDTO, UserDTO
+from talkcore.ports import WriteError
 from talkcore.records import FieldValue, Kind, Record, RecordKey
-from talkcore.state import WriteError
 from talkcore.values import coerce
 
 USER_FIELDS = ("email", "name", "organization_id", "external_id", "role")

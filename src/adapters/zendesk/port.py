@@ -29,8 +29,8 @@ from adapters.zendesk.reading import (
 from adapters.zendesk.transport import RetryPolicy, ZendeskHttp
 from adapters.zendesk.wire import UserDTO, WireError, member, structure
 from adapters.zendesk.writing import ZendeskWriter
+from talkcore.ports import WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, System
-from talkcore.state import WriteRequest, WriteResult
 
 log = structlog.get_logger()
 

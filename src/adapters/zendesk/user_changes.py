@@ -37,8 +37,8 @@ from adapters.zendesk.wire import (
     member,
     structure,
 )
+from talkcore.ports import WriteError, WriteRequest
 from talkcore.records import Kind
-from talkcore.state import WriteError, WriteRequest
 
 log = structlog.get_logger()
 

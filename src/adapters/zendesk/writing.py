@@ -47,8 +47,8 @@ from adapters.zendesk.wire import (
     member,
     structure,
 )
+from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, Record
-from talkcore.state import WriteError, WriteOp, WriteRequest, WriteResult
 
 log = structlog.get_logger()
 
