@@ -10,8 +10,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.postgres_support import PostgresServer, postgres_server
 
 settings.register_profile(
     "ci",
@@ -30,3 +34,21 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- PostgreSQL: one throwaway server per test session, one fresh database per test ----------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """The session's PostgreSQL server (started on first use; see ``tests/postgres_support``)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> Iterator[str]:
+    """The URL of an empty database of this test's own, dropped afterwards."""
+    url = postgres.fresh_database()
+    yield url
+    postgres.drop_database(url)
