@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 
@@ -48,7 +49,23 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def database_url(postgres: PostgresServer) -> Iterator[str]:
-    """The URL of an empty database of this test's own, dropped afterwards."""
+    """The URL of an empty database of this test's own, dropped afterwards (a second or so:
+    for tests about the whole database; most tests share ``shared_database`` instead)."""
     url = postgres.fresh_database()
     yield url
     postgres.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def shared_database(postgres: PostgresServer) -> str:
+    """One database for the session; tests keep apart in it by tenant (``tenant_name``)."""
+    return postgres.fresh_database("shared")
+
+
+@pytest.fixture
+def tenant_name(request: pytest.FixtureRequest) -> str:
+    """A tenant name no other test uses."""
+    return f"{request.node.nodeid}#{next(_TENANTS)}"
+
+
+_TENANTS = itertools.count()
