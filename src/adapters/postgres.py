@@ -513,26 +513,27 @@ class PostgresStateStore:
         for table in ("cursors", "conflicts", "resolutions", "ambiguities"):
             self._clear(table)
         self._many(
-            "INSERT INTO cursors VALUES (%s, %s, %s)",
+            "INSERT INTO cursors (tenant_id, name, value) VALUES (%s, %s, %s)",
             [(tenant, *item) for item in state.cursors.items()],
         )
         self._many(
-            "INSERT INTO conflicts VALUES (%s, %s, %s)",
+            "INSERT INTO conflicts (tenant_id, key, conflict) VALUES (%s, %s, %s)",
             [(tenant, key, dump(conflict)) for key, conflict in state.conflicts.items()],
         )
         self._many(
-            "INSERT INTO resolutions VALUES (%s, %s, %s)",
+            "INSERT INTO resolutions (tenant_id, key, winner) VALUES (%s, %s, %s)",
             [(tenant, key, system.value) for key, system in state.resolutions.items()],
         )
         self._many(
-            "INSERT INTO ambiguities VALUES (%s, %s, %s)",
+            "INSERT INTO ambiguities (tenant_id, position, ambiguity) VALUES (%s, %s, %s)",
             [(tenant, i, dump(a)) for i, a in enumerate(state.ambiguities)],
         )
         kept = state.kept_apart
         if seen is None or seen.kept_apart is not kept:
             self._clear("kept_apart")
             self._many(
-                "INSERT INTO kept_apart VALUES (%s, %s, %s, %s)",
+                "INSERT INTO kept_apart (tenant_id, flow, poweroffice_id, zendesk_id)"
+                " VALUES (%s, %s, %s, %s)",
                 [(tenant, k.flow, k.poweroffice_id, k.zendesk_id) for k in sorted(kept)],
             )
         rewrite, known = new_decisions(seen, state)
@@ -560,7 +561,8 @@ class PostgresStateStore:
                 [(tenant, system, change.scope, rid) for rid in change.gone],
             )
             self._many(
-                "INSERT INTO records VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                "INSERT INTO records (tenant_id, system, kind, id, fields, modified, active,"
+                " email_key, name_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (tenant_id, system, kind, id) DO UPDATE SET"
                 " fields = excluded.fields, modified = excluded.modified,"
                 " active = excluded.active, email_key = excluded.email_key,"
@@ -571,6 +573,6 @@ class PostgresStateStore:
             "DELETE FROM mirror_complete WHERE tenant_id = %s AND system = %s", (tenant, system)
         )
         self._many(
-            "INSERT INTO mirror_complete VALUES (%s, %s, %s)",
+            "INSERT INTO mirror_complete (tenant_id, system, kind) VALUES (%s, %s, %s)",
             [(tenant, system, kind.value) for kind in sorted(mirror.complete)],
         )
