@@ -229,8 +229,12 @@ class PostgresStateStore:
                 "SELECT pg_try_advisory_lock(%s, %s)", (LOCK_SPACE, self.tenant_id)
             ).fetchone()
             if not row or not row[0]:
-                holder = self.lock_holder()
-                who = f" ({holder})" if holder else ""
+                holder = self.run_holder()
+                who = (
+                    ""
+                    if holder is None
+                    else f" (pid {holder[0] or '?'}, since {holder[1]:%H:%M:%S} UTC)"
+                )
                 raise AlreadyRunning(
                     f"another talksync run{who} is syncing tenant {self.tenant!r} in"
                     f" {self.where}; wait for it to finish"
@@ -454,8 +458,9 @@ class PostgresStateStore:
         )
         return [record_from_row(system, *row) for row in rows]
 
-    def lock_holder(self) -> str | None:
-        """Which process holds this tenant's run lock (``talksync PID@HOST since …``), if any."""
+    def run_holder(self) -> tuple[int | None, datetime] | None:
+        """The process id (``None`` for a client that is not talksync) and the start of the run
+        holding this tenant's lock; ``None`` when no run holds it."""
         row = self._db.execute(
             "SELECT a.application_name, a.backend_start FROM pg_locks l"
             " JOIN pg_stat_activity a ON a.pid = l.pid"
@@ -466,7 +471,8 @@ class PostgresStateStore:
         if row is None:
             return None
         name, since = row
-        return f"{name or 'a client'} since {since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        pid = re.match(r"talksync (\d+)@", name or "")
+        return (int(pid[1]) if pid else None, since.astimezone(UTC))
 
     # -- internals -----------------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class _SyncFile:
 @attrs.frozen
 class _StateFile:
     path: str | None = None
+    database_url_file: str | None = None
 
 
 @attrs.frozen
@@ -198,6 +199,18 @@ class Settings:
     http_timeout: float | None = None
     """Seconds to wait for either system's answer (``TALKSYNC_HTTP_TIMEOUT``); adapters' own
     defaults (Zendesk 30 s, PowerOffice 60 s) when unset."""
+    database_url: str | None = attrs.field(default=None, repr=False)
+    """The PostgreSQL state store (``TALKSYNC_DATABASE_URL``) instead of the SQLite file; a
+    secret, since it may carry the password."""
+
+    @property
+    def state_location(self) -> str:
+        """Where the state lives, for messages: the database (no password) or the file."""
+        if self.database_url:
+            from adapters.postgres import describe
+
+            return describe(self.database_url)
+        return str(self.state_path)
 
     def missing(self) -> list[str]:
         """Every setting still missing before both systems can be reached."""
@@ -405,6 +418,13 @@ SETTINGS: tuple[Setting, ...] = (
         "TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file", path=True
     ),
     Setting(
+        "TALKSYNC_DATABASE_URL",
+        "state.database_url",
+        "",
+        "PostgreSQL instead of the SQLite file (postgresql://user@host/db)",
+        secret=True,
+    ),
+    Setting(
         "TALKSYNC_HTTP_TIMEOUT",
         "http.timeout",
         "",
@@ -540,6 +560,12 @@ def load_settings(
         else:
             state_path = base / Path(file.state.path).expanduser()
 
+    database_url = _secret(env, SETTING["state.database_url"], file.state.database_url_file, base)
+    if database_url is not None and not re.match(r"postgres(ql)?://", database_url):
+        source = SETTING["state.database_url"]
+        name = source.env if env.get(source.env) else source.file_key
+        raise ConfigError(f"{name}: expected a postgresql:// URL, got another kind of address")
+
     policy = SyncPolicy(
         flows=dict(file.flows),
         name_collision=file.sync.name_collision,
@@ -547,7 +573,7 @@ def load_settings(
             file.sync.full_reconcile_every, what="sync.full_reconcile_every"
         ),
     )
-    return Settings(poweroffice, zendesk, state_path, policy, path, file.http.timeout)
+    return Settings(poweroffice, zendesk, state_path, policy, path, file.http.timeout, database_url)
 
 
 # -- the file `talksync init` writes ---------------------------------------------------------

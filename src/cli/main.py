@@ -47,7 +47,7 @@ from cli.output import (
     summary_table,
 )
 from cli.stopping import SignalStop
-from cli.wiring import AppContext, NoState, lock_holder, recent_runs
+from cli.wiring import AppContext, NoState, database_secrets, lock_holder, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
@@ -245,7 +245,7 @@ def main(
         settings = obj.settings()
         po, zd = settings.poweroffice, settings.zendesk
         secrets = [po.application_key, po.client_key, po.subscription_key]
-        secrets += [zd.api_token, zd.oauth_token]
+        secrets += [zd.api_token, zd.oauth_token, *database_secrets(settings.database_url)]
     except ConfigError:
         pass  # reported by the command that needs the settings (init needs none)
     configure_logging(verbosity=verbose, log_format=obj.log_format, secrets=secrets)
@@ -422,7 +422,7 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]
             from adapters.memory import MemoryStateStore
 
             tell(
-                f"no state at {settings.state_path} yet: this is what the first sync would do",
+                f"no state at {settings.state_location} yet: this is what the first sync would do",
                 level="warning",
             )
             store = MemoryStateStore()
@@ -614,7 +614,7 @@ def status(
     with failing_cleanly():
         store, state = _load(obj)
         runs = recent_runs(store, 5)
-        holder = lock_holder(obj.settings().state_path)
+        holder = lock_holder(obj.settings().state_path, store)
     now = datetime.now(UTC)
     data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)
     data["running"] = (

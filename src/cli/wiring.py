@@ -1,7 +1,8 @@
 """The one place settings become concrete adapters.
 
 Commands ask an ``AppContext`` for systems and a store; the context asks its ``Wiring``. The
-real wiring builds the PowerOffice and Zendesk ports over httpx and the SQLite store; tests give
+real wiring builds the PowerOffice and Zendesk ports over httpx and the state store (SQLite, or
+PostgreSQL when ``TALKSYNC_DATABASE_URL`` is set); tests give
 the context a wiring of in-memory fakes instead.
 """
 
@@ -50,6 +51,37 @@ class Wiring(Protocol):
         ``ReadOnlyStore``.
         """
         ...
+
+
+def open_store(settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    """The configured store: PostgreSQL when ``TALKSYNC_DATABASE_URL`` is set, else the SQLite
+    file; see ``Wiring.store`` for ``read_only``."""
+    if settings.database_url:
+        return open_postgres(settings.database_url, stack, read_only=read_only)
+    return open_sqlite(settings, stack, read_only=read_only)
+
+
+def open_postgres(
+    url: str, stack: ExitStack, *, tenant: str | None = None, read_only: bool = False
+) -> StateStore:
+    """The PostgreSQL store of ``tenant`` (default: the single-company tenant); read-only opens
+    migrate nothing and create no tenant (``NoState`` when there is nothing yet)."""
+    from adapters.postgres import DEFAULT_TENANT, NothingStored, PostgresStateStore
+
+    try:
+        store = stack.enter_context(
+            PostgresStateStore(url, tenant or DEFAULT_TENANT, create=not read_only)
+        )
+    except NothingStored as exc:
+        raise NoState(f"{exc}: run `talksync sync` first") from None
+    return ReadOnlyStore(store) if read_only else store
+
+
+def database_secrets(url: str | None) -> list[str]:
+    """What of a database URL must never be logged: its password, if it carries one (the rest
+    names the server, which messages show as ``describe`` gives it)."""
+    password = urlsplit(url).password if url else None
+    return [password] if password else []
 
 
 def open_sqlite(settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
@@ -132,13 +164,18 @@ class LockHolder:
     since: datetime
 
 
-def lock_holder(state_path: Path) -> LockHolder | None:
-    """Who holds the run lock on ``state_path`` (``None`` when no run does).
+def lock_holder(state_path: Path, store: StateStore | None = None) -> LockHolder | None:
+    """Who holds the run lock on ``state_path``, or on ``store`` when it can say itself (the
+    PostgreSQL store); ``None`` when no run does.
 
     Reads the ``<state>.lock`` sidecar the SQLite store writes its pid into, without creating
     it: a shared lock that cannot be had means a run holds it; the file's mtime is when it
     took it (the holder truncates and writes its pid on taking the lock).
     """
+    holder = getattr(store, "run_holder", None)
+    if callable(holder):
+        found: tuple[int | None, datetime] | None = holder()
+        return None if found is None else LockHolder(*found)
     lock_path = state_path.with_name(state_path.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDONLY)
@@ -233,12 +270,12 @@ class RealWiring:
         return poweroffice, zendesk
 
     def store(self, settings: Settings, stack: ExitStack) -> StateStore:
-        """The SQLite store at the configured path."""
-        return open_sqlite(settings, stack)
+        """The configured store: PostgreSQL, or SQLite at the configured path."""
+        return open_store(settings, stack)
 
     def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
-        """The SQLite store for a command that only looks; ``NoState`` when there is none."""
-        return open_sqlite(settings, stack, read_only=True)
+        """The store for a command that only looks; ``NoState`` when there is none."""
+        return open_store(settings, stack, read_only=True)
 
 
 @attrs.define

@@ -135,12 +135,12 @@ def test_each_tenant_has_its_own_run_lock(
     acme, beta = two_tenants
     # Different tenants run side by side; a second run of one is refused, naming the holder.
     with acme.lock(), beta.lock(), PostgresStateStore(database_url, "acme") as other:
-        holder = r"run \(talksync \d+@.* since .*\) is syncing tenant 'acme'"
+        holder = rf"run \(pid {os.getpid()}, since .* UTC\) is syncing tenant 'acme'"
         with pytest.raises(AlreadyRunning, match=holder), other.lock():
             pass  # pragma: no cover - must not get here
-        assert other.lock_holder() is not None
+        assert other.run_holder() is not None
     with PostgresStateStore(database_url, "acme") as other:
-        assert other.lock_holder() is None
+        assert other.run_holder() is None
         with other.lock():
             pass
 
@@ -176,7 +176,7 @@ def test_a_killed_run_leaves_no_lock_behind(database_url: str) -> None:
             if row == (0,):
                 break
             time.sleep(0.05)
-        assert store.lock_holder() is None
+        assert store.run_holder() is None
         with store.lock():
             pass
 
