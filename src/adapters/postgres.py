@@ -140,16 +140,34 @@ def migrate(db: psycopg.Connection[Any], where: str) -> None:
         )
         version = schema_version(db)
         if version > SCHEMA_VERSION:
-            raise StateFileError(
-                f"{where} was written by a newer talksync (schema {version}; this version "
-                f"knows up to {SCHEMA_VERSION}); upgrade talksync to use it"
-            )
+            raise _too_new(where, version)
         for migration in MIGRATIONS[version:]:
             db.execute(migration.sql.encode())
             db.execute(
                 "INSERT INTO talksync_schema (version, name) VALUES (%s, %s)",
                 (migration.version, migration.name),
             )
+
+
+def readable(db: psycopg.Connection[Any], where: str) -> bool:
+    """Whether the database holds talksync's schema (``False``: never migrated); a schema of
+    another version is an error, since a read-only open migrates nothing."""
+    version = schema_version(db)
+    if version > SCHEMA_VERSION:
+        raise _too_new(where, version)
+    if version not in (0, SCHEMA_VERSION):
+        raise StateFileError(
+            f"{where} has schema {version}, this talksync expects {SCHEMA_VERSION}:"
+            " run `talksync sync` (or a worker) to migrate it"
+        )
+    return version != 0
+
+
+def _too_new(where: str, version: int) -> StateFileError:
+    return StateFileError(
+        f"{where} was written by a newer talksync (schema {version}; this version "
+        f"knows up to {SCHEMA_VERSION}); upgrade talksync to use it"
+    )
 
 
 class PostgresStateStore:
@@ -182,15 +200,8 @@ class PostgresStateStore:
                 "INSERT INTO tenants (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
                 (self.tenant,),
             )
-        else:
-            version = schema_version(self._db)
-            if version == 0:
-                raise NothingStored(f"no talksync state in {self.where}")
-            if version != SCHEMA_VERSION:
-                raise StateFileError(
-                    f"{self.where} has schema {version}, this talksync expects"
-                    f" {SCHEMA_VERSION}: run `talksync sync` (or a worker) to migrate it"
-                )
+        elif not readable(self._db, self.where):
+            raise NothingStored(f"no talksync state in {self.where}")
         row = self._db.execute("SELECT id FROM tenants WHERE name = %s", (self.tenant,)).fetchone()
         if row is None:
             raise NothingStored(f"no tenant {self.tenant!r} in {self.where}")
