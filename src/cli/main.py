@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
-from cli import decisions
+from cli import decisions, tenants
 from cli import demo as demo_module
 from cli.config import (
     DEFAULT_CONFIG_PATH,
@@ -104,6 +104,7 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
 decisions.register(app)  # links, conflicts, ambiguities, decisions
+tenants.register(app)  # tenants add|list|show|remove|pause|resume
 app.add_typer(sandbox_app, name="sandbox")
 
 log = structlog.get_logger()
