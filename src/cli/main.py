@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
-from cli import decisions, tenants
+from cli import decisions, tenants, worker
 from cli import demo as demo_module
 from cli.config import (
     DEFAULT_CONFIG_PATH,
@@ -105,6 +105,7 @@ app = typer.Typer(
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
 decisions.register(app)  # links, conflicts, ambiguities, decisions
 tenants.register(app)  # tenants add|list|show|remove|pause|resume
+worker.register(app)  # worker
 app.add_typer(sandbox_app, name="sandbox")
 
 log = structlog.get_logger()

@@ -14,12 +14,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import attrs
 import typer
 
-from adapters.tenants import SecretRef, Tenant, TenantError, TenantRegistry, secret_problems
+from adapters.tenants import SecretRef, Tenant, TenantError, secret_problems
 from cli.config import (
     ConfigError,
     Settings,
@@ -33,6 +33,9 @@ from cli.helptext import examples
 from cli.logs import tell
 from cli.output import emit_json
 from cli.wiring import AppContext
+
+if TYPE_CHECKING:
+    from adapters.tenant_registry import TenantRegistry
 
 USAGE = 2  # the CLI's exit code for a usage error (cli.main documents them all)
 
@@ -64,6 +67,8 @@ def _guarded() -> Iterator[None]:
 
 def _registry(obj: AppContext, *, create: bool = False) -> TenantRegistry:
     """The registry of the configured database (``create``: migrate it first)."""
+    from adapters.tenant_registry import TenantRegistry  # psycopg only for these commands
+
     url = obj.settings().database_url
     if not url:
         raise ConfigError(

@@ -15,7 +15,8 @@ import structlog
 from typer.testing import CliRunner, Result
 
 from adapters.postgres import PostgresStateStore
-from adapters.tenants import TenantRegistry, next_due
+from adapters.tenant_registry import TenantRegistry
+from adapters.tenants import next_due
 from cli.config import load_settings
 from cli.main import app
 from cli.tenants import tenant_settings
