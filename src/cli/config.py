@@ -202,6 +202,8 @@ class Settings:
     database_url: str | None = attrs.field(default=None, repr=False)
     """The PostgreSQL state store (``TALKSYNC_DATABASE_URL``) instead of the SQLite file; a
     secret, since it may carry the password."""
+    tenant: str | None = None
+    """The tenant of that database whose state this is (``None``: the single company's)."""
 
     @property
     def state_location(self) -> str:
@@ -209,7 +211,8 @@ class Settings:
         if self.database_url:
             from adapters.postgres import describe
 
-            return describe(self.database_url)
+            where = describe(self.database_url)
+            return where if self.tenant is None else f"{where} (tenant {self.tenant})"
         return str(self.state_path)
 
     def missing(self) -> list[str]:

@@ -47,8 +47,7 @@ from adapters.staterows import StateFileError
 from adapters.tenant_registry import TenantRegistry
 from adapters.tenants import TenantError
 from cli.config import ConfigError, Settings
-from cli.tenants import tenant_settings
-from cli.wiring import RealWiring
+from cli.wiring import RealWiring, settings_of_tenant
 from talkcore.engine import run_sync
 from talkcore.ports import AlreadyRunning, SystemUnavailable
 
@@ -202,8 +201,7 @@ def _sync_one(
     from cli.main import credentials_to_fix
 
     try:
-        with TenantRegistry(url) as registry:
-            settings = tenant_settings(base, registry.get(name), env)
+        settings = settings_of_tenant(base, name, env)
         poweroffice, zendesk = RealWiring().systems(settings, stack)
         store = stack.enter_context(PostgresStateStore(url, name))
         bound.info("worker.sync_start")

@@ -209,6 +209,14 @@ def main(
         Path | None,
         typer.Option("--state", help="State file (default: ./talksync.db; env TALKSYNC_STATE)."),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            metavar="NAME",
+            help="With TALKSYNC_DATABASE_URL: act as this tenant (talksync tenants list).",
+        ),
+    ] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -240,6 +248,7 @@ def main(
     obj: AppContext = ctx.obj
     obj.config_path, obj.verbose = config, verbose > 0
     obj.state_path = state or obj.state_path
+    obj.tenant = tenant or obj.tenant
     obj.log_format = log_format.value if log_format else None
     ctx.call_on_close(obj.stack.close)
     secrets: list[str | None] = []

@@ -95,6 +95,9 @@ def tenant_settings(base: Settings, tenant: Tenant, env: Mapping[str, str]) -> S
     if not tenant.configured:
         return base
     where = f"tenant {tenant.name!r}"
+    problems = secret_problems(tenant, env)
+    if problems:
+        raise TenantError("; ".join(problems))
     token = tenant.zendesk_token.resolve(env) if tenant.zendesk_token else None
     client_key = (
         tenant.poweroffice_client_key.resolve(env) if tenant.poweroffice_client_key else None

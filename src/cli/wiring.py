@@ -57,7 +57,9 @@ def open_store(settings: Settings, stack: ExitStack, *, read_only: bool = False)
     """The configured store: PostgreSQL when ``TALKSYNC_DATABASE_URL`` is set, else the SQLite
     file; see ``Wiring.store`` for ``read_only``."""
     if settings.database_url:
-        return open_postgres(settings.database_url, stack, read_only=read_only)
+        return open_postgres(
+            settings.database_url, stack, tenant=settings.tenant, read_only=read_only
+        )
     return open_sqlite(settings, stack, read_only=read_only)
 
 
@@ -75,6 +77,24 @@ def open_postgres(
     except NothingStored as exc:
         raise NoState(f"{exc}: run `talksync sync` first") from None
     return ReadOnlyStore(store) if read_only else store
+
+
+def settings_of_tenant(base: Settings, tenant: str, env: Mapping[str, str]) -> Settings:
+    """``base`` (the deployment's settings) as tenant ``tenant`` of the database runs it;
+    ConfigError naming the tenant when it cannot be (no database, no such tenant, a secret
+    its reference does not find)."""
+    from adapters.tenant_registry import TenantRegistry
+    from adapters.tenants import TenantError
+    from cli.tenants import tenant_settings
+
+    if not base.database_url:
+        raise ConfigError("--tenant needs the PostgreSQL store: set TALKSYNC_DATABASE_URL")
+    try:
+        with TenantRegistry(base.database_url, create=False) as registry:
+            found = registry.get(tenant)
+        return attrs.evolve(tenant_settings(base, found, env), tenant=tenant)
+    except TenantError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def database_secrets(url: str | None) -> list[str]:
@@ -291,6 +311,9 @@ class AppContext:
     wait: Callable[[float], bool] | None = None
     config_path: Path | None = None
     state_path: Path | None = None
+    tenant: str | None = None
+    """``--tenant``: run as this tenant of the PostgreSQL database (its account, secrets,
+    policies and state) instead of the single company the environment describes."""
     verbose: bool = False
     log_format: str | None = None
     stack: ExitStack = attrs.field(factory=ExitStack)
@@ -300,7 +323,10 @@ class AppContext:
     def settings(self) -> Settings:
         """The settings, loaded once (ConfigError when they cannot be)."""
         if self._settings is None:
-            self._settings = load_settings(self.config_path, self.env, state_path=self.state_path)
+            settings = load_settings(self.config_path, self.env, state_path=self.state_path)
+            if self.tenant is not None:
+                settings = settings_of_tenant(settings, self.tenant, self.env)
+            self._settings = settings
         return self._settings
 
     def systems(self) -> tuple[SystemPort, SystemPort]:

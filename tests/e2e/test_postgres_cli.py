@@ -6,6 +6,7 @@ the very same end state as the same work on the SQLite file."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -13,7 +14,9 @@ import pytest
 from e2e_support import comparable, make_edits, sandboxes, talksync
 from site_support import Site, changes
 
-from adapters.postgres import PostgresStateStore
+from adapters.postgres import NothingStored, PostgresStateStore
+from adapters.tenant_registry import TenantRegistry
+from adapters.tenants import SecretRef, Tenant
 from talkcore.records import Kind
 
 pytestmark = pytest.mark.e2e
@@ -82,3 +85,50 @@ def test_postgresql_and_sqlite_give_the_same_end_state(tmp_path: Path, database_
             ends.append(comparable(running.poweroffice.dump(), running.zendesk.dump()))
         assert state.exists() == (store == "sqlite")
     assert ends[0] == ends[1]
+
+
+def test_the_cli_acts_as_a_tenant_with_its_own_account_secrets_and_state(
+    site: Site, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served = site.served
+    # The deployment's environment only: no Zendesk account and no client key of its own.
+    for name in list(os.environ):
+        if name.startswith("TALKSYNC_"):
+            monkeypatch.delenv(name)
+    deployment = {
+        k: v
+        for k, v in served.env().items()
+        if k.startswith("TALKSYNC_POWEROFFICE_") and not k.endswith("CLIENT_KEY")
+    }
+    monkeypatch.setattr(Site, "env", lambda self: {**os.environ, **deployment})
+    monkeypatch.setenv("TALKSYNC_DATABASE_URL", database_url)
+    monkeypatch.setenv("ACME_TOKEN", served.zendesk.credentials.oauth_token)
+    with TenantRegistry(database_url) as registry:
+        registry.add(
+            Tenant(
+                "acme",
+                zendesk_url=served.zendesk_url,
+                zendesk_token=SecretRef("env", "ACME_TOKEN"),
+                poweroffice_client_key=SecretRef("env", "ACME_CLIENT_KEY"),
+            )
+        )
+
+    missing = site.cli("--tenant", "acme", "sync", expect=2).stderr
+    assert "PowerOffice client key (env:ACME_CLIENT_KEY)" in missing
+    assert "no tenant 'nope'" in site.cli("--tenant", "nope", "status", expect=2).stderr
+
+    monkeypatch.setenv("ACME_CLIENT_KEY", served.poweroffice.credentials.client_key)
+    first = json.loads(site.cli("--tenant", "acme", "sync", "--json").stdout)
+    assert changes(first) > 10 and first["summary"]["failed"] == 0
+    again = json.loads(site.cli("--tenant", "acme", "sync", "--json").stdout)
+    assert changes(again) == 0
+    listed = json.loads(site.cli("--tenant", "acme", "links", "list", "--json").stdout)
+    assert len(listed) > 5
+    with PostgresStateStore(database_url, "acme", create=False) as store:
+        assert [r["run_id"] for r in store.recent_runs()] == [again["run_id"], first["run_id"]]
+        with store.lock():  # as a worker would hold it
+            busy = site.cli("--tenant", "acme", "sync", expect=4).stderr
+            assert "is syncing tenant 'acme'" in busy
+    # The single-company tenant saw none of it.
+    with pytest.raises(NothingStored):
+        PostgresStateStore(database_url, create=False)
