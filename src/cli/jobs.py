@@ -21,9 +21,10 @@ a running sync sends nothing new, waits for its batch in flight and saves its st
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,14 +167,14 @@ def run_tenant(
     name: str,
     base: Settings,
     env: Mapping[str, str],
-    should_stop: Any,
+    should_stop: Callable[[], bool],
 ) -> str:
     """One run of tenant ``name``: its outcome (``adapters.tenants.OUTCOMES``) is recorded on
-    the tenant, which schedules the next; nothing raised here stops the worker."""
+    the tenant, which schedules the next; nothing raised here stops the worker. A tenant
+    removed or paused since its job was deferred is left alone."""
     run_id = uuid.uuid4().hex[:12]
     bound = log.bind(tenant=name, run_id=run_id)
-    with ExitStack() as stack:
-        registry = stack.enter_context(TenantRegistry(url))
+    with TenantRegistry(url) as registry:
         try:
             tenant = registry.get(name)
         except TenantError:
@@ -182,10 +183,10 @@ def run_tenant(
         if tenant.paused:
             return "paused"
         registry.run_started(name, datetime.now(UTC))
-        outcome = _sync_one(url, tenant.name, base, env, should_stop, run_id, bound, stack)
+        with ExitStack() as stack:
+            outcome = _sync_one(url, name, base, env, should_stop, run_id, bound, stack)
         registry.run_finished(name, outcome, datetime.now(UTC))
         return outcome
-    raise AssertionError("unreachable")  # pragma: no cover - ExitStack does not swallow
 
 
 def _sync_one(
@@ -193,7 +194,7 @@ def _sync_one(
     name: str,
     base: Settings,
     env: Mapping[str, str],
-    should_stop: Any,
+    should_stop: Callable[[], bool],
     run_id: str,
     bound: Any,
     stack: ExitStack,
@@ -236,6 +237,28 @@ def _sync_one(
     return outcome
 
 
+class _ToStructlog(logging.Handler):
+    """procrastinate logs through the standard library; its warnings and errors join talksync's
+    own lines (JSON under --log-format json, secrets redacted) instead of a second format."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.log(
+            record.levelno,
+            "worker.procrastinate",
+            logger=record.name,
+            message=record.getMessage(),
+            action=getattr(record, "action", None),
+        )
+
+
+def _forward_procrastinate_logs() -> None:
+    logger = logging.getLogger("procrastinate")
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    if not any(isinstance(h, _ToStructlog) for h in logger.handlers):
+        logger.addHandler(_ToStructlog())
+
+
 def serve(
     url: str,
     base: Settings,
@@ -247,6 +270,7 @@ def serve(
     """Run a worker on the database at ``url`` until SIGTERM or Ctrl-C. ``stalled_after``:
     seconds without a heartbeat after which a worker counts as dead (its lease)."""
     ensure_schema(url, base.state_location)
+    _forward_procrastinate_logs()
     context = {"url": url, "base": base, "env": dict(env), "stalled_after": stalled_after}
     with queue_app(url) as app:
         app.run_worker(
