@@ -215,6 +215,8 @@ def _when(moment: datetime | None) -> str:
 
 
 def _next(tenant: Tenant) -> str:
+    if not tenant.configured:
+        return "not scheduled (settings from the environment: talksync sync)"
     if tenant.paused:
         return "paused"
     if tenant.next_due is not None and tenant.next_due <= datetime.now(UTC):

@@ -163,6 +163,17 @@ def test_listing_a_database_talksync_never_used_creates_nothing(
         assert db.execute("SELECT to_regclass('talksync_schema')").fetchone() == (None,)
 
 
+def test_the_single_company_tenant_is_listed_as_not_scheduled(
+    env: dict[str, str], database_url: str
+) -> None:
+    PostgresStateStore(database_url).close()  # what `talksync sync` makes on first use
+    (line,) = run(env, "tenants", "list").stdout.splitlines()
+    assert line.split("\t")[0] == "default"
+    assert "not scheduled (settings from the environment" in line
+    with TenantRegistry(database_url) as registry:
+        assert registry.claim_due(datetime.now(UTC)) == []  # no worker runs it
+
+
 def test_pause_resume_and_remove(env: dict[str, str], tmp_path: Path, database_url: str) -> None:
     add_acme(env, tmp_path)
     with PostgresStateStore(database_url, "acme") as store:
