@@ -19,19 +19,35 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cattrs
-
+from adapters.staterows import (
+    StateFileError,
+    decision_rows,
+    dump,
+    link_changes,
+    link_row,
+    link_tables,
+    load,
+    new_decisions,
+    record_changes,
+    record_from_row,
+    record_row,
+    report_text,
+    retry_from_text,
+    retry_text,
+)
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
+from talkcore.state import Decision, KeptApart, SyncState
 from talkcore.values import Datatype, name_key, normalise
+
+__all__ = ["DEFAULT_STATE_PATH", "SCHEMA_VERSION", "SqliteStateStore", "StateFileError"]
 
 DEFAULT_STATE_PATH = Path("talksync.db")
 
@@ -91,59 +107,6 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class StateFileError(Exception):
-    """The state file cannot be used: not a talksync database, too new, or not writable."""
-
-
-def _converter() -> cattrs.Converter:
-    """The converter for values the store keeps as JSON (conflicts, journal entries)."""
-    conv = cattrs.Converter()
-    conv.register_unstructure_hook(RecordKey, str)
-    conv.register_structure_hook(RecordKey, lambda value, _: RecordKey.parse(value))
-    conv.register_unstructure_hook(datetime, datetime.isoformat)
-    conv.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
-    return conv
-
-
-_CONVERTER = _converter()
-
-
-def _dump(value: object) -> str:
-    return json.dumps(_CONVERTER.unstructure(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def _identity_keys(record: Record) -> tuple[str | None, str | None]:
-    """The normalised e-mail and organization-name keys a record can be found by."""
-    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
-    name = record.get("name") or record.get("Name")
-    return normalise(email, Datatype.EMAIL), name_key(name)
-
-
-def _record_row(record: Record) -> tuple[Any, ...]:
-    email, name = _identity_keys(record)
-    return (
-        record.key.system.value,
-        record.key.kind.value,
-        record.key.id,
-        json.dumps(dict(record.fields), ensure_ascii=False, separators=(",", ":")),
-        record.modified.isoformat() if record.modified else None,
-        int(record.active),
-        email,
-        name,
-    )
-
-
-def _record_from_row(
-    system: System, kind: str, rid: str, fields: str, modified: str | None, active: int
-) -> Record:
-    return Record(
-        RecordKey(system, Kind(kind), rid),
-        json.loads(fields),
-        datetime.fromisoformat(modified) if modified else None,
-        bool(active),
-    )
 
 
 class SqliteStateStore:
@@ -254,20 +217,17 @@ class SqliteStateStore:
     def load_state(self) -> SyncState:
         """The state the last save left (empty on first use)."""
         db = self._db
-        tables: dict[str, list[Link]] = {}
-        rows = db.execute("SELECT flow, poweroffice_id, zendesk_id, base FROM links")
-        for flow, po_id, zd_id, base in rows:
-            tables.setdefault(flow, []).append(Link(flow, po_id, zd_id, json.loads(base)))
+        links = link_tables(db.execute("SELECT flow, poweroffice_id, zendesk_id, base FROM links"))
         cursors = dict(db.execute("SELECT name, value FROM cursors").fetchall())
         conflicts = {
-            key: _CONVERTER.structure(json.loads(data), Conflict)
+            key: load(data, Conflict)
             for key, data in db.execute("SELECT key, conflict FROM conflicts")
         }
         resolutions = {
             key: System(winner) for key, winner in db.execute("SELECT key, winner FROM resolutions")
         }
         ambiguities = tuple(
-            _CONVERTER.structure(json.loads(data), Ambiguity)
+            load(data, Ambiguity)
             for (data,) in db.execute("SELECT ambiguity FROM ambiguities ORDER BY position")
         )
         kept_apart = frozenset(
@@ -275,21 +235,19 @@ class SqliteStateStore:
             for row in db.execute("SELECT flow, poweroffice_id, zendesk_id FROM kept_apart")
         )
         decisions = tuple(
-            _CONVERTER.structure(json.loads(data), Decision)
+            load(data, Decision)
             for (data,) in db.execute("SELECT decision FROM decisions ORDER BY seq")
         )
         full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
         retry = db.execute("SELECT value FROM meta WHERE key = 'retry'").fetchone()
         state = SyncState(
-            links={flow: LinkTable.of(links) for flow, links in tables.items()},
+            links=links,
             cursors=cursors,
             conflicts=conflicts,
             resolutions=resolutions,
             ambiguities=ambiguities,
             last_full_sync=datetime.fromisoformat(full[0]) if full else None,
-            retry=frozenset(RecordKey.parse(text) for text in json.loads(retry[0]))
-            if retry
-            else frozenset(),
+            retry=retry_from_text(retry[0] if retry else None),
             kept_apart=kept_apart,
             decisions=decisions,
         )
@@ -311,7 +269,7 @@ class SqliteStateStore:
             (system.value,),
         )
         for kind, rid, fields, modified, active in rows:
-            record = _record_from_row(system, kind, rid, fields, modified, active)
+            record = record_from_row(system, kind, rid, fields, modified, active)
             by_kind.setdefault(record.key.kind, {})[rid] = record
         complete = frozenset(
             Kind(kind)
@@ -349,7 +307,7 @@ class SqliteStateStore:
             db.executemany(
                 "INSERT OR REPLACE INTO journal (item_id, run_id, intent, result, recorded, closed)"
                 " VALUES (?, ?, ?, NULL, ?, 0)",
-                [(w.item_id, run_id, _dump(w), now) for w in writes],
+                [(w.item_id, run_id, dump(w), now) for w in writes],
             )
 
     def journal_results(self, run_id: str, results: Sequence[WriteResult]) -> None:
@@ -357,7 +315,7 @@ class SqliteStateStore:
         now = datetime.now(UTC).isoformat()
         with self._transaction() as db:
             for result in results:
-                data = _dump(result)
+                data = dump(result)
                 updated = db.execute(
                     "UPDATE journal SET result = ?, recorded = ? WHERE item_id = ?",
                     (data, now, result.item_id),
@@ -375,7 +333,7 @@ class SqliteStateStore:
             "SELECT intent FROM journal WHERE result IS NULL AND intent IS NOT NULL"
             " AND closed = 0 ORDER BY rowid"
         )
-        return [_CONVERTER.structure(json.loads(intent), WriteRequest) for (intent,) in rows]
+        return [load(intent, WriteRequest) for (intent,) in rows]
 
     def close_intents(self, item_ids: Sequence[str]) -> None:
         """Mark journaled writes as settled (kept for the audit trail, no longer open)."""
@@ -393,7 +351,7 @@ class SqliteStateStore:
                 (
                     None if run_id is None else str(run_id),
                     datetime.now(UTC).isoformat(),
-                    json.dumps(report, ensure_ascii=False, default=str),
+                    report_text(report),
                 ),
             )
             # The run log now holds the outcome; keeping a million settled rows per run would
@@ -414,7 +372,7 @@ class SqliteStateStore:
                 (key.system.value, key.kind.value, key.id),
             ).fetchone()
             if row is not None:
-                found[key] = _record_from_row(key.system, *row)
+                found[key] = record_from_row(key.system, *row)
         return found
 
     # -- queries beyond the port (for the CLI) -------------------------------------------
@@ -440,7 +398,7 @@ class SqliteStateStore:
             f" WHERE system = ? AND kind = ? AND {column} = ? ORDER BY id",
             (system.value, kind.value, key),
         )
-        return [_record_from_row(system, *row) for row in rows]
+        return [record_from_row(system, *row) for row in rows]
 
     # -- internals -----------------------------------------------------------------------
 
@@ -448,23 +406,15 @@ class SqliteStateStore:
         seen = self._seen_state
         if seen is None:
             db.execute("DELETE FROM links")
-        old_tables: Mapping[str, LinkTable] = {} if seen is None else seen.links
-        for flow in set(old_tables) | set(state.links):
-            old, new = old_tables.get(flow), state.links.get(flow)
-            if old is new:
-                continue
-            old_links = old.by_poweroffice if old is not None else {}
-            new_links = new.by_poweroffice if new is not None else {}
+        for change in link_changes(seen, state):
             db.executemany(
                 "DELETE FROM links WHERE flow = ? AND poweroffice_id = ?",
-                [(flow, po_id) for po_id in old_links if po_id not in new_links],
+                [(change.scope, po_id) for po_id in change.gone],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO links (flow, poweroffice_id, zendesk_id, base)"
                 " VALUES (?, ?, ?, ?)",
-                _link_rows(
-                    link for po_id, link in new_links.items() if old_links.get(po_id) is not link
-                ),
+                [link_row(link) for link in change.changed],
             )
         # The queues and cursors are small: rewriting them whole is simpler than diffing.
         for table in ("cursors", "conflicts", "resolutions", "ambiguities"):
@@ -472,7 +422,7 @@ class SqliteStateStore:
         db.executemany("INSERT INTO cursors VALUES (?, ?)", list(state.cursors.items()))
         db.executemany(
             "INSERT INTO conflicts VALUES (?, ?)",
-            [(key, _dump(conflict)) for key, conflict in state.conflicts.items()],
+            [(key, dump(conflict)) for key, conflict in state.conflicts.items()],
         )
         db.executemany(
             "INSERT INTO resolutions VALUES (?, ?)",
@@ -480,7 +430,7 @@ class SqliteStateStore:
         )
         db.executemany(
             "INSERT INTO ambiguities VALUES (?, ?)",
-            [(i, _dump(a)) for i, a in enumerate(state.ambiguities)],
+            [(i, dump(a)) for i, a in enumerate(state.ambiguities)],
         )
         if seen is None or seen.kept_apart is not state.kept_apart:
             db.execute("DELETE FROM kept_apart")
@@ -488,18 +438,16 @@ class SqliteStateStore:
                 "INSERT INTO kept_apart VALUES (?, ?, ?)",
                 [(k.flow, k.poweroffice_id, k.zendesk_id) for k in sorted(state.kept_apart)],
             )
-        # The trail only grows: append what the last load or save did not hold.
-        known = 0 if seen is None else len(seen.decisions)
-        if seen is None or seen.decisions[:known] != state.decisions[:known]:
+        rewrite, known = new_decisions(seen, state)
+        if rewrite:
             db.execute("DELETE FROM decisions")
-            known = 0
         db.executemany(
             "INSERT INTO decisions (seq, decision) VALUES (?, ?)",
-            [(known + i, _dump(d)) for i, d in enumerate(state.decisions[known:])],
+            decision_rows(state.decisions, known),
         )
         db.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('retry', ?)",
-            (json.dumps(sorted(str(key) for key in state.retry)),),
+            (retry_text(state.retry),),
         )
         if state.last_full_sync is None:
             db.execute("DELETE FROM meta WHERE key = 'last_full_sync'")
@@ -514,27 +462,17 @@ class SqliteStateStore:
         seen = self._seen_mirrors.get(mirror.system)
         if seen is None:
             db.execute("DELETE FROM records WHERE system = ?", (system,))
-        old_kinds: Mapping[Kind, Mapping[str, Record]] = {} if seen is None else seen.records
-        for kind in set(old_kinds) | set(mirror.records):
-            old, new = old_kinds.get(kind, {}), mirror.records.get(kind, {})
-            if old is new:
-                continue
+        for change in record_changes(seen, mirror):
             db.executemany(
                 "DELETE FROM records WHERE system = ? AND kind = ? AND id = ?",
-                [(system, kind.value, rid) for rid in old if rid not in new],
+                [(system, change.scope, rid) for rid in change.gone],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (_record_row(rec) for rid, rec in new.items() if old.get(rid) is not rec),
+                [record_row(rec) for rec in change.changed],
             )
         db.execute("DELETE FROM mirror_complete WHERE system = ?", (system,))
         db.executemany(
             "INSERT INTO mirror_complete VALUES (?, ?)",
             [(system, kind.value) for kind in sorted(mirror.complete)],
         )
-
-
-def _link_rows(links: Iterable[Link]) -> Iterator[tuple[str, str, str, str]]:
-    for link in links:
-        base = json.dumps(dict(link.base), ensure_ascii=False, separators=(",", ":"))
-        yield (link.flow, link.poweroffice_id, link.zendesk_id, base)

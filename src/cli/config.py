@@ -124,6 +124,7 @@ class _SyncFile:
 @attrs.frozen
 class _StateFile:
     path: str | None = None
+    database_url_file: str | None = None
 
 
 @attrs.frozen
@@ -208,6 +209,21 @@ class Settings:
     http_timeout: float | None = None
     """Seconds to wait for either system's answer (``TALKSYNC_HTTP_TIMEOUT``); adapters' own
     defaults (Zendesk 30 s, PowerOffice 60 s) when unset."""
+    database_url: str | None = attrs.field(default=None, repr=False)
+    """The PostgreSQL state store (``TALKSYNC_DATABASE_URL``) instead of the SQLite file; a
+    secret, since it may carry the password."""
+    tenant: str | None = None
+    """The tenant of that database whose state this is (``None``: the single company's)."""
+
+    @property
+    def state_location(self) -> str:
+        """Where the state lives, for messages: the database (no password) or the file."""
+        if self.database_url:
+            from adapters.postgres import describe
+
+            where = describe(self.database_url)
+            return where if self.tenant is None else f"{where} (tenant {self.tenant})"
+        return str(self.state_path)
 
     def missing(self) -> list[str]:
         """Every setting still missing before both systems can be reached."""
@@ -421,6 +437,13 @@ SETTINGS: tuple[Setting, ...] = (
         "TALKSYNC_STATE", "state.path", str(DEFAULT_STATE_PATH), "the SQLite state file", path=True
     ),
     Setting(
+        "TALKSYNC_DATABASE_URL",
+        "state.database_url",
+        "",
+        "PostgreSQL instead of the SQLite file (postgresql://user@host/db)",
+        secret=True,
+    ),
+    Setting(
         "TALKSYNC_HTTP_TIMEOUT",
         "http.timeout",
         "",
@@ -490,6 +513,45 @@ def _subdomain_url(subdomain: str | None, name: str) -> str | None:
     return f"https://{subdomain}.zendesk.com"
 
 
+def zendesk_account_url(subdomain: str | None, base_url: str | None, name: str) -> str | None:
+    """The Zendesk account's URL from a URL or a subdomain (``name`` names the subdomain's
+    setting in errors); the API URL people copy from the docs is accepted too."""
+    # Most specific first: a URL beats a subdomain.
+    url = base_url or _subdomain_url(subdomain, name)
+    # The adapter adds /api/v2 to every path.
+    return None if url is None else url.rstrip("/").removesuffix("/api/v2")
+
+
+def _policy(file: _ConfigFile) -> SyncPolicy:
+    return SyncPolicy(
+        flows=dict(file.flows),
+        name_collision=file.sync.name_collision,
+        full_reconcile_every=parse_duration(
+            file.sync.full_reconcile_every, what="sync.full_reconcile_every"
+        ),
+    )
+
+
+POLICY_TABLES = ("sync", "flows")
+"""The tables of ``talksync.toml`` that make a sync policy (a tenant's policies hold these)."""
+
+
+def read_policies(text: str, source: str) -> SyncPolicy:
+    """A sync policy from TOML text holding only ``[sync]`` and ``[flows.*]`` tables, checked
+    as the config file is (ConfigError naming ``source`` and the key)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    other = sorted(set(raw) - set(POLICY_TABLES))
+    if other:
+        raise ConfigError(
+            f"{source}: [{other[0]}] does not belong here: policies are the [sync] and"
+            " [flows.*] tables of talksync.toml"
+        )
+    return _policy(_structure(raw, source))
+
+
 def load_settings(
     config_path: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -522,16 +584,13 @@ def load_settings(
             env, SETTING["poweroffice.subscription_key"], po.subscription_key_file, base
         ),
     )
-    # Most specific first: a URL beats a subdomain (the environment has replaced both already).
-    zendesk_url = zd.base_url or _subdomain_url(
+    zendesk_url = zendesk_account_url(
         zd.subdomain,
+        zd.base_url,
         SETTING["zendesk.subdomain"].env
         if "zendesk.subdomain" in from_env
         else "zendesk.subdomain",
     )
-    if zendesk_url is not None:
-        # The adapter adds /api/v2 to every path; accept the API URL people copy from the docs.
-        zendesk_url = zendesk_url.rstrip("/").removesuffix("/api/v2")
     zendesk = ZendeskSettings(
         base_url=zendesk_url,
         email=zd.email,
@@ -557,14 +616,14 @@ def load_settings(
         else:
             state_path = base / Path(file.state.path).expanduser()
 
-    policy = SyncPolicy(
-        flows=dict(file.flows),
-        name_collision=file.sync.name_collision,
-        full_reconcile_every=parse_duration(
-            file.sync.full_reconcile_every, what="sync.full_reconcile_every"
-        ),
-    )
-    return Settings(poweroffice, zendesk, state_path, policy, path, file.http.timeout)
+    database_url = _secret(env, SETTING["state.database_url"], file.state.database_url_file, base)
+    if database_url is not None and not re.match(r"postgres(ql)?://", database_url):
+        source = SETTING["state.database_url"]
+        name = source.env if env.get(source.env) else source.file_key
+        raise ConfigError(f"{name}: expected a postgresql:// URL, got another kind of address")
+
+    policy = _policy(file)
+    return Settings(poweroffice, zendesk, state_path, policy, path, file.http.timeout, database_url)
 
 
 # -- the file `talksync init` writes ---------------------------------------------------------

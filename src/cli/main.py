@@ -21,7 +21,7 @@ from typer._click.exceptions import ClickException
 from typer.core import TyperOption
 
 from adapters.sqlite import StateFileError
-from cli import decisions
+from cli import decisions, tenants, worker
 from cli import demo as demo_module
 from cli.config import (
     DEFAULT_CONFIG_PATH,
@@ -48,7 +48,7 @@ from cli.output import (
     summary_table,
 )
 from cli.stopping import SignalStop
-from cli.wiring import AppContext, NoState, lock_holder, recent_runs
+from cli.wiring import AppContext, NoState, database_secrets, lock_holder, recent_runs
 from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
@@ -105,6 +105,8 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="Local stand-ins for both APIs.", no_args_is_help=True)
 decisions.register(app)  # links, conflicts, ambiguities, decisions
+tenants.register(app)  # tenants add|list|show|remove|pause|resume
+worker.register(app)  # worker
 app.add_typer(sandbox_app, name="sandbox")
 
 log = structlog.get_logger()
@@ -210,6 +212,14 @@ def main(
         Path | None,
         typer.Option("--state", help="State file (default: ./talksync.db; env TALKSYNC_STATE)."),
     ] = None,
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            "--tenant",
+            metavar="NAME",
+            help="With TALKSYNC_DATABASE_URL: act as this tenant (talksync tenants list).",
+        ),
+    ] = None,
     verbose: Annotated[
         int,
         typer.Option(
@@ -241,6 +251,7 @@ def main(
     obj: AppContext = ctx.obj
     obj.config_path, obj.verbose = config, verbose > 0
     obj.state_path = state or obj.state_path
+    obj.tenant = tenant or obj.tenant
     obj.log_format = log_format.value if log_format else None
     ctx.call_on_close(obj.stack.close)
     secrets: list[str | None] = []
@@ -248,7 +259,7 @@ def main(
         settings = obj.settings()
         po, zd = settings.poweroffice, settings.zendesk
         secrets = [po.application_key, po.client_key, po.subscription_key]
-        secrets += [zd.api_token, zd.oauth_token]
+        secrets += [zd.api_token, zd.oauth_token, *database_secrets(settings.database_url)]
     except ConfigError:
         pass  # reported by the command that needs the settings (init needs none)
     configure_logging(verbosity=verbose, log_format=obj.log_format, secrets=secrets)
@@ -425,7 +436,7 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]
             from adapters.memory import MemoryStateStore
 
             tell(
-                f"no state at {settings.state_path} yet: this is what the first sync would do",
+                f"no state at {settings.state_location} yet: this is what the first sync would do",
                 level="warning",
             )
             store = MemoryStateStore()
@@ -616,7 +627,7 @@ def status(
     with failing_cleanly():
         store, state = _load(obj)
         runs = recent_runs(store, 5)
-        holder = lock_holder(obj.settings().state_path)
+        holder = lock_holder(obj.settings().state_path, store)
     now = datetime.now(UTC)
     data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)
     data["running"] = (

@@ -1,7 +1,8 @@
 """The one place settings become concrete adapters.
 
 Commands ask an ``AppContext`` for systems and a store; the context asks its ``Wiring``. The
-real wiring builds the PowerOffice and Zendesk ports over httpx and the SQLite store; tests give
+real wiring builds the PowerOffice and Zendesk ports over httpx and the state store (SQLite, or
+PostgreSQL when ``TALKSYNC_DATABASE_URL`` is set); tests give
 the context a wiring of in-memory fakes instead.
 """
 
@@ -50,6 +51,57 @@ class Wiring(Protocol):
         ``ReadOnlyStore``.
         """
         ...
+
+
+def open_store(settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
+    """The configured store: PostgreSQL when ``TALKSYNC_DATABASE_URL`` is set, else the SQLite
+    file; see ``Wiring.store`` for ``read_only``."""
+    if settings.database_url:
+        return open_postgres(
+            settings.database_url, stack, tenant=settings.tenant, read_only=read_only
+        )
+    return open_sqlite(settings, stack, read_only=read_only)
+
+
+def open_postgres(
+    url: str, stack: ExitStack, *, tenant: str | None = None, read_only: bool = False
+) -> StateStore:
+    """The PostgreSQL store of ``tenant`` (default: the single-company tenant); read-only opens
+    migrate nothing and create no tenant (``NoState`` when there is nothing yet)."""
+    from adapters.postgres import DEFAULT_TENANT, NothingStored, PostgresStateStore
+
+    try:
+        store = stack.enter_context(
+            PostgresStateStore(url, tenant or DEFAULT_TENANT, create=not read_only)
+        )
+    except NothingStored as exc:
+        raise NoState(f"{exc}: run `talksync sync` first") from None
+    return ReadOnlyStore(store) if read_only else store
+
+
+def settings_of_tenant(base: Settings, tenant: str, env: Mapping[str, str]) -> Settings:
+    """``base`` (the deployment's settings) as tenant ``tenant`` of the database runs it;
+    ConfigError naming the tenant when it cannot be (no database, no such tenant, a secret
+    its reference does not find)."""
+    from adapters.tenant_registry import TenantRegistry
+    from adapters.tenants import TenantError
+    from cli.tenants import tenant_settings
+
+    if not base.database_url:
+        raise ConfigError("--tenant needs the PostgreSQL store: set TALKSYNC_DATABASE_URL")
+    try:
+        with TenantRegistry(base.database_url, create=False) as registry:
+            found = registry.get(tenant)
+        return attrs.evolve(tenant_settings(base, found, env), tenant=tenant)
+    except TenantError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def database_secrets(url: str | None) -> list[str]:
+    """What of a database URL must never be logged: its password, if it carries one (the rest
+    names the server, which messages show as ``describe`` gives it)."""
+    password = urlsplit(url).password if url else None
+    return [password] if password else []
 
 
 def open_sqlite(settings: Settings, stack: ExitStack, *, read_only: bool = False) -> StateStore:
@@ -132,13 +184,18 @@ class LockHolder:
     since: datetime
 
 
-def lock_holder(state_path: Path) -> LockHolder | None:
-    """Who holds the run lock on ``state_path`` (``None`` when no run does).
+def lock_holder(state_path: Path, store: StateStore | None = None) -> LockHolder | None:
+    """Who holds the run lock on ``state_path``, or on ``store`` when it can say itself (the
+    PostgreSQL store); ``None`` when no run does.
 
     Reads the ``<state>.lock`` sidecar the SQLite store writes its pid into, without creating
     it: a shared lock that cannot be had means a run holds it; the file's mtime is when it
     took it (the holder truncates and writes its pid on taking the lock).
     """
+    holder = getattr(store, "run_holder", None)
+    if callable(holder):
+        found: tuple[int | None, datetime] | None = holder()
+        return None if found is None else LockHolder(*found)
     lock_path = state_path.with_name(state_path.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDONLY)
@@ -234,12 +291,12 @@ class RealWiring:
         return poweroffice, zendesk
 
     def store(self, settings: Settings, stack: ExitStack) -> StateStore:
-        """The SQLite store at the configured path."""
-        return open_sqlite(settings, stack)
+        """The configured store: PostgreSQL, or SQLite at the configured path."""
+        return open_store(settings, stack)
 
     def read_only_store(self, settings: Settings, stack: ExitStack) -> StateStore:
-        """The SQLite store for a command that only looks; ``NoState`` when there is none."""
-        return open_sqlite(settings, stack, read_only=True)
+        """The store for a command that only looks; ``NoState`` when there is none."""
+        return open_store(settings, stack, read_only=True)
 
 
 @attrs.define
@@ -255,6 +312,9 @@ class AppContext:
     wait: Callable[[float], bool] | None = None
     config_path: Path | None = None
     state_path: Path | None = None
+    tenant: str | None = None
+    """``--tenant``: run as this tenant of the PostgreSQL database (its account, secrets,
+    policies and state) instead of the single company the environment describes."""
     verbose: bool = False
     log_format: str | None = None
     stack: ExitStack = attrs.field(factory=ExitStack)
@@ -264,7 +324,10 @@ class AppContext:
     def settings(self) -> Settings:
         """The settings, loaded once (ConfigError when they cannot be)."""
         if self._settings is None:
-            self._settings = load_settings(self.config_path, self.env, state_path=self.state_path)
+            settings = load_settings(self.config_path, self.env, state_path=self.state_path)
+            if self.tenant is not None:
+                settings = settings_of_tenant(settings, self.tenant, self.env)
+            self._settings = settings
         return self._settings
 
     def systems(self) -> tuple[SystemPort, SystemPort]:

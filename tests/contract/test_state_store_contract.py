@@ -1,7 +1,9 @@
-"""The state-store port contract, run against the in-memory store and the SQLite store alike.
+"""The state-store port contract, run against the in-memory, SQLite and PostgreSQL stores alike.
 
-The second half holds what only a store on disk can show: reopening, migrations, file mode,
-writing only what changed, and a process killed in the middle of a save.
+The second half holds what only a durable store can show (SQLite and PostgreSQL): reopening,
+writing only what changed, a failed save, and a process killed in the middle of a save; and
+what only the SQLite file shows (file mode, its version). PostgreSQL's own (tenants, schema
+migrations, connecting) is in ``test_postgres_store.py``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
+import psycopg
 import pytest
 
 from adapters.memory import MemoryStateStore
+from adapters.postgres import PostgresStateStore
 from adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore, StateFileError
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.policy import ConflictPolicy
@@ -48,22 +53,70 @@ class StoreUnderTest:
     reopen: Callable[[], StateStore]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+Store = SqliteStateStore | PostgresStateStore
+
+
+@attrs.define
+class Durable:
+    """A durable store's place: ``open()`` opens it anew (as a later run would), and ``where``
+    names it for a child process (``STORE`` in the child's code opens it)."""
+
+    kind: str
+    where: str
+    tenant: str = ""
+    _opened: list[Store] = attrs.field(factory=list)
+
+    def open(self) -> Store:
+        store: Store = (
+            SqliteStateStore(self.where)
+            if self.kind == "sqlite"
+            else PostgresStateStore(self.where, self.tenant)
+        )
+        self._opened.append(store)
+        return store
+
+    def child_opener(self) -> str:
+        """Python that opens the store in a child process as ``store``."""
+        if self.kind == "sqlite":
+            return (
+                "from adapters.sqlite import SqliteStateStore\n"
+                f"store = SqliteStateStore({self.where!r})"
+            )
+        return (
+            "from adapters.postgres import PostgresStateStore\n"
+            f"store = PostgresStateStore({self.where!r}, {self.tenant!r})"
+        )
+
+    def close_all(self) -> None:
+        for store in self._opened:
+            store.close()
+
+
+def _place(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Durable:
+    if kind == "sqlite":
+        return Durable(kind, str(tmp_path / "state.db"))
+    # One database for all; each test is a tenant of its own, so the PostgreSQL runs also show
+    # that tenants keep apart (every test's store starts empty beside the others' rows).
+    url, tenant = request.getfixturevalue("shared_database"), request.getfixturevalue("tenant_name")
+    return Durable(kind, url, tenant)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def durable(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Durable]:
+    place = _place(request.param, request, tmp_path)
+    yield place
+    place.close_all()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreUnderTest]:
     if request.param == "memory":
         mem = MemoryStateStore()
         yield StoreUnderTest(mem, lambda: mem)
         return
-    path = tmp_path / "state.db"
-    opened: list[SqliteStateStore] = [SqliteStateStore(path)]
-
-    def reopen() -> StateStore:
-        opened.append(SqliteStateStore(path))
-        return opened[-1]
-
-    yield StoreUnderTest(opened[0], reopen)
-    for store in opened:
-        store.close()
+    place = _place(request.param, request, tmp_path)
+    yield StoreUnderTest(place.open(), place.open)
+    place.close_all()
 
 
 def customer(rid: str, name: str, **extra: str | None) -> Record:
@@ -252,9 +305,7 @@ def test_run_reports_are_appended(subject: StoreUnderTest) -> None:
     subject.store.record_run({"run_id": "r1", "applied": 3})
     subject.store.record_run({"run_id": "r2", "applied": 0})
     store = subject.reopen()
-    runs = (
-        store.recent_runs() if isinstance(store, SqliteStateStore) else list(reversed(store.runs))
-    )  # type: ignore[attr-defined]
+    runs = store.recent_runs() if hasattr(store, "recent_runs") else list(reversed(store.runs))  # type: ignore[attr-defined]
     assert [r["run_id"] for r in runs] == ["r2", "r1"]
 
 
@@ -340,6 +391,9 @@ def test_a_missing_directory_is_named(tmp_path: Path) -> None:
         SqliteStateStore(tmp_path / "nope" / "state.db")
 
 
+# -- what every durable store shows (SQLite and PostgreSQL) ---------------------------------
+
+
 class CountingConnection:
     """Wraps a sqlite3 connection and counts the rows each statement writes."""
 
@@ -352,105 +406,125 @@ class CountingConnection:
 
     def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
         rows = list(rows)
-        table = re.search(r"(?:INTO|FROM)\s+(\w+)", sql)
-        assert table is not None
-        self.writes.append((f"{sql.split()[0]} {table.group(1)}", len(rows)))
+        self.writes.append((_statement(sql), len(rows)))
         return self.db.executemany(sql, rows)
 
     def close(self) -> None:
         self.db.close()
 
 
-def test_save_writes_only_records_and_links_that_changed(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def _statement(sql: str) -> str:
+    """``INSERT records``: the verb and the table of a statement."""
+    table = re.search(r"(?:INTO|FROM)\s+(\w+)", sql)
+    assert table is not None
+    return f"{sql.split()[0]} {table.group(1)}"
+
+
+@contextmanager
+def counting_writes(store: Store) -> Iterator[list[tuple[str, int]]]:
+    """The (statement, rows) of every multi-row write ``store`` makes inside the block."""
+    if isinstance(store, SqliteStateStore):
+        counting = CountingConnection(store._db)
+        store._db = counting  # type: ignore[assignment]
+        try:
+            yield counting.writes
+        finally:
+            store._db = counting.db
+        return
+    writes: list[tuple[str, int]] = []
+    many = store._many
+
+    def counted(sql: Any, rows: Any) -> None:
+        writes.append((_statement(sql), len(rows)))
+        many(sql, rows)
+
+    store._many = counted  # type: ignore[method-assign]
+    try:
+        yield writes
+    finally:
+        del store._many
+
+
+def test_save_writes_only_records_and_links_that_changed(durable: Durable) -> None:
     records = [customer(str(i), f"Customer {i}") for i in range(1000)]
     links = [
         Link("customers-organizations", str(i), str(5000 + i), {"Name": f"Customer {i}"})
         for i in range(1000)
     ]
-    with SqliteStateStore(path) as store:
-        store.save(
-            SyncState().with_links("customers-organizations", links),
-            [Snapshot.of(System.POWEROFFICE, records)],
-        )
+    durable.open().save(
+        SyncState().with_links("customers-organizations", links),
+        [Snapshot.of(System.POWEROFFICE, records)],
+    )
 
-    with SqliteStateStore(path) as store:
-        state = store.load_state()
-        mirror = store.load_mirror(System.POWEROFFICE)
-        counting = CountingConnection(store._db)
-        store._db = counting  # type: ignore[assignment]
-
-        recs = dict(mirror.of_kind(Kind.CUSTOMER))
-        recs["5"] = attrs.evolve(recs["5"], fields={"Name": "Renamed"})
-        del recs["6"]
-        table = state.table("customers-organizations")
-        new_links = [link for link in table if link.poweroffice_id != "7"]
-        new_links[0] = attrs.evolve(new_links[0], base={"Name": "moved"})
+    store = durable.open()
+    state = store.load_state()
+    mirror = store.load_mirror(System.POWEROFFICE)
+    recs = dict(mirror.of_kind(Kind.CUSTOMER))
+    recs["5"] = attrs.evolve(recs["5"], fields={"Name": "Renamed"})
+    del recs["6"]
+    table = state.table("customers-organizations")
+    new_links = [link for link in table if link.poweroffice_id != "7"]
+    new_links[0] = attrs.evolve(new_links[0], base={"Name": "moved"})
+    with counting_writes(store) as writes:
         store.save(
             state.with_links("customers-organizations", new_links),
             [Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: recs})],
         )
 
-        written = {}
-        for what, count in counting.writes:
-            written[what] = written.get(what, 0) + count
-        assert written["INSERT records"] == 1
-        assert written["DELETE records"] == 1
-        assert written["INSERT links"] == 1
-        assert written["DELETE links"] == 1
-        store._db = counting.db
+    written: dict[str, int] = {}
+    for what, count in writes:
+        written[what] = written.get(what, 0) + count
+    assert written["INSERT records"] == 1
+    assert written["DELETE records"] == 1
+    assert written["INSERT links"] == 1
+    assert written["DELETE links"] == 1
 
-    with SqliteStateStore(path) as store:
-        got = store.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)
-        assert len(got) == 999
-        assert got["5"].get("Name") == "Renamed"
-        assert "6" not in got
-        assert len(store.load_state().table("customers-organizations")) == 999
-
-
-def test_records_can_be_found_by_normalised_email_and_name(tmp_path: Path) -> None:
-    with SqliteStateStore(tmp_path / "s.db") as store:
-        store.save(
-            SyncState(),
-            [
-                Snapshot.of(
-                    System.ZENDESK, [user("1", "Kari@Example.NO"), user("2", "other@x.no")]
-                ),
-                Snapshot.of(System.POWEROFFICE, [customer("3", "  Acme AS ")]),
-            ],
-        )
-        assert [
-            r.id for r in store.find_records(System.ZENDESK, Kind.USER, email=" kari@example.no")
-        ] == ["1"]
-        assert [
-            r.id for r in store.find_records(System.POWEROFFICE, Kind.CUSTOMER, name="ACME as")
-        ] == ["3"]
+    again = durable.open()
+    got = again.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)
+    assert len(got) == 999
+    assert got["5"].get("Name") == "Renamed"
+    assert "6" not in got
+    assert len(again.load_state().table("customers-organizations")) == 999
 
 
-def test_a_failed_save_changes_nothing(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    with SqliteStateStore(path) as store:
-        store.save(full_state(), [Snapshot.of(System.POWEROFFICE, [customer("1", "A")])])
-        bad = Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: {"2": customer("2", "B")}})
-        # A cursor that cannot be stored fails half-way through the transaction.
-        broken = attrs.evolve(full_state(), cursors={"x": object()})  # type: ignore[dict-item]
-        with pytest.raises(sqlite3.Error):
-            store.save(broken, [bad])
-    with SqliteStateStore(path) as store:
-        assert store.load_state() == full_state()
-        assert list(store.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)) == ["1"]
+def test_records_can_be_found_by_normalised_email_and_name(durable: Durable) -> None:
+    store = durable.open()
+    store.save(
+        SyncState(),
+        [
+            Snapshot.of(System.ZENDESK, [user("1", "Kari@Example.NO"), user("2", "other@x.no")]),
+            Snapshot.of(System.POWEROFFICE, [customer("3", "  Acme AS ")]),
+        ],
+    )
+    assert [
+        r.id for r in store.find_records(System.ZENDESK, Kind.USER, email=" kari@example.no")
+    ] == ["1"]
+    assert [
+        r.id for r in store.find_records(System.POWEROFFICE, Kind.CUSTOMER, name="ACME as")
+    ] == ["3"]
+
+
+def test_a_failed_save_changes_nothing(durable: Durable) -> None:
+    store = durable.open()
+    store.save(full_state(), [Snapshot.of(System.POWEROFFICE, [customer("1", "A")])])
+    bad = Snapshot(System.POWEROFFICE, {Kind.CUSTOMER: {"2": customer("2", "B")}})
+    # A cursor that cannot be stored fails half-way through the transaction.
+    broken = attrs.evolve(full_state(), cursors={"x": object()})  # type: ignore[dict-item]
+    with pytest.raises((sqlite3.Error, psycopg.Error)):
+        store.save(broken, [bad])
+    again = durable.open()
+    assert again.load_state() == full_state()
+    assert list(again.load_mirror(System.POWEROFFICE).of_kind(Kind.CUSTOMER)) == ["1"]
 
 
 # A child that saves generation after generation of a large state; every record, link and the
 # cursor of one generation carry its number, so a torn save would show mixed numbers.
 SAVER = """
 import sys
-from adapters.sqlite import SqliteStateStore
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Link, SyncState
 
-store = SqliteStateStore(sys.argv[1])
-n = int(sys.argv[2])
+n = int(sys.argv[1])
 gen = 0
 while True:
     gen += 1
@@ -464,50 +538,59 @@ while True:
 
 
 @pytest.mark.slow
-def test_a_process_killed_during_save_leaves_the_old_or_the_new_state(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def test_a_process_killed_during_save_leaves_the_old_or_the_new_state(durable: Durable) -> None:
     n = 20_000
+    child = durable.child_opener() + "\n" + SAVER
     for delay in (0.05, 0.13, 0.31):
         proc = subprocess.Popen(
-            [sys.executable, "-c", SAVER, str(path), str(n)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", child, str(n)], stdout=subprocess.PIPE, text=True
         )
         assert proc.stdout is not None
-        proc.stdout.readline()  # at least one generation is committed
+        first = proc.stdout.readline()  # at least one generation is committed
+        assert first.strip().isdigit(), first
         time.sleep(delay)  # land somewhere inside a later save
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
 
-        with SqliteStateStore(path) as store:
-            state = store.load_state()
-            gen = state.cursors["gen"]
-            names = {r.get("Name") for r in store.load_mirror(System.POWEROFFICE)}
-            bases = {link.base["Name"] for link in state.table("customers-organizations")}
-            assert names == {f"gen {gen}"}
-            assert bases == {f"gen {gen}"}
-            assert len(state.table("customers-organizations")) == n
+        store = durable.open()
+        state = store.load_state()
+        gen = state.cursors["gen"]
+        names = {r.get("Name") for r in store.load_mirror(System.POWEROFFICE)}
+        bases = {link.base["Name"] for link in state.table("customers-organizations")}
+        assert names == {f"gen {gen}"}
+        assert bases == {f"gen {gen}"}
+        assert len(state.table("customers-organizations")) == n
+        if isinstance(store, SqliteStateStore):
             integrity = store._db.execute("PRAGMA integrity_check").fetchone()[0]
             assert integrity == "ok"
 
 
-def test_reports_are_stored_as_json(tmp_path: Path) -> None:
-    with SqliteStateStore(tmp_path / "s.db") as store:
-        store.record_run({"run_id": "r1", "when": T0})
-        row = store._db.execute("SELECT report FROM runs").fetchone()[0]
-        assert json.loads(row) == {"run_id": "r1", "when": T0.isoformat(sep=" ")}
+def test_reports_are_stored_as_json(durable: Durable) -> None:
+    store = durable.open()
+    store.record_run({"run_id": "r1", "when": T0})
+    if isinstance(store, SqliteStateStore):
+        row = store._db.execute("SELECT report FROM runs").fetchone()
+    else:
+        row = store._db.execute(
+            "SELECT report FROM runs WHERE tenant_id = %s", (store.tenant_id,)
+        ).fetchone()
+    assert row is not None
+    assert json.loads(row[0]) == {"run_id": "r1", "when": T0.isoformat(sep=" ")}
 
 
-def test_a_mirror_this_process_saved_comes_back_warm_until_another_saves(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
+def test_a_mirror_this_process_saved_comes_back_warm_until_another_saves(
+    durable: Durable,
+) -> None:
     zd = Snapshot.of(System.ZENDESK, [user("501", "a@x.no")], complete=[Kind.USER])
-    with SqliteStateStore(path) as store:
-        store.save(SyncState(), [zd])
-        assert store.load_mirror(System.ZENDESK) is zd  # same object: its indexes stay warm
-        with SqliteStateStore(path) as other:
-            changed = Snapshot.of(System.ZENDESK, [user("502", "b@x.no")], complete=[Kind.USER])
-            other.save(SyncState(), [changed])
-        again = store.load_mirror(System.ZENDESK)
-        assert again is not zd
-        assert shape(again) == shape(changed)
+    store = durable.open()
+    store.save(SyncState(), [zd])
+    assert store.load_mirror(System.ZENDESK) is zd  # same object: its indexes stay warm
+    other = durable.open()
+    changed = Snapshot.of(System.ZENDESK, [user("502", "b@x.no")], complete=[Kind.USER])
+    other.save(SyncState(), [changed])
+    again = store.load_mirror(System.ZENDESK)
+    assert again is not zd
+    assert shape(again) == shape(changed)
 
 
 # -- a person's decisions last (decision 10) and the look-up by key -------------------------

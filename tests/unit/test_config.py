@@ -309,6 +309,7 @@ def test_every_variable_in_the_table_is_read_by_the_loader_the_template_and_the_
             "TALKSYNC_ZENDESK_RATE_LIMIT": "345",
             "TALKSYNC_HTTP_TIMEOUT": "7",
             "TALKSYNC_ZENDESK_REMOVE_OLD_EMAILS": "true",
+            "TALKSYNC_DATABASE_URL": "postgresql://db.example/talksync",
         }.get(setting.env, "https://set.example" if setting.key.endswith("url") else "set")
         assert load_settings(None, {setting.env: value}) != defaults, setting.env
     names = {v.env for v in SETTINGS}
@@ -328,3 +329,22 @@ def test_every_flow_policy_setting_is_in_the_template_somewhere() -> None:
     flows = tomllib.loads(config_template())["flows"]
     written = {key for table in flows.values() for key in table}
     assert written == {field.name for field in attrs.fields(FlowPolicy)}
+
+
+def test_the_database_url_is_a_secret_from_the_environment_or_a_file(tmp_path: Path) -> None:
+    url = "postgresql://talksync:pw@db.example:5432/talksync"
+    settings = load_settings(None, {"TALKSYNC_DATABASE_URL": url})
+    assert settings.database_url == url
+    assert "pw" not in repr(settings)
+    assert settings.state_location == "postgresql://talksync@db.example:5432/talksync"
+    (tmp_path / "db-url").write_text(url + "\n")
+    path = write(tmp_path, '[state]\ndatabase_url_file = "db-url"\n')
+    assert load_settings(path, {}).database_url == url
+    assert load_settings(None, {}).state_location == str(DEFAULT_STATE_PATH)
+
+
+def test_a_database_url_in_the_toml_or_of_another_kind_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, '[state]\ndatabase_url = "postgresql://x/y"\n')
+    assert "state.database_url: secrets are not read from the config file" in error_of(path)
+    with pytest.raises(ConfigError, match="TALKSYNC_DATABASE_URL: expected a postgresql:// URL"):
+        load_settings(None, {"TALKSYNC_DATABASE_URL": "mysql://x/y"})

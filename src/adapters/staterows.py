@@ -1,0 +1,189 @@
+"""What the SQL state stores (SQLite, PostgreSQL) share: how records, links and the JSON-kept
+values become rows and back, and what changed since the last load or save.
+
+Both stores keep the same row shapes (JSON as text, times as ISO 8601 text) and write only what
+changed; this module is the one spelling of both, so the stores differ only in their SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.state import Decision, Link, LinkTable, SyncState
+from talkcore.values import Datatype, name_key, normalise
+
+_T = TypeVar("_T")
+
+
+class StateFileError(Exception):
+    """The state store cannot be used: not a talksync store, too new, or not reachable."""
+
+
+def _converter() -> cattrs.Converter:
+    """The converter for values the stores keep as JSON (conflicts, journal entries)."""
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(RecordKey, str)
+    conv.register_structure_hook(RecordKey, lambda value, _: RecordKey.parse(value))
+    conv.register_unstructure_hook(datetime, datetime.isoformat)
+    conv.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
+    return conv
+
+
+CONVERTER = _converter()
+
+
+def dump(value: object) -> str:
+    """``value`` (an attrs class: conflict, ambiguity, write, result, decision) as JSON text."""
+    return json.dumps(CONVERTER.unstructure(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def load(text: str, kind: type[_T]) -> _T:
+    """The value ``dump`` wrote."""
+    return CONVERTER.structure(json.loads(text), kind)
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def report_text(report: Mapping[str, object]) -> str:
+    """A run report as JSON text (values JSON cannot hold become their ``str``)."""
+    return json.dumps(report, ensure_ascii=False, default=str)
+
+
+def retry_text(keys: frozenset[RecordKey]) -> str:
+    """The records to retry as JSON text (sorted, so equal sets give equal text)."""
+    return json.dumps(sorted(str(key) for key in keys))
+
+
+def retry_from_text(text: str | None) -> frozenset[RecordKey]:
+    """The records ``retry_text`` wrote (none when nothing was stored)."""
+    return frozenset(RecordKey.parse(key) for key in json.loads(text)) if text else frozenset()
+
+
+def identity_keys(record: Record) -> tuple[str | None, str | None]:
+    """The normalised e-mail and organization-name keys a record can be found by."""
+    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
+    name = record.get("name") or record.get("Name")
+    return normalise(email, Datatype.EMAIL), name_key(name)
+
+
+def record_row(record: Record) -> tuple[Any, ...]:
+    """(system, kind, id, fields, modified, active, email_key, name_key) of one record."""
+    email, name = identity_keys(record)
+    return (
+        record.key.system.value,
+        record.key.kind.value,
+        record.key.id,
+        _compact(dict(record.fields)),
+        record.modified.isoformat() if record.modified else None,
+        record.active,
+        email,
+        name,
+    )
+
+
+def record_from_row(
+    system: System, kind: str, rid: str, fields: str, modified: str | None, active: object
+) -> Record:
+    """The record ``record_row`` wrote (``active`` as the store gives it back: 0/1 or bool)."""
+    return Record(
+        RecordKey(system, Kind(kind), rid),
+        json.loads(fields),
+        datetime.fromisoformat(modified) if modified else None,
+        bool(active),
+    )
+
+
+def link_row(link: Link) -> tuple[str, str, str, str]:
+    """(flow, poweroffice_id, zendesk_id, base) of one link."""
+    return (link.flow, link.poweroffice_id, link.zendesk_id, _compact(dict(link.base)))
+
+
+def link_from_row(flow: str, poweroffice_id: str, zendesk_id: str, base: str) -> Link:
+    """The link ``link_row`` wrote."""
+    return Link(flow, poweroffice_id, zendesk_id, json.loads(base))
+
+
+def link_tables(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, LinkTable]:
+    """Link rows as one table per flow."""
+    tables: dict[str, list[Link]] = {}
+    for row in rows:
+        link = link_from_row(*row)
+        tables.setdefault(link.flow, []).append(link)
+    return {flow: LinkTable.of(links) for flow, links in tables.items()}
+
+
+# -- what changed since the last load or save ------------------------------------------------
+# Records and links are immutable, so ``is`` tells the unchanged ones apart: a save at a
+# million records writes only the handful that are not the very objects loaded or saved last.
+
+
+@attrs.frozen
+class Changes:
+    """One table's (or one kind's) change: the ids that are gone and the rows to upsert."""
+
+    scope: str
+    gone: list[str]
+    changed: list[Any]
+
+
+def link_changes(seen: SyncState | None, state: SyncState) -> Iterator[Changes]:
+    """Per flow whose table is not the one ``seen`` held: links gone and links new or changed.
+
+    With nothing seen (a store that has not loaded), every table is new; the caller clears the
+    links first.
+    """
+    old_tables: Mapping[str, LinkTable] = {} if seen is None else seen.links
+    for flow in sorted(set(old_tables) | set(state.links)):
+        old, new = old_tables.get(flow), state.links.get(flow)
+        if old is new:
+            continue
+        old_links = old.by_poweroffice if old is not None else {}
+        new_links = new.by_poweroffice if new is not None else {}
+        yield Changes(
+            flow,
+            [po_id for po_id in old_links if po_id not in new_links],
+            [link for po_id, link in new_links.items() if old_links.get(po_id) is not link],
+        )
+
+
+def record_changes(seen: Snapshot | None, mirror: Snapshot) -> Iterator[Changes]:
+    """Per kind whose records are not the ones ``seen`` held: ids gone, records new or changed.
+
+    With nothing seen, every kind is new; the caller clears the system's records first.
+    """
+    old_kinds: Mapping[Kind, Mapping[str, Record]] = {} if seen is None else seen.records
+    for kind in sorted(set(old_kinds) | set(mirror.records)):
+        old, new = old_kinds.get(kind, {}), mirror.records.get(kind, {})
+        if old is new:
+            continue
+        yield Changes(
+            kind.value,
+            [rid for rid in old if rid not in new],
+            [rec for rid, rec in new.items() if old.get(rid) is not rec],
+        )
+
+
+def new_decisions(seen: SyncState | None, state: SyncState) -> tuple[bool, int]:
+    """Whether the decision trail must be rewritten whole, and from which position to append.
+
+    The trail only grows: what the last load or save held is kept and the rest appended; a
+    trail that does not start with what was seen (never in practice) is rewritten.
+    """
+    known = 0 if seen is None else len(seen.decisions)
+    if seen is None or seen.decisions[:known] != state.decisions[:known]:
+        return True, 0
+    return False, known
+
+
+def decision_rows(decisions: Sequence[Decision], start: int) -> list[tuple[int, str]]:
+    """(position, JSON) of the decisions from ``start`` on."""
+    return [(start + i, dump(d)) for i, d in enumerate(decisions[start:])]
