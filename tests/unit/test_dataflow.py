@@ -75,3 +75,20 @@ def test_markdown_checklist_uses_headings_and_pipe_tables() -> None:
 def test_unknown_markup_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown markup"):
         render_checklist(DEFAULT_DATAFLOW, generated=WHEN, markup="html")
+
+
+def test_the_readme_flow_table_is_the_dataflow() -> None:
+    """The README's table of flows cannot drift: the same flows, in order, each with the
+    synced properties (PowerOffice ⇄ Zendesk names) and whether counterparts are created."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## What is synced", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| `")]
+    assert [row[0].strip("| `") for row in rows] == list(DEFAULT_DATAFLOW.ids)
+    for row, flow in zip(rows, DEFAULT_DATAFLOW, strict=True):
+        synced = re.findall(r"`([^`]+)` ⇄ `([^`]+)`", row[4])
+        assert synced == [(p.poweroffice, p.zendesk) for p in flow.properties], flow.id
+        creates = flow.creates_in_zendesk or flow.creates_in_poweroffice
+        assert (row[5].strip(" |") != "none") == creates, flow.id
