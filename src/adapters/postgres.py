@@ -40,6 +40,7 @@ from adapters.staterows import (
     link_row,
     link_tables,
     load,
+    lookup_column,
     new_decisions,
     record_changes,
     record_from_row,
@@ -52,7 +53,6 @@ from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, KeptApart, SyncState
-from talkcore.values import Datatype, name_key, normalise
 
 DEFAULT_TENANT = "default"
 """The tenant a single-company setup (``TALKSYNC_DATABASE_URL`` alone) keeps its state under."""
@@ -455,13 +455,7 @@ class PostgresStateStore:
         self, system: System, kind: Kind, *, email: str | None = None, name: str | None = None
     ) -> list[Record]:
         """Mirrored records of ``kind`` whose normalised e-mail or organization name matches."""
-        if (email is None) == (name is None):
-            raise ValueError("give exactly one of email or name")
-        column, key = (
-            ("email_key", normalise(email, Datatype.EMAIL))
-            if email is not None
-            else ("name_key", name_key(name))
-        )
+        column, key = lookup_column(email, name)
         rows = self._db.execute(
             "SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed names
             f" WHERE tenant_id = %s AND system = %s AND kind = %s AND {column} = %s ORDER BY id",

@@ -75,6 +75,15 @@ def identity_keys(record: Record) -> tuple[str | None, str | None]:
     return normalise(email, Datatype.EMAIL), name_key(name)
 
 
+def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]:
+    """The records column and normalised key ``find_records`` matches: e-mail or name."""
+    if (email is None) == (name is None):
+        raise ValueError("give exactly one of email or name")
+    if email is not None:
+        return "email_key", normalise(email, Datatype.EMAIL)
+    return "name_key", name_key(name)
+
+
 def record_row(record: Record) -> tuple[Any, ...]:
     """(system, kind, id, fields, modified, active, email_key, name_key) of one record."""
     email, name = identity_keys(record)
