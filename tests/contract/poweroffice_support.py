@@ -28,7 +28,7 @@ from poweroffice_openapi import (
 )
 
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
-from adapters.poweroffice.ratelimit import RateLimiter
+from adapters.poweroffice.limiter import RateLimiter
 
 FIXTURES = Path(__file__).parent / "fixtures" / "poweroffice"
 HOST = "https://po.test"

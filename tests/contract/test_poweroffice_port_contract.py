@@ -24,7 +24,7 @@ from poweroffice_support import TOKEN_PATH, FakeTime, Replay
 
 from adapters.memory import MemorySystem, memory_poweroffice
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
-from adapters.poweroffice.ratelimit import RateLimiter
+from adapters.poweroffice.limiter import RateLimiter
 from talkcore.ports import SystemPort, WriteOp, WriteRequest
 from talkcore.records import Kind, System
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_http_client
+from adapters.poweroffice.limiter import RateLimiter
 from adapters.poweroffice.port import MAX_URL_LENGTH
-from adapters.poweroffice.ratelimit import RateLimiter
 from adapters.sandbox.base import FakeClock
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.server import serve_sandboxes

@@ -1,6 +1,6 @@
 """The PowerOffice Go v2 adapter: ``PowerOfficePort`` and what configuring it needs."""
 
-from adapters.poweroffice.credentials import PowerOfficeCredentials
+from adapters.poweroffice.auth import PowerOfficeCredentials
 from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
     PowerOfficeAuthError,

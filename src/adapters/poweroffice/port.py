@@ -23,14 +23,14 @@ import attrs
 import httpx
 import structlog
 
-from adapters.poweroffice.client import PowerOfficeClient
-from adapters.poweroffice.credentials import PowerOfficeCredentials
+from adapters.poweroffice.auth import PowerOfficeCredentials
 from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
     PowerOfficeOutcomeUnknown,
     PowerOfficeRequestRejected,
     PowerOfficeUnavailable,
 )
+from adapters.poweroffice.limiter import RateLimiter, shared_limiter
 from adapters.poweroffice.mapping import (
     DTO_OF,
     ORIGIN_FIELD,
@@ -42,7 +42,7 @@ from adapters.poweroffice.mapping import (
     wire_fields,
 )
 from adapters.poweroffice.problems import describe, parse_problem, write_error
-from adapters.poweroffice.ratelimit import RateLimiter, shared_limiter
+from adapters.poweroffice.transport import PowerOfficeClient
 from adapters.poweroffice.wire import raw_id, structure_or_problems
 from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
@@ -97,7 +97,7 @@ def _utc_now() -> datetime:
 
 def make_http_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
     """An ``httpx.Client`` fit for PowerOffice: TLS verified, timeouts set, no redirects."""
-    from adapters.poweroffice.client import DEFAULT_TIMEOUT
+    from adapters.poweroffice.transport import DEFAULT_TIMEOUT
 
     return httpx.Client(verify=True, timeout=timeout or DEFAULT_TIMEOUT, follow_redirects=False)
 

@@ -29,14 +29,14 @@ import attrs
 import httpx
 import structlog
 
-from adapters.poweroffice.credentials import PowerOfficeCredentials
+from adapters.poweroffice.auth import PowerOfficeCredentials
 from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
     PowerOfficeAuthError,
     PowerOfficeOutcomeUnknown,
     PowerOfficeUnavailable,
 )
-from adapters.poweroffice.ratelimit import RateLimiter
+from adapters.poweroffice.limiter import RateLimiter
 from adapters.poweroffice.wire import TokenDto, structure
 
 log = structlog.get_logger()

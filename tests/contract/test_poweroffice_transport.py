@@ -19,7 +19,7 @@ from adapters.poweroffice import (
     PowerOfficePort,
     PowerOfficeUnavailable,
 )
-from adapters.poweroffice.ratelimit import RateLimiter, shared_limiter
+from adapters.poweroffice.limiter import RateLimiter, shared_limiter
 from talkcore.ports import SystemUnavailable, WriteOp, WriteRequest
 from talkcore.records import Kind
 
