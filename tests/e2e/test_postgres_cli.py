@@ -117,7 +117,7 @@ def test_the_cli_acts_as_a_tenant_with_its_own_account_secrets_and_state(
     assert "PowerOffice client key (env:ACME_CLIENT_KEY)" in missing
     assert "no tenant 'nope'" in site.cli("--tenant", "nope", "status", expect=2).stderr
 
-    monkeypatch.setenv("ACME_CLIENT_KEY", served.poweroffice.auth.client_key)
+    monkeypatch.setenv("ACME_CLIENT_KEY", served.poweroffice.credentials.client_key)
     first = json.loads(site.cli("--tenant", "acme", "sync", "--json").stdout)
     assert changes(first) > 10 and first["summary"]["failed"] == 0
     again = json.loads(site.cli("--tenant", "acme", "sync", "--json").stdout)

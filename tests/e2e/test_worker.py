@@ -74,7 +74,7 @@ def worker_env(a: RunningSandboxes, b: RunningSandboxes, url: str) -> dict[str, 
         {
             **deployment,
             "TALKSYNC_DATABASE_URL": url,
-            "SHARED_PO_CLIENT_KEY": a.poweroffice.auth.client_key,
+            "SHARED_PO_CLIENT_KEY": a.poweroffice.credentials.client_key,
             "ACME_ZENDESK_TOKEN": a.zendesk.credentials.api_token,
             "BETA_ZENDESK_OAUTH": b.zendesk.credentials.oauth_token,
         }
