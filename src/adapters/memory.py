@@ -16,7 +16,15 @@ from typing import Any
 
 import attrs
 
-from talkcore.ports import AlreadyRunning, WriteError, WriteOp, WriteRequest, WriteResult
+from talkcore.ports import (
+    NO_HOOKS,
+    AlreadyRunning,
+    ApplyHooks,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
 from talkcore.state import SyncState
 from talkcore.values import name_key, normalise
@@ -103,11 +111,17 @@ class MemorySystem:
                 new_cursors[name] = latest
         return ReadResult(self.system, kinds, tuple(out), cursors is None, new_cursors)
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
-        """Apply each write in turn, honouring the system's constraints."""
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
+        """Apply each write in turn, honouring the system's constraints; progress per write,
+        and no further write once ``hooks`` asks to stop."""
         results = []
         for write in writes:
+            if hooks.should_stop():
+                break
             result = self._apply_one(write)
+            hooks.settled(1)
             results.append(result)
             if result.ok:
                 self.applied.append(write)

@@ -27,7 +27,15 @@ from talkcore.plan import (
 )
 from talkcore.planning import plan_changes
 from talkcore.policy import SyncPolicy
-from talkcore.ports import StateStore, SystemPort, WriteError, WriteOp, WriteRequest, WriteResult
+from talkcore.ports import (
+    ApplyHooks,
+    StateStore,
+    SystemPort,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
+)
 from talkcore.records import (
     FieldValue,
     Kind,
@@ -55,7 +63,7 @@ class RunObserver(Protocol):
 
 
 StopCheck = Callable[[], bool]
-"""Asked between write batches whether the run must stop (a cancellation port)."""
+"""Asked between write calls whether the run must stop (a cancellation port)."""
 
 
 def _never() -> bool:
@@ -129,8 +137,9 @@ class RunReport:
 class RunOptions:
     """What the caller decides about one run; ``run_sync`` and ``plan_run`` take the same.
 
-    ``should_stop`` is asked before each batch of writes (and once before planning): when it
-    answers ``True`` the run sends nothing more (see ``run_sync``). A dry run never asks it.
+    ``should_stop`` is asked before each batch of writes (and once before planning), and the
+    ports ask it between their calls: when it answers ``True`` the run sends nothing more
+    (see ``run_sync``). A dry run never asks it.
     """
 
     dataflow: Dataflow = DEFAULT_DATAFLOW
@@ -366,25 +375,64 @@ class _Run:
         return Plan(items), applying.results
 
     def _send(self, run_id: str, system: System, requests: list[WriteRequest]) -> list[WriteResult]:
-        """Send ``requests`` in batches, journaled; stop between batches when asked to.
+        """Send ``requests`` in batches, journaled; stop as soon as asked to.
 
-        In batches so progress shows and results are journaled as they come.
+        In batches so results are journaled as they come; progress moves with every call the
+        port makes (``ApplyHooks.settled``), and the port itself asks ``should_stop`` between
+        its calls, so a stop waits only for the requests in flight.
         """
         self.observer.event("apply.start", {"system": str(system), "total": len(requests)})
         outcome: list[WriteResult] = []
+        progress = _Progress(self.observer, system, len(requests))
+        hooks = ApplyHooks(settled=progress.settled, should_stop=self._should_stop)
         for batch in _batches(requests, system):
-            if self.stopped or self.options.should_stop():
-                self.stopped = True
+            if self._should_stop():
                 break
             self.store.journal_intents(run_id, batch)
-            answered = self.port(system).apply(batch)
+            answered = self.port(system).apply(batch, hooks)
             self.store.journal_results(run_id, answered)
             outcome.extend(answered)
-            self.observer.event(
-                "apply.progress",
-                {"system": str(system), "done": len(outcome), "total": len(requests)},
-            )
+            unsent = _unanswered(batch, answered)
+            if unsent:
+                # The port stopped before sending these: nothing of them can have landed.
+                self.stopped = True
+                self.store.close_intents(unsent)
+            progress.reached(len(outcome))
         return outcome
+
+    def _should_stop(self) -> bool:
+        """Whether the run must send nothing more (asked once, remembered)."""
+        if not self.stopped and self.options.should_stop():
+            self.stopped = True
+        return self.stopped
+
+
+@attrs.define
+class _Progress:
+    """``apply.progress`` events for one system's writes, moved by the port's calls."""
+
+    observer: RunObserver
+    system: System
+    total: int
+    done: int = 0
+
+    def settled(self, count: int) -> None:
+        """The port learnt the outcome of ``count`` more writes."""
+        self.reached(min(self.total, self.done + count))
+
+    def reached(self, done: int) -> None:
+        """``done`` writes have their outcome (a batch's results correct the port's count)."""
+        if done != self.done:
+            self.done = done
+            self.observer.event(
+                "apply.progress", {"system": str(self.system), "done": done, "total": self.total}
+            )
+
+
+def _unanswered(batch: Sequence[WriteRequest], answered: Sequence[WriteResult]) -> list[str]:
+    """The item ids in ``batch`` that got no result (the port stopped before sending them)."""
+    got = {result.item_id for result in answered}
+    return [write.item_id for write in batch if write.item_id not in got]
 
 
 @attrs.define
@@ -563,9 +611,9 @@ def _gone(
 
 
 APPLY_BATCH = 1000
-"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100). A stop request
-is honoured between batches, so one batch must finish in a few seconds: a window of ten
-Zendesk bulk jobs does; PowerOffice, which has no bulk calls, gets a tenth of it."""
+"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100): their results
+are journaled together. PowerOffice, which has no bulk calls, gets a tenth of it. A stop is
+honoured inside a batch too (the port asks ``should_stop`` between its calls)."""
 
 _OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
 

@@ -7,7 +7,7 @@ Adapters implement these structurally (``typing.Protocol``); talkcore never sees
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
@@ -84,6 +84,34 @@ class WriteResult:
         return self.error is None
 
 
+def _ignore(count: int) -> None:
+    del count
+
+
+def _never() -> bool:
+    return False
+
+
+@attrs.frozen
+class ApplyHooks:
+    """What the engine lends a port's ``apply``: a progress report and the stop check.
+
+    ``settled(n)`` is called each time ``n`` more writes have their outcome known: per bulk
+    call or per request, so progress on a long write moves with the calls, not per batch.
+    ``should_stop`` is asked between calls (and while waiting on a bulk job); once it answers
+    ``True`` the port sends nothing new and returns promptly: a write it sent whose outcome it
+    cannot know yet gets an ``in_doubt`` error (the next run finds a created record by its
+    origin key), and a write it never sent gets no result at all.
+    """
+
+    settled: Callable[[int], None] = _ignore
+    should_stop: Callable[[], bool] = _never
+
+
+NO_HOOKS = ApplyHooks()
+"""Hooks that report nothing and never stop (a port called on its own)."""
+
+
 class SystemUnavailable(Exception):
     """A system could not be reached or refused our credentials; the run cannot go on."""
 
@@ -108,11 +136,14 @@ class SystemPort(Protocol):
         """
         ...
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
         """Apply ``writes`` (bulk where the system allows), one result per write, in any order.
 
         A write that fails gives a result with an error; only a failure of the whole system
-        raises ``SystemUnavailable``.
+        raises ``SystemUnavailable``. ``hooks`` hears of progress and may ask the port to stop
+        (see ``ApplyHooks``): then the writes never sent are left out of the results.
         """
         ...
 

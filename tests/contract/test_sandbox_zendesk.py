@@ -178,6 +178,33 @@ def test_bulk_job_completes_after_polls_with_per_item_results(
     assert shown["users"][0]["email"] == "ny@x.no"
 
 
+def test_show_many_job_statuses_polls_several_jobs_in_one_call(
+    zd: ZendeskSandbox, client: httpx.Client
+) -> None:
+    """``GET /job_statuses/show_many?ids=a,b`` answers ``{"job_statuses": [...]}`` (the shape
+    of Zendesk's Show Many Job Statuses); each listed job counts a poll, as a single show does."""
+    ids = [
+        client.post(
+            "/api/v2/organizations/create_many.json",
+            json={"organizations": [{"name": f"Jobb {n} AS"}]},
+        ).json()["job_status"]["id"]
+        for n in range(3)
+    ]
+    query = {"ids": ",".join([*ids, "V3-unknown"])}
+    first = client.get("/api/v2/job_statuses/show_many.json", params=query)
+    assert first.status_code == 200
+    assert [j["id"] for j in first.json()["job_statuses"]] == ids  # an unknown id is left out
+    assert {j["status"] for j in first.json()["job_statuses"]} == {"working"}
+    done = client.get("/api/v2/job_statuses/show_many", params=query).json()["job_statuses"]
+    assert {j["status"] for j in done} == {"completed"}
+    assert all(j["results"][0]["status"] == "Created" for j in done)
+    assert client.get("/api/v2/job_statuses/show_many.json").status_code == 400
+    too_many = client.get(
+        "/api/v2/job_statuses/show_many.json", params={"ids": ",".join(["x"] * 101)}
+    )
+    assert (too_many.status_code, too_many.json()["error"]) == (400, "TooManyValues")
+
+
 def test_bulk_limits_and_switch(zd: ZendeskSandbox, client: httpx.Client) -> None:
     many = {"users": [{"name": f"U{n}"} for n in range(101)]}
     too_many = client.post("/api/v2/users/create_many", json=many)

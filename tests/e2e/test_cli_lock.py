@@ -26,6 +26,7 @@ from adapters.memory import memory_poweroffice, memory_zendesk
 from adapters.sqlite import SqliteStateStore
 from cli.main import app
 from cli.wiring import AppContext
+from talkcore.ports import NO_HOOKS
 from talkcore.records import Kind
 
 db, holding, release = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
@@ -38,12 +39,12 @@ class BlockingZendesk:
     read = zd.read
     find_by_origin = zd.find_by_origin
 
-    def apply(self, writes):
+    def apply(self, writes, hooks=NO_HOOKS):
         holding.write_text("holding")
         deadline = time.monotonic() + 60
         while not release.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
-        return zd.apply(writes)
+        return zd.apply(writes, hooks)
 
 
 class Wiring:

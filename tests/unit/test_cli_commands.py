@@ -24,6 +24,8 @@ from cli.config import Settings
 from cli.main import app
 from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
 from talkcore.ports import (
+    NO_HOOKS,
+    ApplyHooks,
     StateStore,
     SystemPort,
     SystemUnavailable,
@@ -72,7 +74,9 @@ class Flaky:
             raise SystemUnavailable(f"{self.system} is down")
         return self.inner.read(kinds, cursors)
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
         if self.on_apply is not None:
             self.on_apply()
         results = []
@@ -81,7 +85,7 @@ class Flaky:
                 error = WriteError("invalid", "rejected by test", f"{self.system} organization")
                 results.append(WriteResult(write.item_id, error=error))
             else:
-                results.extend(self.inner.apply([write]))
+                results.extend(self.inner.apply([write], hooks))
         return results
 
     def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
@@ -261,23 +265,28 @@ def test_sync_every_runs_until_told_to_stop(cli: Cli) -> None:
     assert reports[1]["summary"]["applied"] == 0
 
 
-def test_ctrl_c_finishes_the_writes_in_flight_saves_and_stops(cli: Cli) -> None:
+def test_ctrl_c_finishes_the_write_in_flight_sends_nothing_more_saves_and_stops(cli: Cli) -> None:
     interrupted: list[bool] = []
 
-    def press_ctrl_c_once() -> None:
+    def press_ctrl_c_once(write: WriteRequest) -> None:
+        del write
         if not interrupted:
             interrupted.append(True)
             os.kill(os.getpid(), signal.SIGINT)
 
-    cli.wiring.zendesk.on_apply = press_ctrl_c_once
+    cli.zd.after_write = press_ctrl_c_once
     result = ok(cli("sync", "--every", "1m"), 130)
-    # The organizations' batch was in flight and finished; the user's update was not sent.
-    assert "interrupted: 2 of 3 writes applied, state saved" in result.stderr
+    # The first organization's create was in flight and finished; nothing was sent after it,
+    # not even the rest of its batch.
+    assert "interrupted: 1 of 3 writes applied, state saved" in result.stderr
     assert cli.waits == []  # stopped after the run instead of waiting for the next
-    assert sorted(organizations(cli.zd).values()) == ["Acme AS", "Beta AS"]
-    assert len(cli.open_store().load_state().table(CUSTOMERS)) == 2
+    assert len(organizations(cli.zd)) == 1
+    assert len(cli.open_store().load_state().table(CUSTOMERS)) == 1
+    assert cli.open_store().open_intents() == []  # the unsent writes are not left in doubt
+    cli.zd.after_write = None
     again = json.loads(ok(cli("sync", "--json")).stdout)  # the next sync finishes the job
-    assert again["summary"]["applied"] == 1
+    assert again["summary"]["applied"] == 2
+    assert sorted(organizations(cli.zd).values()) == ["Acme AS", "Beta AS"]
     assert json.loads(ok(cli("plan", "--json")).stdout)["summary"].get("update", 0) == 0
 
 

@@ -34,7 +34,7 @@ def test_writes_go_in_batches_with_progress_and_renames_before_creates(
     recorder = Recorder()
     run_sync(world.po, world.zd, world.store, RunOptions(observer=recorder))
     progress = [d["done"] for name, d in recorder.events if name == "apply.progress"]
-    assert progress == [1, 3, 5]  # the rename alone, then creates two by two (one op a batch)
+    assert progress == [1, 2, 3, 4, 5]  # moved by every write the port settles, not per batch
     ops = [w.op.value for w in world.zd.applied]
     assert ops == ["create", "update", "create", "create", "create", "create"]
 

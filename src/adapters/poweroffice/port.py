@@ -44,7 +44,7 @@ from adapters.poweroffice.mapping import (
 from adapters.poweroffice.problems import describe, parse_problem, write_error
 from adapters.poweroffice.transport import PowerOfficeClient
 from adapters.poweroffice.wire import raw_id, structure_or_problems
-from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
+from talkcore.ports import NO_HOOKS, ApplyHooks, WriteError, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
 
 log = structlog.get_logger()
@@ -327,18 +327,25 @@ class PowerOfficePort:
 
     # -- apply --------------------------------------------------------------------------
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
         """Apply each write in turn (the API has no bulk calls); one result per write.
 
-        A missing access role fails the write with an explanation; an unreachable or failing
-        PowerOffice raises ``SystemUnavailable``.
+        Progress is reported per write, and once ``hooks`` asks to stop no further write is
+        sent (the one in flight has finished: calls are made one at a time). A missing access
+        role fails the write with an explanation; an unreachable or failing PowerOffice raises
+        ``SystemUnavailable``.
         """
         results = []
         for write in writes:
+            if hooks.should_stop():
+                break
             try:
                 results.append(self._apply_one(write))
             except PowerOfficeAccessDenied as exc:
                 results.append(_fail(write, "access_denied", str(exc)))
+            hooks.settled(1)
         return results
 
     def _apply_one(self, write: WriteRequest) -> WriteResult:

@@ -389,6 +389,7 @@ class ZendeskSandbox(SandboxApp):
         add("GET", f"{p}/organizations/{{id:int}}", self._get_org)
         add("PUT", f"{p}/organizations/{{id:int}}", self._put_org)
         add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
+        add("GET", f"{p}/job_statuses/show_many", self._show_many_jobs)
         add("GET", f"{p}/job_statuses/{{id:str}}", self._get_job)
         add("GET", f"{p}/incremental/users/cursor", self._export_users_cursor)
         add("GET", f"{p}/incremental/users", self._export_users_time)
@@ -1265,6 +1266,25 @@ class ZendeskSandbox(SandboxApp):
         job = self.jobs.get(id)
         if job is None:
             return _not_found()
+        self._polled(job)
+        return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
+
+    def _show_many_jobs(self, request: Request) -> Response:
+        """``GET /job_statuses/show_many?ids=a,b``: up to 100 jobs in one answer, each polled as
+        ``/job_statuses/{id}`` would be; unknown ids are left out (as Zendesk does after a day)."""
+        ids = request.params("ids")
+        if not ids:
+            return self.error(400, "ids must be a comma-separated list of job ids", request)
+        if len(ids) > MAX_BULK:
+            return _too_many("job_statuses", "shown")
+        found = [self.jobs[i] for i in dict.fromkeys(ids) if i in self.jobs]
+        for job in found:
+            self._polled(job)
+        statuses = [self._render_job(job, request.base_url) for job in found]
+        return Response.json(200, {"job_statuses": statuses})
+
+    def _polled(self, job: _Job) -> None:
+        """Count a poll of ``job``; it completes on the ``job_polls``-th or once due."""
         if job.results is None:
             job.polls += 1
             timed_out = self.job_seconds is not None and (
@@ -1272,7 +1292,6 @@ class ZendeskSandbox(SandboxApp):
             )
             if job.polls >= self.job_polls or timed_out:
                 self._complete(job)
-        return Response.json(200, {"job_status": self._render_job(job, request.base_url)})
 
     def _complete(self, job: _Job) -> None:
         results: list[dict[str, Any]] = []

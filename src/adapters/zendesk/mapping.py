@@ -11,13 +11,14 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.zendesk.wire import OrganizationDTO, UserDTO
+from adapters.zendesk.wire import OrganizationDTO, UserDTO, structure
 from talkcore.ports import WriteError
 from talkcore.records import FieldValue, Kind, Record, RecordKey
 from talkcore.values import coerce
 
 USER_FIELDS = ("email", "name", "organization_id", "external_id", "role")
 ORGANIZATION_FIELDS = ("name", "external_id")
+_FIELDS = {Kind.USER: USER_FIELDS, Kind.ORGANIZATION: ORGANIZATION_FIELDS}
 WRITABLE = {Kind.USER: frozenset(USER_FIELDS), Kind.ORGANIZATION: frozenset(ORGANIZATION_FIELDS)}
 ORIGIN_FIELD = "external_id"
 
@@ -43,6 +44,29 @@ def organization_record(org: OrganizationDTO) -> Record:
     return Record(
         RecordKey.of(Kind.ORGANIZATION, org.id), fields, org.updated_at, org.deleted_at is None
     )
+
+
+def to_record(kind: Kind, raw: Any) -> Record:
+    """A wire object of ``kind`` (a user or an organization) as a record; raises ``WireError``
+    naming the field that did not fit."""
+    if kind is Kind.USER:
+        return user_record(structure(raw, UserDTO))
+    return organization_record(structure(raw, OrganizationDTO))
+
+
+def created_record(kind: Kind, record_id: str, sent: Mapping[str, FieldValue]) -> Record:
+    """The record Zendesk stored for a create of ``sent`` fields that it gave ``record_id``.
+
+    Known without reading it back: every synced field is stored as sent (ids as numbers, an
+    empty value as null) except the name, which Zendesk trims. When it was stored is not known
+    (``modified`` is ``None``); the next read brings it.
+    """
+    wire = wire_fields(kind, sent)
+    fields: dict[str, FieldValue] = {name: coerce(wire.get(name)) for name in _FIELDS[kind]}
+    name = fields.get("name")
+    if name is not None:
+        fields["name"] = name.strip()
+    return Record(RecordKey.of(kind, record_id), fields)
 
 
 def wire_fields(kind: Kind, fields: Mapping[str, FieldValue]) -> dict[str, Any]:
@@ -85,28 +109,48 @@ def write_error(
     ``details`` is either ``{field: [{"error": code, "description": text}]}`` (single calls) or
     a text such as ``"Name: Acme has already been taken"`` (bulk job results).
     """
+    message = description or error or "failed"
     field: str | None = None
     code = error
-    message = description or error or "failed"
     if isinstance(details, Mapping) and details:
-        field = str(next(iter(details)))
-        entries = details[field]
-        first = entries[0] if isinstance(entries, list) and entries else entries
-        if isinstance(first, Mapping):
-            code = str(first.get("error") or code or "")
-            message = str(first.get("description") or message)
-        elif first:
-            message = str(first)
+        field, code, message = _field_details(details, code, message)
     elif isinstance(details, str) and details:
-        message = details
-        match = _LABELLED.match(details)
-        if match:
-            field = match.group(1).strip().lower().replace(" ", "_")
-        if "already been taken" in details and (not code or code.endswith("Failed")):
-            code = "DuplicateValue"
+        field, code, message = _text_details(details, code)
+    return WriteError(
+        snake(code or "failed"), message, record_label(kind, ident), _named(kind, field), retryable
+    )
+
+
+def _field_details(
+    details: Mapping[Any, Any], code: str | None, message: str
+) -> tuple[str, str | None, str]:
+    """Field, code and message from ``{field: [{"error": ..., "description": ...}]}``."""
+    field = str(next(iter(details)))
+    entries = details[field]
+    first = entries[0] if isinstance(entries, list) and entries else entries
+    if isinstance(first, Mapping):
+        return (
+            field,
+            str(first.get("error") or code or ""),
+            str(first.get("description") or message),
+        )
+    return field, code, str(first) if first else message
+
+
+def _text_details(details: str, code: str | None) -> tuple[str | None, str | None, str]:
+    """Field, code and message from a text such as ``"Name: Acme has already been taken"``."""
+    match = _LABELLED.match(details)
+    field = match.group(1).strip().lower().replace(" ", "_") if match else None
+    if "already been taken" in details and (not code or code.endswith("Failed")):
+        code = "DuplicateValue"
+    return field, code, details
+
+
+def _named(kind: Kind, field: str | None) -> str | None:
+    """The field an error names, as a field of ours (``None`` when it is not one)."""
     if field is not None and field not in WRITABLE.get(kind, frozenset()) and field != "value":
         # A field we do not sync (or a label that is not a field): keep it in the message only.
         field = field if field in ("email", "name", "external_id") else None
     if field == "value" and kind is Kind.USER:
         field = "email"  # identity errors talk about the identity's "value": the e-mail
-    return WriteError(snake(code or "failed"), message, record_label(kind, ident), field, retryable)
+    return field

@@ -29,7 +29,7 @@ from adapters.zendesk.reading import (
 from adapters.zendesk.transport import RetryPolicy, ZendeskHttp
 from adapters.zendesk.wire import UserDTO, WireError, member, structure
 from adapters.zendesk.writing import ZendeskWriter
-from talkcore.ports import WriteRequest, WriteResult
+from talkcore.ports import NO_HOOKS, ApplyHooks, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, System
 
 log = structlog.get_logger()
@@ -181,9 +181,15 @@ class ZendeskPort:
             System.ZENDESK, wanted, tuple(records), full, new_cursors, tuple(problems)
         )
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
-        """Apply ``writes`` (organizations before users); one result per write, in order."""
-        return self._writer.apply(writes)
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
+        """Apply ``writes`` in the order given; one result per write sent, in order.
+
+        Progress is told per bulk call (or single call); a stop asked through ``hooks`` is
+        honoured between calls and while waiting on bulk jobs (see ``ZendeskWriter``).
+        """
+        return self._writer.apply(writes, hooks)
 
     def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> Mapping[str, Record]:
         """The records of ``kind`` whose ``external_id`` is one of ``origin_keys``."""

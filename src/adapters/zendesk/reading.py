@@ -18,15 +18,13 @@ from typing import Any
 import structlog
 
 from adapters.zendesk.errors import ZendeskAccessDenied, ZendeskForbidden
-from adapters.zendesk.mapping import organization_record, user_record
+from adapters.zendesk.mapping import to_record
 from adapters.zendesk.transport import Params, ZendeskHttp
 from adapters.zendesk.wire import (
     CursorLinks,
     CursorMeta,
     IncrementalTimePage,
     IncrementalUsersPage,
-    OrganizationDTO,
-    UserDTO,
     WireError,
     items,
     member,
@@ -65,10 +63,7 @@ class Batch:
     def add(self, raw: Any) -> None:
         """Map one wire object; a misfit becomes a problem naming record and field."""
         try:
-            if self.kind is Kind.USER:
-                record = user_record(structure(raw, UserDTO))
-            else:
-                record = organization_record(structure(raw, OrganizationDTO))
+            record = to_record(self.kind, raw)
         except WireError as exc:
             rid = raw.get("id") if isinstance(raw, dict) else None
             self.problems.append(

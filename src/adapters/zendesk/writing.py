@@ -4,16 +4,25 @@ Organizations are created with ``create_many`` carrying ``external_id`` = the wr
 and updated with ``update_many``; users are updated with ``update_many`` (falling back to single
 calls, for the rest of the run, where a 403 says bulk import is off; any other 403 refuses that
 kind's updates for the run, with one clear error), and their primary e-mail is changed through
-identities. Deletes go by ``destroy_many``, 100 ids a job. Every successful write is answered
-with the record as Zendesk stored it, read back with ``show_many``, so the core's bases are what
-Zendesk really holds.
+identities. Deletes go by ``destroy_many``, 100 ids a job.
+
+The writer is one bounded loop (``_JobLoop``) over a shell that only sends: it keeps up to
+``JOB_WINDOW`` bulk jobs in flight, polls them together, and hands each finished job to pure
+functions (``created_results``, ``updated_results``, ``deleted_results``) that decide what its
+results mean for each write. Work that must be sent again (one by one, or the missing part of
+a create that failed in transit) goes back into the loop's queue with one round fewer, so the
+loop ends. Between calls, and while waiting on jobs, it asks the engine's stop check: once
+asked to stop it sends nothing new, and a job whose end it has not seen is in doubt.
+
+The order of writes (deletes and renames before creates) is the engine's (``send_stages``):
+the writer sends the groups of one kind and operation in the order it is given them.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import attrs
 import structlog
@@ -26,54 +35,200 @@ from adapters.zendesk.errors import (
     describe,
     per_item,
 )
-from adapters.zendesk.jobs import JobUnfinished, JobWaiter, line_up, succeeded
+from adapters.zendesk.jobs import (
+    BULK_SIZE,
+    JobPoller,
+    JobUnfinished,
+    chunks,
+    finished,
+    job_of,
+    line_up,
+    succeeded,
+)
 from adapters.zendesk.mapping import (
     ORIGIN_FIELD,
     WRITABLE,
-    organization_record,
+    created_record,
     record_label,
-    user_record,
+    to_record,
     wire_fields,
     write_error,
 )
-from adapters.zendesk.transport import Reply, ZendeskHttp
+from adapters.zendesk.transport import ZendeskHttp
 from adapters.zendesk.user_changes import UserChanges
-from adapters.zendesk.wire import (
-    JobResultDTO,
-    OrganizationDTO,
-    UserDTO,
-    WireError,
-    items,
-    member,
-    structure,
+from adapters.zendesk.wire import JobResultDTO, JobStatusDTO, WireError, items, member
+from talkcore.ports import (
+    NO_HOOKS,
+    ApplyHooks,
+    WriteError,
+    WriteOp,
+    WriteRequest,
+    WriteResult,
 )
-from talkcore.ports import WriteError, WriteOp, WriteRequest, WriteResult
-from talkcore.records import Kind, Record
+from talkcore.records import Kind, Record, RecordKey
 
 log = structlog.get_logger()
 
-BULK_SIZE = 100
 RECONCILE_ROUNDS = 2
+"""How often a create that failed in transit is reconciled and the missing part re-sent."""
 JOB_WINDOW = 10
 """Bulk jobs in flight at once (Zendesk queues at most 30 per account)."""
-"""How often a create that failed in transit is reconciled and the missing part re-sent."""
+STORED_AS_SENT = frozenset({"organization_id"})
+"""Fields Zendesk stores exactly as written (ids), so their updates need no read-back."""
 
 _PLURAL = {Kind.USER: "users", Kind.ORGANIZATION: "organizations"}
 _SINGULAR = {Kind.USER: "user", Kind.ORGANIZATION: "organization"}
-T = TypeVar("T")
+
+__all__ = ["BULK_SIZE", "JOB_WINDOW", "ZendeskWriter", "chunks", "to_record"]
 
 
-def chunks(values: Sequence[T], size: int = BULK_SIZE) -> Iterator[Sequence[T]]:
-    """``values`` in slices of at most ``size`` (Zendesk's bulk limit)."""
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
+# -- what flows through the loop ------------------------------------------------------------
 
 
-def to_record(kind: Kind, raw: Any) -> Record:
-    """A wire object of ``kind`` as a record."""
-    if kind is Kind.USER:
-        return user_record(structure(raw, UserDTO))
-    return organization_record(structure(raw, OrganizationDTO))
+@attrs.frozen
+class Chunk:
+    """Writes sent together: one bulk call, or (``single``) one call per write.
+
+    ``rounds`` is how often a create among them may still be sent again after it was lost in
+    transit and not found by its origin key.
+    """
+
+    writes: tuple[WriteRequest, ...]
+    rounds: int = RECONCILE_ROUNDS
+    single: bool = False
+
+
+@attrs.frozen
+class Step:
+    """What one call (or one finished job) settled: results, chunks to send again (each with
+    fewer rounds or as single calls), and the job the call started, if it did."""
+
+    results: Mapping[str, WriteResult] = attrs.field(factory=dict)
+    again: tuple[Chunk, ...] = ()
+    job: JobStatusDTO | None = None
+
+
+@attrs.define
+class _InFlight:
+    """A bulk call whose job has not been seen to finish: its job as last seen, polls spent."""
+
+    chunk: Chunk
+    job: JobStatusDTO
+    polls: int = 0
+
+
+@attrs.frozen
+class _Calls:
+    """One operation as the loop drives it: ``start`` sends a chunk, ``finish`` reads a
+    finished job, ``lost`` settles a job whose end could not be learnt."""
+
+    start: Callable[[Kind, Chunk], Step]
+    finish: Callable[[Kind, Chunk, JobStatusDTO], Step]
+    lost: Callable[[Kind, Chunk, ZendeskError], Step]
+
+
+# -- the loop -------------------------------------------------------------------------------
+
+
+@attrs.define
+class _JobLoop:
+    """Sends the chunks of one kind and operation, up to ``JOB_WINDOW`` jobs in flight at once.
+
+    Each turn fills the window, settles the jobs seen to finish, and otherwise sleeps (with
+    back-off, looking at the stop check) and polls every job in flight in one call. It ends:
+    a chunk is sent again only with fewer rounds or split into single calls, and each job is
+    polled at most ``JobPoller.polls`` times.
+    """
+
+    kind: Kind
+    calls: _Calls
+    jobs: JobPoller
+    hooks: ApplyHooks
+    todo: deque[Chunk]
+    flight: dict[str, _InFlight] = attrs.Factory(dict)
+    out: dict[str, WriteResult] = attrs.Factory(dict)
+
+    def run(self) -> dict[str, WriteResult]:
+        delay: float | None = None
+        while (self.todo or self.flight) and not self.hooks.should_stop():
+            self._fill()
+            if self._settle():
+                delay = None  # a job finished: the others have had that time too
+            elif self.flight:
+                delay = self.jobs.next_delay(delay, progressed=False)
+                if self.jobs.pause(delay, self.hooks.should_stop):
+                    self._poll()
+        if self.flight:
+            self._stop()
+        return self.out
+
+    def _fill(self) -> None:
+        while self.todo and len(self.flight) < JOB_WINDOW and not self.hooks.should_stop():
+            chunk = self.todo.popleft()
+            step = self.calls.start(self.kind, chunk)
+            self._take(step)
+            if step.job is not None:
+                self.flight[step.job.id] = _InFlight(chunk, step.job)
+
+    def _settle(self) -> bool:
+        """Settle the jobs seen to finish (or polled too often); whether any was."""
+        settled = False
+        for job_id, sent in list(self.flight.items()):
+            if finished(sent.job):
+                step = self.calls.finish(self.kind, sent.chunk, sent.job)
+            elif sent.polls >= self.jobs.polls:
+                step = self.calls.lost(self.kind, sent.chunk, _unfinished(sent))
+            else:
+                continue
+            del self.flight[job_id]
+            self._take(step)
+            settled = True
+        return settled
+
+    def _poll(self) -> None:
+        """Ask after every job in flight at once."""
+        try:
+            seen = self.jobs.poll(list(self.flight))
+        except ZendeskError as exc:
+            if not per_item(exc):
+                raise
+            for sent in self.flight.values():
+                self._take(self.calls.lost(self.kind, sent.chunk, exc))
+            self.flight.clear()
+            return
+        for job_id, sent in self.flight.items():
+            sent.polls += 1
+            sent.job = seen.get(job_id, sent.job)
+
+    def _stop(self) -> None:
+        """Asked to stop: one last look at the jobs in flight (a read; nothing new is sent),
+        then what has not finished is in doubt. Writes still queued get no result."""
+        self._poll()
+        self._settle()
+        for sent in self.flight.values():
+            self._take(Step({w.item_id: stopped_result(w, sent.job) for w in sent.chunk.writes}))
+        self.flight.clear()
+
+    def _take(self, step: Step) -> None:
+        self.out.update(step.results)
+        if step.results:
+            self.hooks.settled(len(step.results))
+        self.todo.extend(step.again)
+
+
+def _unfinished(sent: _InFlight) -> JobUnfinished:
+    return JobUnfinished(
+        f"Zendesk job {sent.job.id} was still {sent.job.status} after {sent.polls} polls",
+        code="job_unfinished",
+    )
+
+
+def _one_by_one(chunk: Chunk) -> Step:
+    """``chunk`` again as one single-call chunk per write."""
+    return Step(again=tuple(attrs.evolve(chunk, writes=(w,), single=True) for w in chunk.writes))
+
+
+# -- the writer -----------------------------------------------------------------------------
 
 
 class ZendeskWriter:
@@ -88,340 +243,180 @@ class ZendeskWriter:
         remove_old_emails: bool = False,
     ) -> None:
         self.http = http
-        self.jobs = JobWaiter(http, sleep)
+        self.jobs = JobPoller(http, sleep)
         self.users = UserChanges(http, remove_old_emails=remove_old_emails)
         self.bulk_users = True
         self.refused: dict[Kind, ZendeskForbidden] = {}
         """Kinds whose updates Zendesk refused with a permission 403 in this run."""
+        self._creates = _Calls(self._start_create, self._finish_create, self._lost_create)
+        self._updates = _Calls(self._start_update, self._finish_update, self._lost_write)
+        self._deletes = _Calls(self._start_delete, self._finish_delete, self._lost_write)
 
     # -- entry point ------------------------------------------------------------------------
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
-        """One result per write; organizations are written before users."""
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
+        """One result per write sent, in the order given (see ``ApplyHooks`` for a stop)."""
         results: dict[str, WriteResult] = {}
-        todo: dict[tuple[Kind, WriteOp], list[WriteRequest]] = {}
+        groups: dict[tuple[Kind, WriteOp], list[WriteRequest]] = {}
         for write in writes:
-            problem = self._refuse(write)
+            problem = refusal(write)
             if problem is not None:
                 results[write.item_id] = WriteResult(write.item_id, error=problem)
             else:
-                todo.setdefault((write.kind, write.op), []).append(write)
-        # Per kind: deletes and renames before creates, because they free the unique names
-        # and e-mails that the plan's creates may take.
-        for kind in (Kind.ORGANIZATION, Kind.USER):
-            if deletes := todo.get((kind, WriteOp.DELETE)):
-                results.update(
-                    self._pipelined(
-                        kind, deletes, self._submit_delete_chunk, self._finish_delete_chunk
-                    )
-                )
-            if updates := todo.get((kind, WriteOp.UPDATE)):
-                if kind is Kind.USER:
-                    results.update(self._update_users(updates))
-                else:
-                    results.update(
-                        self._pipelined(
-                            kind, updates, self._submit_update_chunk, self._finish_update_chunk
-                        )
-                    )
-            if creates := todo.get((kind, WriteOp.CREATE)):
-                results.update(
-                    self._pipelined(
-                        kind, creates, self._submit_create_chunk, self._finish_create_chunk
-                    )
-                )
-        return [results[write.item_id] for write in writes]
+                groups.setdefault((write.kind, write.op), []).append(write)
+        if results:
+            hooks.settled(len(results))
+        for (kind, op), group in groups.items():
+            if hooks.should_stop():
+                break
+            results.update(self._write(kind, op, group, hooks))
+        return [results[w.item_id] for w in writes if w.item_id in results]
 
-    def _refuse(self, write: WriteRequest) -> WriteError | None:
-        label = record_label(write.kind, write.id or write.origin_key)
-        if write.kind not in WRITABLE:
-            return WriteError("unsupported_kind", f"Zendesk has no {write.kind}", label)
-        unknown = sorted(set(write.fields) - WRITABLE[write.kind])
-        if unknown and write.op is not WriteOp.DELETE:
-            return WriteError(
-                "unsupported_field", "this field is not written to Zendesk", label, unknown[0]
-            )
-        if write.op is not WriteOp.CREATE and not (write.id and write.id.isdigit()):
-            return WriteError("missing_id", "an update or delete needs the record's id", label)
-        return None
-
-    # -- bulk jobs, several in flight ----------------------------------------------------------
-
-    def _pipelined(
-        self,
-        kind: Kind,
-        writes: Sequence[WriteRequest],
-        submit: Callable[[Kind, Sequence[WriteRequest]], Reply | dict[str, WriteResult]],
-        finish: Callable[[Kind, Sequence[WriteRequest], Reply, bool], dict[str, WriteResult]],
+    def _write(
+        self, kind: Kind, op: WriteOp, writes: Sequence[WriteRequest], hooks: ApplyHooks
     ) -> dict[str, WriteResult]:
-        """Send bulk calls of 100 with up to ``JOB_WINDOW`` jobs queued at once, then collect.
+        if op is WriteOp.UPDATE and kind is Kind.USER:
+            return self._update_users(writes, hooks)
+        calls = {
+            WriteOp.CREATE: self._creates,
+            WriteOp.UPDATE: self._updates,
+            WriteOp.DELETE: self._deletes,
+        }[op]
+        return self._run(kind, calls, writes, hooks)
 
-        Waiting for each job before sending the next spends most of a large sync idle; Zendesk
-        queues up to 30 jobs per account, so a window well under that keeps room for others.
-        """
-        out: dict[str, WriteResult] = {}
-        in_flight: deque[tuple[Sequence[WriteRequest], Reply]] = deque()
-        waited = False
-        for chunk in chunks(writes):
-            started = submit(kind, chunk)
-            if not isinstance(started, Reply):
-                out.update(started)
-                continue
-            in_flight.append((chunk, started))
-            if len(in_flight) >= JOB_WINDOW:
-                sent, reply = in_flight.popleft()
-                out.update(finish(kind, sent, reply, waited))
-                waited = True
-        while in_flight:
-            sent, reply = in_flight.popleft()
-            out.update(finish(kind, sent, reply, waited))
-            waited = True
-        return out
-
-    def _submit_update_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest]
-    ) -> Reply | dict[str, WriteResult]:
-        return self._submit_update(kind, chunk)
-
-    def _finish_update_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
+    def _run(
+        self, kind: Kind, calls: _Calls, writes: Sequence[WriteRequest], hooks: ApplyHooks
     ) -> dict[str, WriteResult]:
-        # Once one job was waited for, later ones have had that time too: poll them at once.
-        return self._finish_update(kind, chunk, reply, poll_first=waited)
-
-    def _submit_create_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest]
-    ) -> Reply | dict[str, WriteResult]:
-        return self._submit_create(kind, chunk, RECONCILE_ROUNDS)
-
-    def _finish_create_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
-    ) -> dict[str, WriteResult]:
-        return self._finish_create(kind, chunk, RECONCILE_ROUNDS, reply, poll_first=waited)
+        todo = deque(Chunk(tuple(c)) for c in chunks(writes))
+        return _JobLoop(kind, calls, self.jobs, hooks, todo).run()
 
     # -- creates ----------------------------------------------------------------------------
 
-    def _create(
-        self, kind: Kind, chunk: Sequence[WriteRequest], rounds: int
-    ) -> dict[str, WriteResult]:
-        if kind is Kind.USER:
-            # Users are created one by one: bulk user import is off on most accounts, and the
-            # dataflow creates no users in its defaults.
-            out: dict[str, WriteResult] = {}
-            for write in chunk:
-                out.update(self._create_single(kind, write, rounds))
-            return out
-        started = self._submit_create(kind, chunk, rounds)
-        if not isinstance(started, Reply):
-            return started
-        return self._finish_create(kind, chunk, rounds, started, poll_first=False)
+    def _start_create(self, kind: Kind, chunk: Chunk) -> Step:
+        """Send one ``create_many`` (organizations), or one create per write.
 
-    def _submit_create(
-        self, kind: Kind, chunk: Sequence[WriteRequest], rounds: int
-    ) -> Reply | dict[str, WriteResult]:
-        """Send one ``create_many``: its job to wait for, or the results when it went no further."""
-        if kind is Kind.USER:
-            return self._create(kind, chunk, rounds)
-        payload = {"organizations": [self._create_payload(kind, w) for w in chunk]}
+        Users are created one by one: bulk user import is off on most accounts, and the
+        dataflow creates no users in its defaults.
+        """
+        if chunk.single or kind is Kind.USER:
+            return self._create_one(kind, chunk) if len(chunk.writes) == 1 else _one_by_one(chunk)
+        payload = {"organizations": [create_payload(kind, w) for w in chunk.writes]}
         try:
-            return self.http.request(
+            reply = self.http.request(
                 "POST", "/api/v2/organizations/create_many.json", json_body=payload
             )
+            return Step(job=job_of(reply.body))
         except ZendeskInDoubt as exc:
-            log.warning("zendesk.create.in_doubt", kind=str(kind), count=len(chunk))
-            return self._reconcile(kind, chunk, rounds, exc)
+            log.warning("zendesk.create.in_doubt", kind=str(kind), count=len(chunk.writes))
+            return self._reconcile(kind, chunk, exc)
+        except WireError as exc:
+            # Answered, but not with a job: whether it was queued is unknown; never re-sent.
+            return self._reconcile(kind, attrs.evolve(chunk, rounds=0), _bad_response(exc))
         except ZendeskInvalid as exc:
-            if len(chunk) == 1:
-                return {chunk[0].item_id: self._failure(chunk[0], exc)}
+            if len(chunk.writes) == 1:
+                return Step(failures(chunk.writes, exc))
             # One bad record spoils the whole call (nothing was queued): send them singly so
             # each error names its own record.
-            out = {}
-            for write in chunk:
-                out.update(self._create_single(kind, write, rounds))
-            return out
+            return _one_by_one(chunk)
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {w.item_id: self._failure(w, exc) for w in chunk}
+            return Step(failures(chunk.writes, exc))
 
-    def _finish_create(
-        self,
-        kind: Kind,
-        chunk: Sequence[WriteRequest],
-        rounds: int,
-        reply: Reply,
-        *,
-        poll_first: bool,
-    ) -> dict[str, WriteResult]:
-        """Wait for a ``create_many`` job and map its results (reconciling what is unknown)."""
+    def _create_one(self, kind: Kind, chunk: Chunk) -> Step:
+        (write,) = chunk.writes
+        body = {_SINGULAR[kind]: create_payload(kind, write)}
         try:
-            job = self.jobs.wait(reply, poll_first=poll_first)
-        except (JobUnfinished, ZendeskInDoubt) as exc:
-            return self._reconcile(kind, chunk, 0, exc)
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {w.item_id: self._failure(w, exc) for w in chunk}
-        lined = line_up(job, len(chunk))
-        stored = self._show_many(kind, [str(r.id) for r in lined if r and succeeded(r) and r.id])
-        by_origin = {
-            (rec.get(ORIGIN_FIELD) or "").casefold(): rec
-            for rec in stored.values()
-            if rec.get(ORIGIN_FIELD)
-        }
-        out = {}
-        retry: list[WriteRequest] = []
-        for write, result in zip(chunk, lined, strict=True):
-            origin = (write.origin_key or "").casefold()
-            if origin and origin in by_origin:
-                out[write.item_id] = WriteResult(write.item_id, by_origin[origin])
-            elif result is not None and succeeded(result) and result.id is not None:
-                out[write.item_id] = WriteResult(
-                    write.item_id, stored.get(str(result.id)) or self._echo(kind, write, result)
-                )
-            elif result is not None and not succeeded(result):
-                out[write.item_id] = self._job_failure(write, result)
-            else:
-                retry.append(write)
-        if retry:
-            failure = ZendeskError(
-                f"job {job.id} ended {job.status} without a result for this record",
-                code="no_result",
-            )
-            out.update(self._reconcile(kind, retry, 0, failure))
-        return out
-
-    def _create_single(
-        self, kind: Kind, write: WriteRequest, rounds: int
-    ) -> dict[str, WriteResult]:
-        path = f"/api/v2/{_PLURAL[kind]}.json"
-        body = {_SINGULAR[kind]: self._create_payload(kind, write)}
-        try:
-            reply = self.http.request("POST", path, json_body=body)
+            reply = self.http.request("POST", f"/api/v2/{_PLURAL[kind]}.json", json_body=body)
             record = to_record(kind, member(reply.body, _SINGULAR[kind]))
         except ZendeskInDoubt as exc:
-            return self._reconcile(kind, [write], rounds, exc)
+            return self._reconcile(kind, chunk, exc)
         except WireError as exc:
-            return self._reconcile(kind, [write], 0, ZendeskError(str(exc), code="bad_response"))
+            return self._reconcile(kind, attrs.evolve(chunk, rounds=0), _bad_response(exc))
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {write.item_id: self._failure(write, exc)}
-        return {write.item_id: WriteResult(write.item_id, record)}
+            return Step(failures(chunk.writes, exc))
+        return Step({write.item_id: WriteResult(write.item_id, record)})
 
-    def _create_payload(self, kind: Kind, write: WriteRequest) -> dict[str, Any]:
-        payload = wire_fields(kind, write.fields)
-        if write.origin_key:
-            payload[ORIGIN_FIELD] = write.origin_key
-        if kind is Kind.USER and payload.get("email"):
-            # As for a new identity: without it Zendesk mails the address a verification link.
-            payload["skip_verify_email"] = True
-        return payload
+    def _finish_create(self, kind: Kind, chunk: Chunk, job: JobStatusDTO) -> Step:
+        """A finished ``create_many``: its results, and a look by origin key for the writes it
+        said nothing about."""
+        results, unknown = created_results(kind, chunk.writes, job)
+        if not unknown:
+            return Step(results)
+        cause = ZendeskError(
+            f"job {job.id} ended {job.status} without a result for this record", code="no_result"
+        )
+        found = self._reconcile(kind, Chunk(tuple(unknown), rounds=0), cause)
+        return Step({**results, **found.results})
 
-    def _reconcile(
-        self, kind: Kind, chunk: Sequence[WriteRequest], rounds: int, cause: ZendeskError
-    ) -> dict[str, WriteResult]:
-        """Creates whose fate is unknown: found by origin key → done; the rest re-sent."""
-        keys = [w.origin_key for w in chunk if w.origin_key]
+    def _lost_create(self, kind: Kind, chunk: Chunk, cause: ZendeskError) -> Step:
+        return self._reconcile(kind, attrs.evolve(chunk, rounds=0), cause)
+
+    def _reconcile(self, kind: Kind, chunk: Chunk, cause: ZendeskError) -> Step:
+        """Creates whose fate is unknown: looked up by origin key (see ``reconciled``)."""
+        keys = [w.origin_key for w in chunk.writes if w.origin_key]
         found = self.find_by_origin(kind, keys) if keys else {}
-        out: dict[str, WriteResult] = {}
-        missing: list[WriteRequest] = []
-        for write in chunk:
-            record = found.get(write.origin_key or "")
-            if record is not None:
-                log.info("zendesk.create.reconciled", kind=str(kind), record=record.id)
-                out[write.item_id] = WriteResult(write.item_id, record)
-            elif write.origin_key and rounds > 0:
-                missing.append(write)
-            else:
-                error = WriteError(
-                    "in_doubt",
-                    f"the create may not have been applied: {cause.message}",
-                    record_label(kind, write.origin_key),
-                    None,
-                    retryable=True,
-                )
-                out[write.item_id] = WriteResult(write.item_id, error=error)
-        if missing:
-            out.update(self._create(kind, missing, rounds - 1))
-        return out
+        return reconciled(kind, chunk, found, cause)
 
     # -- updates ----------------------------------------------------------------------------
 
-    def _update_bulk(self, kind: Kind, chunk: Sequence[WriteRequest]) -> dict[str, WriteResult]:
-        started = self._submit_update(kind, chunk)
-        if not isinstance(started, Reply):
-            return started
-        return self._finish_update(kind, chunk, started, poll_first=False)
-
-    def _submit_update(
-        self, kind: Kind, chunk: Sequence[WriteRequest]
-    ) -> Reply | dict[str, WriteResult]:
-        """Send one ``update_many``: its job to wait for, or the results when it went no further."""
+    def _start_update(self, kind: Kind, chunk: Chunk) -> Step:
+        """Send one ``update_many``, or one update per write (bulk off, or a bad record)."""
         if kind in self.refused:
-            return {w.item_id: self._refused(w) for w in chunk}
-        if kind is Kind.USER and not self.bulk_users:
-            return {w.item_id: self._update_single(kind, w) for w in chunk}
+            return Step({w.item_id: self._refused(w) for w in chunk.writes})
+        if chunk.single or (kind is Kind.USER and not self.bulk_users):
+            if len(chunk.writes) > 1:
+                return _one_by_one(chunk)
+            (write,) = chunk.writes
+            return Step({write.item_id: self._update_single(kind, write)})
         payload = {
-            _PLURAL[kind]: [{"id": int(w.id or 0), **wire_fields(kind, w.fields)} for w in chunk]
+            _PLURAL[kind]: [
+                {"id": int(w.id or 0), **wire_fields(kind, w.fields)} for w in chunk.writes
+            ]
         }
         try:
-            return self.http.request(
+            reply = self.http.request(
                 "PUT", f"/api/v2/{_PLURAL[kind]}/update_many.json", json_body=payload
             )
+            return Step(job=job_of(reply.body))
         except ZendeskForbidden as exc:
-            if kind is Kind.USER and says_bulk_disabled(exc):
-                log.info("zendesk.users.bulk_disabled", fallback="single calls")
-                self.bulk_users = False
-                return {w.item_id: self._update_single(kind, w) for w in chunk}
-            # Not the bulk switch: the token may not update these records, one by one
-            # or in bulk, so N single calls would only fail N times.
-            self._forbid(kind, exc)
-            return {w.item_id: self._refused(w) for w in chunk}
+            return self._bulk_forbidden(kind, chunk, exc)
         except ZendeskInvalid:
-            if len(chunk) == 1:
-                return {chunk[0].item_id: self._update_single(kind, chunk[0])}
-            return {w.item_id: self._update_single(kind, w) for w in chunk}
+            # One bad record spoils the whole call: singly, each error names its own record.
+            return _one_by_one(chunk)
+        except WireError as exc:
+            return Step(failures(chunk.writes, _bad_response(exc), retryable=True))
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+            return Step(failures(chunk.writes, exc, retryable=True))
 
-    def _finish_update(
-        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, *, poll_first: bool
-    ) -> dict[str, WriteResult]:
-        """Wait for an ``update_many`` job and map its results to the writes."""
-        try:
-            job = self.jobs.wait(reply, poll_first=poll_first)
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
-        lined = line_up(job, len(chunk), [w.id for w in chunk])
-        # Ids are stored exactly as sent, so a batch that only moves users between
-        # organizations needs no re-read to learn what Zendesk stored (it would cost a call per
-        # 100 users); anything else is read back, for echo suppression.
-        ids_only = all(set(w.fields) <= STORED_AS_SENT for w in chunk)
-        stored = (
-            {w.id or "": _as_written(kind, w) for w in chunk}
-            if ids_only
-            else self._show_many(kind, [w.id or "" for w in chunk])
-        )
-        out: dict[str, WriteResult] = {}
-        for write, result in zip(chunk, lined, strict=True):
-            if result is not None and not succeeded(result):
-                out[write.item_id] = self._job_failure(write, result)
-            elif result is None and job.status != "completed":
-                error = WriteError(
-                    "job_failed",
-                    f"Zendesk job {job.id} ended {job.status}: {job.message or 'no message'}",
-                    record_label(kind, write.id),
-                    retryable=True,
-                )
-                out[write.item_id] = WriteResult(write.item_id, error=error)
-            else:
-                out[write.item_id] = WriteResult(write.item_id, stored.get(write.id or ""))
-        return out
+    def _bulk_forbidden(self, kind: Kind, chunk: Chunk, exc: ZendeskForbidden) -> Step:
+        if kind is Kind.USER and says_bulk_disabled(exc):
+            log.info("zendesk.users.bulk_disabled", fallback="single calls")
+            self.bulk_users = False
+            return _one_by_one(chunk)
+        # Not the bulk switch: the token may not update these records, one by one or in
+        # bulk, so N single calls would only fail N times.
+        self._forbid(kind, exc)
+        return Step({w.item_id: self._refused(w) for w in chunk.writes})
+
+    def _finish_update(self, kind: Kind, chunk: Chunk, job: JobStatusDTO) -> Step:
+        """A finished ``update_many``: each write answered with the record as stored."""
+        return Step(updated_results(kind, chunk.writes, job, self._stored(kind, chunk.writes)))
+
+    def _stored(self, kind: Kind, writes: Sequence[WriteRequest]) -> dict[str, Record]:
+        """The updated records as Zendesk stored them, by id.
+
+        Ids are stored exactly as sent, so a batch that only moves users between organizations
+        needs no re-read (it would cost a call per 100 users); any other value may be
+        normalised by Zendesk, so it is read back (the core's bases must be what is stored).
+        """
+        if all(set(w.fields) <= STORED_AS_SENT for w in writes):
+            return {w.id or "": as_written(w) for w in writes}
+        return self._show_many(kind, [w.id or "" for w in writes])
+
+    def _lost_write(self, kind: Kind, chunk: Chunk, cause: ZendeskError) -> Step:
+        # An update or delete can be sent again safely: the next run retries what failed here.
+        return Step(failures(chunk.writes, cause, retryable=True))
 
     def _update_single(self, kind: Kind, write: WriteRequest) -> WriteResult:
         if kind in self.refused:
@@ -433,45 +428,54 @@ class ZendeskWriter:
             )
             return WriteResult(write.item_id, to_record(kind, member(reply.body, _SINGULAR[kind])))
         except WireError:
-            return WriteResult(
-                write.item_id, self._show_many(kind, [write.id or ""]).get(write.id or "")
-            )
+            stored = self._show_many(kind, [write.id or ""])
+            return WriteResult(write.item_id, stored.get(write.id or ""))
         except ZendeskForbidden as exc:
             self._forbid(kind, exc)
             return self._refused(write)
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return self._failure(write, exc)
+            return failures([write], exc)[write.item_id]
 
-    def _update_users(self, writes: Sequence[WriteRequest]) -> dict[str, WriteResult]:
+    def _update_users(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks
+    ) -> dict[str, WriteResult]:
         """User updates: plain fields in bulk (or singly), then, one user at a time, primary
         e-mail changes and moves to another organization (see ``user_changes``)."""
-        plain = [_plain(w) for w in writes]
-        out: dict[str, WriteResult] = {}
-        out.update(
-            self._pipelined(
-                Kind.USER,
-                [w for w in plain if w.fields],
-                self._submit_update_chunk,
-                self._finish_update_chunk,
-            )
-        )
+        plain = {w.item_id: _plain(w) for w in writes}
+        steps = {w.item_id: self._user_steps(w, plain[w.item_id]) for w in writes}
+        bulk = [p for p in plain.values() if p.fields]
+        # Progress is told per user once all of a user's calls are made.
+        out = self._run(Kind.USER, self._updates, bulk, ApplyHooks(should_stop=hooks.should_stop))
+        hooks.settled(sum(1 for w in writes if w.item_id in out and not steps[w.item_id]))
         stepped: list[WriteRequest] = []
-        for write, sent in zip(writes, plain, strict=True):
-            steps = self._user_steps(write, sent)
-            if not steps or not out.get(write.item_id, _OK).ok:
+        for write in writes:
+            if not steps[write.item_id]:
                 continue
-            error = next((e for step in steps if (e := self._user_step(write, step))), None)
+            if plain[write.item_id].fields and write.item_id not in out:
+                continue  # its bulk part was never sent (asked to stop): no result
+            if not out.get(write.item_id, _OK).ok:
+                continue
+            if hooks.should_stop():
+                if write.item_id in out:
+                    out[write.item_id] = WriteResult(write.item_id, error=_steps_not_sent(write))
+                continue
+            error = self._user_steps_run(write, steps[write.item_id])
             if error is not None:
                 out[write.item_id] = WriteResult(write.item_id, error=error)
+                hooks.settled(1)
             else:
                 stepped.append(write)
-        if stepped:
-            stored = self._show_many(Kind.USER, [w.id or "" for w in stepped])
-            for write in stepped:
-                out[write.item_id] = WriteResult(write.item_id, stored.get(write.id or ""))
-        return out
+        return {**out, **self._read_back_users(stepped, hooks)}
+
+    def _read_back_users(
+        self, stepped: Sequence[WriteRequest], hooks: ApplyHooks
+    ) -> dict[str, WriteResult]:
+        """Users changed one call at a time, as Zendesk stored them after all the calls."""
+        if not stepped:
+            return {}
+        stored = self._show_many(Kind.USER, [w.id or "" for w in stepped])
+        hooks.settled(len(stepped))
+        return {w.item_id: WriteResult(w.item_id, stored.get(w.id or "")) for w in stepped}
 
     def _user_steps(
         self, write: WriteRequest, sent: WriteRequest
@@ -484,6 +488,12 @@ class ZendeskWriter:
         if moved_to and "organization_id" not in sent.fields:
             steps.append(lambda: self.users.move(write, moved_to))
         return steps
+
+    def _user_steps_run(
+        self, write: WriteRequest, steps: Sequence[Callable[[], WriteError | None]]
+    ) -> WriteError | None:
+        """The first error of ``write``'s per-user steps, run in order (none: all done)."""
+        return next((e for step in steps if (e := self._user_step(write, step))), None)
 
     def _change_email(self, write: WriteRequest, email: str | None) -> WriteError | None:
         """Make ``email`` the user's primary address (see ``UserChanges.change_email``)."""
@@ -504,57 +514,30 @@ class ZendeskWriter:
             self._forbid(Kind.USER, exc)
             return self._refused(write).error
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return self._failure(write, exc).error
+            return failures([write], exc)[write.item_id].error
 
     # -- deletes ----------------------------------------------------------------------------
 
-    def _submit_delete_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest]
-    ) -> Reply | dict[str, WriteResult]:
-        """Send one ``destroy_many`` of up to 100 ids: its job, or the results if refused."""
-        ids = ",".join(w.id or "" for w in chunk)
+    def _start_delete(self, kind: Kind, chunk: Chunk) -> Step:
+        """Send one ``destroy_many`` of up to 100 ids."""
+        ids = ",".join(w.id or "" for w in chunk.writes)
         try:
-            return self.http.request(
+            reply = self.http.request(
                 "DELETE", f"/api/v2/{_PLURAL[kind]}/destroy_many.json", params={"ids": ids}
             )
+            return Step(job=job_of(reply.body))
+        except WireError as exc:
+            return self._lost_write(kind, chunk, _bad_response(exc))
         except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            # A delete can be sent again safely: the next run retries what failed here.
-            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
+            return self._lost_write(kind, chunk, exc)
 
-    def _finish_delete_chunk(
-        self, kind: Kind, chunk: Sequence[WriteRequest], reply: Reply, waited: bool
-    ) -> dict[str, WriteResult]:
-        """Wait for a ``destroy_many`` job; an id it could not find is gone already."""
-        try:
-            job = self.jobs.wait(reply, poll_first=waited)
-        except ZendeskError as exc:
-            if not per_item(exc):
-                raise
-            return {w.item_id: self._failure(w, exc, retryable=True) for w in chunk}
-        lined = line_up(job, len(chunk), [w.id for w in chunk])
-        # The job said nothing about these: whether they are gone is read, not assumed.
-        unknown = [w.id or "" for w, result in zip(chunk, lined, strict=True) if result is None]
+    def _finish_delete(self, kind: Kind, chunk: Chunk, job: JobStatusDTO) -> Step:
+        """A finished ``destroy_many``; where it said nothing of a record, whether the record
+        is gone is read, not assumed."""
+        lined = line_up(job, len(chunk.writes), [w.id for w in chunk.writes])
+        unknown = [w.id or "" for w, r in zip(chunk.writes, lined, strict=True) if r is None]
         present = self._still_there(kind, unknown) if unknown else set()
-        out: dict[str, WriteResult] = {}
-        for write, result in zip(chunk, lined, strict=True):
-            if result is None and write.id in present:
-                error = WriteError(
-                    "job_failed",
-                    f"Zendesk job {job.id} ended {job.status} without deleting this record",
-                    record_label(kind, write.id),
-                    retryable=True,
-                )
-                out[write.item_id] = WriteResult(write.item_id, error=error)
-            elif result is None or succeeded(result) or _not_found(result):
-                # Gone already (perhaps by our own earlier attempt): the intent holds.
-                out[write.item_id] = WriteResult(write.item_id)
-            else:
-                out[write.item_id] = self._job_failure(write, result)
-        return out
+        return Step(deleted_results(kind, chunk.writes, job, lined, present))
 
     def _still_there(self, kind: Kind, ids: Sequence[str]) -> set[str]:
         """Which of ``ids`` still exist (a deleted user is kept, inactive)."""
@@ -570,19 +553,13 @@ class ZendeskWriter:
             body = self.http.get(
                 f"/api/v2/{_PLURAL[kind]}/show_many.json", {"ids": ",".join(chunk)}
             ).body
-            for raw in items(body, _PLURAL[kind]):
-                try:
-                    record = to_record(kind, raw)
-                except WireError as exc:
-                    log.warning("zendesk.show_many.unreadable", kind=str(kind), error=str(exc))
-                    continue
+            for record in _records(kind, items(body, _PLURAL[kind])):
                 out[record.id] = record
         return out
 
     def find_by_origin(self, kind: Kind, origin_keys: Sequence[str]) -> dict[str, Record]:
         """The records of ``kind`` whose ``external_id`` is one of ``origin_keys``."""
         wanted = {key.casefold(): key for key in origin_keys if key}
-        found: dict[str, Record] = {}
         raws: list[Any] = []
         if kind is Kind.ORGANIZATION:
             for key in wanted.values():
@@ -594,17 +571,14 @@ class ZendeskWriter:
                     "/api/v2/users/show_many.json", {"external_ids": ",".join(chunk)}
                 ).body
                 raws.extend(items(body, "users"))
-        for raw in raws:
-            try:
-                record = to_record(kind, raw)
-            except WireError:
-                continue
+        found: dict[str, Record] = {}
+        for record in _records(kind, raws):
             origin = (record.get(ORIGIN_FIELD) or "").casefold()
             if origin in wanted:
                 found[wanted[origin]] = record
         return found
 
-    # -- errors -----------------------------------------------------------------------------
+    # -- refusals ---------------------------------------------------------------------------
 
     def _forbid(self, kind: Kind, exc: ZendeskForbidden) -> None:
         """Remember for the run that the token may not update ``kind`` (said once, in the log)."""
@@ -624,42 +598,169 @@ class ZendeskWriter:
         )
         return WriteResult(write.item_id, error=error)
 
-    def _failure(
-        self, write: WriteRequest, exc: ZendeskError, *, retryable: bool = False
-    ) -> WriteResult:
-        code, description = describe({"error": exc.code, "description": exc.message}, 0)
-        error = write_error(
-            write.kind,
-            write.id or write.origin_key,
-            error=code,
-            description=description,
-            details=exc.details,
-            retryable=retryable,
+
+# -- what a job's results mean (pure) ---------------------------------------------------------
+
+
+def created_results(
+    kind: Kind, writes: Sequence[WriteRequest], job: JobStatusDTO
+) -> tuple[dict[str, WriteResult], list[WriteRequest]]:
+    """A finished ``create_many``'s results per write, and the writes it said nothing of.
+
+    A created record is known from the job result (its id) and what was sent
+    (``created_record``), so it is not read back: a sync creating thousands of organizations
+    would otherwise spend a call per hundred on reading them.
+    """
+    out: dict[str, WriteResult] = {}
+    unknown: list[WriteRequest] = []
+    for write, result in zip(writes, line_up(job, len(writes)), strict=True):
+        if result is not None and not succeeded(result):
+            out[write.item_id] = job_failure(write, result)
+        elif result is not None and result.id is not None:
+            sent = {
+                **write.fields,
+                **({ORIGIN_FIELD: write.origin_key} if write.origin_key else {}),
+            }
+            out[write.item_id] = WriteResult(
+                write.item_id, created_record(kind, str(result.id), sent)
+            )
+        else:
+            unknown.append(write)
+    return out, unknown
+
+
+def updated_results(
+    kind: Kind, writes: Sequence[WriteRequest], job: JobStatusDTO, stored: Mapping[str, Record]
+) -> dict[str, WriteResult]:
+    """A finished ``update_many``'s results per write; ``stored`` holds the records by id."""
+    out: dict[str, WriteResult] = {}
+    lined = line_up(job, len(writes), [w.id for w in writes])
+    for write, result in zip(writes, lined, strict=True):
+        if result is not None and not succeeded(result):
+            out[write.item_id] = job_failure(write, result)
+        elif result is None and job.status != "completed":
+            out[write.item_id] = WriteResult(write.item_id, error=_job_ended(kind, write, job))
+        else:
+            out[write.item_id] = WriteResult(write.item_id, stored.get(write.id or ""))
+    return out
+
+
+def deleted_results(
+    kind: Kind,
+    writes: Sequence[WriteRequest],
+    job: JobStatusDTO,
+    lined: Sequence[JobResultDTO | None],
+    present: set[str],
+) -> dict[str, WriteResult]:
+    """A finished ``destroy_many``'s results per write; ``present`` holds the ids the job said
+    nothing of that still exist. A record not found is gone already: the intent holds."""
+    out: dict[str, WriteResult] = {}
+    for write, result in zip(writes, lined, strict=True):
+        if result is None and write.id in present:
+            out[write.item_id] = WriteResult(write.item_id, error=_job_ended(kind, write, job))
+        elif result is None or succeeded(result) or _not_found(result):
+            out[write.item_id] = WriteResult(write.item_id)
+        else:
+            out[write.item_id] = job_failure(write, result)
+    return out
+
+
+def reconciled(kind: Kind, chunk: Chunk, found: Mapping[str, Record], cause: ZendeskError) -> Step:
+    """Creates whose fate was unknown, after a look by origin key: found → done; missing with
+    rounds left → sent again (one round fewer); else in doubt."""
+    out: dict[str, WriteResult] = {}
+    missing: list[WriteRequest] = []
+    for write in chunk.writes:
+        record = found.get(write.origin_key or "")
+        if record is not None:
+            log.info("zendesk.create.reconciled", kind=str(kind), record=record.id)
+            out[write.item_id] = WriteResult(write.item_id, record)
+        elif write.origin_key and chunk.rounds > 0:
+            missing.append(write)
+        else:
+            error = WriteError(
+                "in_doubt",
+                f"the create may not have been applied: {cause.message}",
+                record_label(kind, write.origin_key),
+                None,
+                retryable=True,
+            )
+            out[write.item_id] = WriteResult(write.item_id, error=error)
+    again = Chunk(tuple(missing), chunk.rounds - 1, chunk.single)
+    return Step(out, (again,) if missing else ())
+
+
+def stopped_result(write: WriteRequest, job: JobStatusDTO) -> WriteResult:
+    """A write whose job had not finished when the run was asked to stop: in doubt. The job
+    runs on at Zendesk; the next run reads what it did (a create by its origin key)."""
+    error = WriteError(
+        "in_doubt",
+        f"the run stopped before Zendesk's job {job.id} finished ({job.status})",
+        record_label(write.kind, write.id or write.origin_key),
+        retryable=True,
+    )
+    return WriteResult(write.item_id, error=error)
+
+
+def refusal(write: WriteRequest) -> WriteError | None:
+    """Why ``write`` cannot be sent to Zendesk at all, if it cannot."""
+    label = record_label(write.kind, write.id or write.origin_key)
+    if write.kind not in WRITABLE:
+        return WriteError("unsupported_kind", f"Zendesk has no {write.kind}", label)
+    unknown = sorted(set(write.fields) - WRITABLE[write.kind])
+    if unknown and write.op is not WriteOp.DELETE:
+        return WriteError(
+            "unsupported_field", "this field is not written to Zendesk", label, unknown[0]
         )
-        return WriteResult(write.item_id, error=error)
+    if write.op is not WriteOp.CREATE and not (write.id and write.id.isdigit()):
+        return WriteError("missing_id", "an update or delete needs the record's id", label)
+    return None
 
-    def _job_failure(self, write: WriteRequest, result: JobResultDTO) -> WriteResult:
-        error = write_error(
-            write.kind,
-            write.id or write.origin_key,
-            error=result.error,
-            description=None,
-            details=result.details,
+
+def failures(
+    writes: Sequence[WriteRequest], exc: ZendeskError, *, retryable: bool = False
+) -> dict[str, WriteResult]:
+    """Each of ``writes`` failed with ``exc``; re-raised when it concerns the whole system."""
+    if not per_item(exc):
+        raise exc
+    code, description = describe({"error": exc.code, "description": exc.message}, 0)
+    return {
+        w.item_id: WriteResult(
+            w.item_id,
+            error=write_error(
+                w.kind,
+                w.id or w.origin_key,
+                error=code,
+                description=description,
+                details=exc.details,
+                retryable=retryable,
+            ),
         )
-        return WriteResult(write.item_id, error=error)
-
-    def _echo(self, kind: Kind, write: WriteRequest, result: JobResultDTO) -> Record:
-        """The record as sent, when Zendesk created it but ``show_many`` did not return it."""
-        from talkcore.records import RecordKey
-
-        fields: Mapping[str, str | None] = {
-            **write.fields,
-            **({ORIGIN_FIELD: write.origin_key} if write.origin_key else {}),
-        }
-        return Record(RecordKey.of(kind, str(result.id)), fields)
+        for w in writes
+    }
 
 
-_OK = WriteResult("")
+def job_failure(write: WriteRequest, result: JobResultDTO) -> WriteResult:
+    """The failure of one item of a bulk job, naming the record and field."""
+    error = write_error(
+        write.kind,
+        write.id or write.origin_key,
+        error=result.error,
+        description=None,
+        details=result.details,
+    )
+    return WriteResult(write.item_id, error=error)
+
+
+def create_payload(kind: Kind, write: WriteRequest) -> dict[str, Any]:
+    """A create's JSON: the fields, the origin key as ``external_id``."""
+    payload = wire_fields(kind, write.fields)
+    if write.origin_key:
+        payload[ORIGIN_FIELD] = write.origin_key
+    if kind is Kind.USER and payload.get("email"):
+        # As for a new identity: without it Zendesk mails the address a verification link.
+        payload["skip_verify_email"] = True
+    return payload
 
 
 def says_bulk_disabled(exc: ZendeskForbidden) -> bool:
@@ -671,20 +772,48 @@ def says_bulk_disabled(exc: ZendeskForbidden) -> bool:
     return "bulk" in f"{exc.code} {exc.message}".casefold()
 
 
+def as_written(write: WriteRequest) -> Record:
+    """The record as last seen with the written fields applied."""
+    return Record(RecordKey.of(write.kind, write.id or ""), {**write.current, **write.fields})
+
+
+def _job_ended(kind: Kind, write: WriteRequest, job: JobStatusDTO) -> WriteError:
+    return WriteError(
+        "job_failed",
+        f"Zendesk job {job.id} ended {job.status} without this record: "
+        f"{job.message or 'no message'}",
+        record_label(kind, write.id),
+        retryable=True,
+    )
+
+
+def _steps_not_sent(write: WriteRequest) -> WriteError:
+    return WriteError(
+        "interrupted",
+        "the run stopped before this user's e-mail or organization change was sent",
+        record_label(Kind.USER, write.id),
+        retryable=True,
+    )
+
+
+def _bad_response(exc: WireError) -> ZendeskError:
+    return ZendeskError(str(exc), code="bad_response")
+
+
 def _not_found(result: JobResultDTO) -> bool:
     """Whether a job item failed only because the record does not exist."""
     return (result.error or "").replace("_", "").casefold() == "recordnotfound"
 
 
-STORED_AS_SENT = frozenset({"organization_id"})
-"""Fields Zendesk stores exactly as written (ids), so their writes need no read-back."""
-
-
-def _as_written(kind: Kind, write: WriteRequest) -> Record:
-    """The record as last seen with the written fields applied."""
-    from talkcore.records import RecordKey
-
-    return Record(RecordKey.of(kind, write.id or ""), {**write.current, **write.fields})
+def _records(kind: Kind, raws: Sequence[Any]) -> list[Record]:
+    """The wire objects that map to records (a misfit is logged and left out)."""
+    out = []
+    for raw in raws:
+        try:
+            out.append(to_record(kind, raw))
+        except WireError as exc:
+            log.warning("zendesk.record.unreadable", kind=str(kind), error=str(exc))
+    return out
 
 
 def _plain(write: WriteRequest) -> WriteRequest:
@@ -697,3 +826,6 @@ def _plain(write: WriteRequest) -> WriteRequest:
     )
     held_back = {"email", "organization_id"} if moving else {"email"}
     return attrs.evolve(write, fields={k: v for k, v in write.fields.items() if k not in held_back})
+
+
+_OK = WriteResult("")
