@@ -3,9 +3,10 @@
 The real CLI runs a first sync of 1,500 customers against both sandboxes over loopback, with
 Zendesk bulk jobs that take two seconds of server time each, so the writes last many seconds.
 As soon as the first write lands the test sends the signal. The CLI must send nothing new,
-wait only for the batch in flight, save the state, say how many writes were applied, exit 130
-(143 for SIGTERM) and record the run as interrupted; the next sync must finish the job without
-creating anything twice, and the one after must find nothing to do.
+wait only for the requests in flight (the bulk jobs it submitted whose end it has not seen are in
+doubt, not waited for), save the state, say how many writes were applied, exit 130 (143 for
+SIGTERM) and record the run as interrupted; the next sync must finish the job without creating
+anything twice, and the one after must find nothing to do.
 
 The one timing assert (the process is gone within 5 s of the signal) is the issue's
 requirement for a prompt stop, not a speed measurement.
@@ -33,13 +34,13 @@ from adapters.sandbox.zendesk import ZendeskSandbox
 pytestmark = pytest.mark.e2e
 
 CUSTOMERS = 1500
-# Seconds from the signal to the process being gone. The stop waits for the bulk jobs in flight
-# (JOB_SECONDS of server time each, polled), which lands at about 5 s on this machine; a bound at
-# exactly 5 s failed CI by 0.01-0.15 s. What proves the stop is prompt is that nothing new is sent
-# after the signal (``writes_after`` below); this bound only catches a stop that waits for the run.
-STOP_WITHIN = 10.0
+# Seconds from the signal to the process being gone: the bound. The writer looks at the
+# stop between its calls and while waiting on bulk jobs (every STOP_SLICE), does not wait for
+# the jobs in flight (JOB_SECONDS of server time each), and journals them as in doubt.
+STOP_WITHIN = 5.0
 JOB_SECONDS = 2.0
-JOB_WINDOW_CALLS = 10  # bulk calls one batch may still send once started (writing.JOB_WINDOW)
+JOB_WINDOW_CALLS = 10  # bulk jobs in flight at once (writing.JOB_WINDOW): submitted before the
+# signal, they still complete after it, and the sandbox counts a write when one does
 
 
 def _start(running: RunningSandboxes, state: Path, *args: str) -> subprocess.Popen[str]:
@@ -114,10 +115,11 @@ def test_a_signal_during_the_writes_stops_promptly_saves_and_the_next_sync_finis
                 proc.kill()
         took = time.monotonic() - signalled
         writes_after = running.controller.writes - writes_at_signal
+        print(f"interrupt: {signal.Signals(signum).name} stopped in {took:.2f} s")
 
         assert took < STOP_WITHIN, f"took {took:.1f} s to stop; stderr: {err[-2000:]}"
         assert proc.returncode == code, err[-3000:]
-        # Nothing new after the signal: at most the rest of the batch already under way.
+        # Nothing new after the signal: at most the jobs already submitted complete.
         assert writes_after <= JOB_WINDOW_CALLS, writes_after
         found = re.search(r"interrupted: (\d+) of (\d+) writes applied, state saved", err)
         assert found, err[-3000:]
@@ -129,6 +131,8 @@ def test_a_signal_during_the_writes_stops_promptly_saves_and_the_next_sync_finis
         last = status["runs"][0]
         assert last["interrupted"] is True
         assert last["applied"] == applied
+        # The jobs left in doubt run on at Zendesk whether anyone polls them or not.
+        running.zendesk.settle_jobs()
         created_before = sum(_organizations_by_origin(running).values())
 
         finishing = _sync(running, state)

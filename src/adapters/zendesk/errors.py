@@ -103,30 +103,27 @@ def describe(body: Mapping[str, Any] | None, status: int) -> tuple[str, str]:
     return code, str(description or code)
 
 
+_BY_CODE: dict[str, type[ZendeskError]] = {
+    "TooManyJobs": ZendeskTooManyJobs,
+    "TooManyValues": ZendeskTooManyValues,
+}
+"""Error codes whose meaning does not follow from the status (both come as 400 or 429)."""
+_BY_STATUS: dict[int, type[ZendeskError]] = {
+    401: ZendeskUnauthorized,
+    403: ZendeskForbidden,
+    404: ZendeskNotFound,
+    409: ZendeskConflict,
+    422: ZendeskInvalid,
+    429: ZendeskRateLimited,
+}
+
+
 def error_for(status: int, body: Mapping[str, Any] | None) -> ZendeskError:
     """The typed exception for an error answer."""
     code, description = describe(body, status)
     details = body.get("details") if body else None
     message = f"Zendesk answered {status} {code}: {description}"
-    kind: type[ZendeskError]
-    if code == "TooManyJobs":
-        kind = ZendeskTooManyJobs
-    elif code == "TooManyValues":
-        kind = ZendeskTooManyValues
-    elif status == 401:
-        kind = ZendeskUnauthorized
-    elif status == 403:
-        kind = ZendeskForbidden
-    elif status == 404:
-        kind = ZendeskNotFound
-    elif status == 409:
-        kind = ZendeskConflict
-    elif status == 422:
-        kind = ZendeskInvalid
-    elif status == 429:
-        kind = ZendeskRateLimited
-    elif status >= 500:
-        kind = ZendeskUnavailable
-    else:
-        kind = ZendeskError
+    kind = _BY_CODE.get(code) or _BY_STATUS.get(status)
+    if kind is None:
+        kind = ZendeskUnavailable if status >= 500 else ZendeskError
     return kind(message, status=status, code=code, details=details)
