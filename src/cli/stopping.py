@@ -1,8 +1,9 @@
 """Stopping a sync on SIGINT or SIGTERM: the first signal asks, the second exits at once.
 
-The engine knows nothing of signals: it is given ``should_stop`` and asks it between write
-batches. This module turns signals into that answer. After the first signal the run sends
-nothing new, waits for the batch in flight, saves the state and returns; a second signal
+The engine knows nothing of signals: it is given ``should_stop`` and asks it (and has the ports
+ask it) between write calls. This module turns signals into that answer. After the first signal
+the run sends nothing new, waits only for the requests in flight (a bulk job not seen to finish
+is in doubt), saves the state and returns; a second signal
 exits the process at once (the write journal, committed before every batch is sent, tells
 the next run what may have landed).
 """
@@ -61,7 +62,7 @@ class SignalStop:
         log.warning(
             "sync.interrupted",
             signal=signal.Signals(signum).name,
-            action="sending nothing new; finishing the writes in flight and saving state",
+            action="sending nothing new; finishing the requests in flight and saving state",
         )
 
     def __enter__(self) -> SignalStop:

@@ -113,6 +113,21 @@ def test_progress_bars_on_a_terminal_and_lines_otherwise() -> None:
     ]
 
 
+def test_the_write_bar_moves_with_each_progress_event_and_has_rate_and_eta_columns() -> None:
+    from rich.progress import TimeRemainingColumn
+
+    tty = io.StringIO()
+    with ProgressObserver(Console(file=tty, force_terminal=True, width=100), True) as bars:
+        bars.event("apply.start", {"system": "zendesk", "total": 400})
+        bars.event("apply.progress", {"system": "zendesk", "done": 100, "total": 400})
+        assert bars._progress is not None
+        (task,) = bars._progress.tasks
+        assert task.completed == 100  # moved by one bulk call, not held to batch ends
+        columns = bars._progress.columns
+        assert any(isinstance(c, TimeRemainingColumn) for c in columns)  # the ETA
+        assert any(type(c).__name__ == "_RateColumn" for c in columns)  # writes a second
+
+
 def test_names_follow_the_keys_they_name() -> None:
     from cli.output import Names
     from talkcore.records import Record, Snapshot
