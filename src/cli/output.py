@@ -427,6 +427,7 @@ class ProgressObserver:
     live: bool
     _progress: Progress | None = None
     _tasks: dict[str, TaskID] = attrs.field(factory=dict)
+    _logged_tenth: dict[str, int] = attrs.field(factory=dict)
 
     @classmethod
     def for_stderr(cls, enabled: bool = True) -> ProgressObserver:
@@ -452,10 +453,22 @@ class ProgressObserver:
         if self._progress is not None:
             self._progress.stop()
 
+    def _log_worthy(self, system: str, data: Mapping[str, object]) -> bool:
+        """Whether a progress event gets a log line: progress moves with every bulk call (and
+        every PowerOffice request), so the lines say the first, each tenth of the way, and the end."""
+        done, total = int(str(data.get("done", 0))), int(str(data.get("total", 0)))
+        tenth = 10 * done // total if total else 10
+        if tenth == self._logged_tenth.get(system) and done < total:
+            return False
+        self._logged_tenth[system] = tenth
+        return True
+
     def event(self, name: str, data: Mapping[str, object]) -> None:
         """Advance the bar of the phase the event belongs to, or print it as a line."""
         system = str(data.get("system", ""))
         if self._progress is None:
+            if name == "apply.progress" and not self._log_worthy(system, data):
+                return
             # Through the logger, so ``--log-format json`` keeps stderr pure JSON lines.
             structlog.get_logger().info(name, **{k: v for k, v in data.items() if k != "summary"})
             return

@@ -128,6 +128,17 @@ def test_the_write_bar_moves_with_each_progress_event_and_has_rate_and_eta_colum
         assert any(type(c).__name__ == "_RateColumn" for c in columns)  # writes a second
 
 
+def test_without_bars_write_progress_is_logged_each_tenth_of_the_way() -> None:
+    with (
+        capture_logs() as logged,
+        ProgressObserver(Console(file=io.StringIO(), width=100), False) as lines,
+    ):
+        for done in range(1, 101):
+            lines.event("apply.progress", {"system": "poweroffice", "done": done, "total": 100})
+    # The first call's, then one a tenth of the way (the last is the end).
+    assert [line["done"] for line in logged] == [1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+
+
 def test_names_follow_the_keys_they_name() -> None:
     from cli.output import Names
     from talkcore.records import Record, Snapshot
