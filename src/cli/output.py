@@ -454,8 +454,8 @@ class ProgressObserver:
             self._progress.stop()
 
     def _log_worthy(self, system: str, data: Mapping[str, object]) -> bool:
-        """Whether a progress event gets a log line: progress moves with every bulk call (and
-        every PowerOffice request), so the lines say the first, each tenth of the way, and the end."""
+        """Whether a progress event gets a log line. Progress moves with every bulk call (and
+        every PowerOffice request), so a line says the first, each tenth of the way, the end."""
         done, total = int(str(data.get("done", 0))), int(str(data.get("total", 0)))
         tenth = 10 * done // total if total else 10
         if tenth == self._logged_tenth.get(system) and done < total:

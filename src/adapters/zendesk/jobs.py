@@ -79,9 +79,10 @@ class JobPoller:
                 out[job.id] = job
         return out
 
-    def next_delay(self, delay: float | None, progressed: bool) -> float:
-        """The pause before the next poll: short again once a job finished, else doubled."""
-        if delay is None or progressed:
+    def next_delay(self, delay: float | None) -> float:
+        """The pause before the next poll: ``first_delay`` after none (or after a job
+        finished), else the last one doubled, up to ``max_delay``."""
+        if delay is None:
             return self.first_delay
         return min(self.max_delay, delay * 2)
 

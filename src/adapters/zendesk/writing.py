@@ -155,7 +155,7 @@ class _JobLoop:
             if self._settle():
                 delay = None  # a job finished: the others have had that time too
             elif self.flight:
-                delay = self.jobs.next_delay(delay, progressed=False)
+                delay = self.jobs.next_delay(delay)
                 if self.jobs.pause(delay, self.hooks.should_stop):
                     self._poll()
         if self.flight:
@@ -203,7 +203,11 @@ class _JobLoop:
     def _stop(self) -> None:
         """Asked to stop: one last look at the jobs in flight (a read; nothing new is sent),
         then what has not finished is in doubt. Writes still queued get no result."""
-        self._poll()
+        try:
+            self._poll()
+        except ZendeskError as exc:
+            # Only a courtesy: without it every job in flight is in doubt, which is safe.
+            log.warning("zendesk.job.last_poll_failed", error=exc.message)
         self._settle()
         for sent in self.flight.values():
             self._take(Step({w.item_id: stopped_result(w, sent.job) for w in sent.chunk.writes}))
