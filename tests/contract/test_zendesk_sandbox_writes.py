@@ -18,7 +18,7 @@ from sandbox_support import zendesk_port
 
 from adapters.sandbox import ZendeskSandbox
 from adapters.zendesk.user_changes import EMAIL_HELD
-from talkcore.ports import WriteOp, WriteRequest
+from talkcore.ports import ApplyHooks, WriteOp, WriteRequest
 from talkcore.records import Kind
 
 ADDRESSES = ("a@x.no", "b@x.no", "c@x.no", "d@x.no", "e@x.no")
@@ -125,3 +125,32 @@ def test_a_move_keeps_every_membership_but_the_one_the_flow_owned(
         assert set(after) == {orgs[to]}  # one organization per user: the move replaces it
     assert [org for org, is_default in after.items() if is_default] == [orgs[to]]
     assert zd.users[user["id"]]["organization_id"] == orgs[to]
+
+
+def test_a_create_whose_earlier_job_ran_on_after_a_stop_is_found_not_failed() -> None:
+    """A run stopped with a ``create_many`` job in doubt; the job was still running when the
+    next run planned the same creates again. The new job's items are refused as taken, and the
+    writer finds each by its own origin key: done, not failed, and nothing created twice."""
+    from adapters.sandbox import FakeClock
+
+    clock = FakeClock()
+    zd = ZendeskSandbox(clock=clock, job_polls=1_000, job_seconds=2)
+    writes = [
+        WriteRequest(
+            f"c{n}", WriteOp.CREATE, Kind.ORGANIZATION, None, {"name": f"Kunde {n} AS"}, f"po:{n}"
+        )
+        for n in range(3)
+    ]
+    # The first run stops once its bulk call is sent: the job is left in doubt.
+    stopped = zendesk_port(zd).apply(writes[:2], ApplyHooks(should_stop=lambda: bool(zd.jobs)))
+    assert [r.error.code if r.error else None for r in stopped] == ["in_doubt", "in_doubt"]
+    assert zd.dump()["organizations"] == []
+    # The next run, one second on, sends them again; its polls wait on the sandbox's clock.
+    clock.advance(1)
+    port = zendesk_port(zd)
+    port._writer.jobs.sleep = clock.advance
+    results = port.apply(writes)
+    assert all(r.ok for r in results), [r.error for r in results]
+    names = sorted(o["name"] for o in zd.dump()["organizations"])
+    assert names == ["Kunde 0 AS", "Kunde 1 AS", "Kunde 2 AS"]
+    assert {r.record.get("external_id") for r in results if r.record} == {"po:0", "po:1", "po:2"}

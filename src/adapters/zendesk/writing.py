@@ -343,15 +343,25 @@ class ZendeskWriter:
 
     def _finish_create(self, kind: Kind, chunk: Chunk, job: JobStatusDTO) -> Step:
         """A finished ``create_many``: its results, and a look by origin key for the writes it
-        said nothing about."""
+        said nothing about and for those refused as taken (see ``taken_by_own_create``)."""
         results, unknown = created_results(kind, chunk.writes, job)
-        if not unknown:
+        taken = [w for w in chunk.writes if taken_by_own_create(w, results.get(w.item_id))]
+        if not unknown and not taken:
             return Step(results)
-        cause = ZendeskError(
-            f"job {job.id} ended {job.status} without a result for this record", code="no_result"
-        )
-        found = self._reconcile(kind, Chunk(tuple(unknown), rounds=0), cause)
-        return Step({**results, **found.results})
+        keys = [w.origin_key or "" for w in (*unknown, *taken)]
+        found = self.find_by_origin(kind, keys)
+        for write in taken:
+            record = found.get(write.origin_key or "")
+            if record is not None:
+                log.info("zendesk.create.found_earlier", kind=str(kind), record=record.id)
+                results[write.item_id] = WriteResult(write.item_id, record)
+        if unknown:
+            cause = ZendeskError(
+                f"job {job.id} ended {job.status} without a result for this record",
+                code="no_result",
+            )
+            results.update(reconciled(kind, Chunk(tuple(unknown), rounds=0), found, cause).results)
+        return Step(results)
 
     def _lost_create(self, kind: Kind, chunk: Chunk, cause: ZendeskError) -> Step:
         return self._reconcile(kind, attrs.evolve(chunk, rounds=0), cause)
@@ -692,6 +702,15 @@ def reconciled(kind: Kind, chunk: Chunk, found: Mapping[str, Record], cause: Zen
             out[write.item_id] = WriteResult(write.item_id, error=error)
     again = Chunk(tuple(missing), chunk.rounds - 1, chunk.single)
     return Step(out, (again,) if missing else ())
+
+
+def taken_by_own_create(write: WriteRequest, result: WriteResult | None) -> bool:
+    """Whether a create refused because its name or key is taken may have been refused for
+    our own earlier create of the same record: a run that stopped left its job in doubt, and
+    the job ran on while this run planned the create again. Only a record carrying this
+    write's origin key can be that one, so the writer looks it up by that key."""
+    error = result.error if result is not None else None
+    return bool(write.origin_key) and error is not None and error.code == "duplicate_value"
 
 
 def stopped_result(write: WriteRequest, job: JobStatusDTO) -> WriteResult:
