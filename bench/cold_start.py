@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
 from adapters.sqlite import SqliteStateStore
 from talkcore.engine import run_sync
-from talkcore.ports import WriteOp, WriteRequest, WriteResult
+from talkcore.ports import NO_HOOKS, ApplyHooks, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordKey, System
 
 CHANGES = 1000
@@ -103,7 +103,9 @@ class ChangesOnly:
             raise AssertionError("the benchmark expects an incremental run")
         return ReadResult(self.system, kinds, changed_records(self.system), False, dict(cursors))
 
-    def apply(self, writes: Sequence[WriteRequest]) -> list[WriteResult]:
+    def apply(
+        self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
+    ) -> list[WriteResult]:
         """Each update stored as its current fields with the written ones on top."""
         results = []
         for write in writes:

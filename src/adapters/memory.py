@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from adapters.staterows import links_touching
 from talkcore.ports import (
     NO_HOOKS,
     AlreadyRunning,
@@ -26,7 +27,7 @@ from talkcore.ports import (
     WriteResult,
 )
 from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
-from talkcore.state import SyncState
+from talkcore.state import Link, SyncState
 from talkcore.values import name_key, normalise
 
 ORIGIN_FIELD = {Kind.ORGANIZATION: "external_id", Kind.USER: "external_id"}
@@ -285,3 +286,7 @@ class MemoryStateStore:
             if record is not None:
                 found[key] = record
         return found
+
+    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
+        """The links of ``flow`` whose ``system``-side id is one of ``ids``."""
+        return links_touching(self.state.table(flow), system, ids)

@@ -37,8 +37,10 @@ from adapters.staterows import (
     decision_rows,
     dump,
     link_changes,
+    link_from_row,
     link_row,
     link_tables,
+    links_touching,
     load,
     lookup_column,
     new_decisions,
@@ -52,7 +54,7 @@ from adapters.staterows import (
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import Decision, KeptApart, SyncState
+from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
 
 DEFAULT_TENANT = "default"
 """The tenant a single-company setup (``TALKSYNC_DATABASE_URL`` alone) keeps its state under."""
@@ -440,6 +442,16 @@ class PostgresStateStore:
             record = record_from_row(System(system), *row)
             found[record.key] = record
         return {key: found[key] for key in wanted if key in found}
+
+    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
+        """The links of ``flow`` whose ``system``-side id is one of ``ids`` (one indexed query)."""
+        column = "poweroffice_id" if system is System.POWEROFFICE else "zendesk_id"
+        rows = self._db.execute(
+            "SELECT flow, poweroffice_id, zendesk_id, base FROM links"  # noqa: S608 - fixed names
+            f" WHERE tenant_id = %s AND flow = %s AND {column} = ANY(%s::text[])",
+            (self.tenant_id, flow, list(dict.fromkeys(ids))),
+        )
+        return links_touching(LinkTable.of(link_from_row(*row) for row in rows), system, ids)
 
     # -- queries beyond the port (for the CLI) -------------------------------------------
 

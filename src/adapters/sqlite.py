@@ -30,8 +30,10 @@ from adapters.staterows import (
     decision_rows,
     dump,
     link_changes,
+    link_from_row,
     link_row,
     link_tables,
+    links_touching,
     load,
     lookup_column,
     new_decisions,
@@ -45,7 +47,7 @@ from adapters.staterows import (
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
-from talkcore.state import Decision, KeptApart, SyncState
+from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
 
 __all__ = ["DEFAULT_STATE_PATH", "SCHEMA_VERSION", "SqliteStateStore", "StateFileError"]
 
@@ -374,6 +376,20 @@ class SqliteStateStore:
             if row is not None:
                 found[key] = record_from_row(key.system, *row)
         return found
+
+    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
+        """The links of ``flow`` whose ``system``-side id is one of ``ids`` (indexed look-ups)."""
+        column = "poweroffice_id" if system is System.POWEROFFICE else "zendesk_id"
+        rows = [
+            row
+            for rid in dict.fromkeys(ids)
+            for row in self._db.execute(
+                "SELECT flow, poweroffice_id, zendesk_id, base FROM links"  # noqa: S608 - fixed
+                f" WHERE flow = ? AND {column} = ?",
+                (flow, rid),
+            )
+        ]
+        return links_touching(LinkTable.of(link_from_row(*row) for row in rows), system, ids)
 
     # -- queries beyond the port (for the CLI) -------------------------------------------
 

@@ -196,3 +196,15 @@ def new_decisions(seen: SyncState | None, state: SyncState) -> tuple[bool, int]:
 def decision_rows(decisions: Sequence[Decision], start: int) -> list[tuple[int, str]]:
     """(position, JSON) of the decisions from ``start`` on."""
     return [(start + i, dump(d)) for i, d in enumerate(decisions[start:])]
+
+
+def links_touching(table: LinkTable, system: System, ids: Sequence[str]) -> list[Link]:
+    """The links of ``table`` whose ``system``-side id is one of ``ids``, in ``ids`` order."""
+    found: dict[tuple[str, str], Link] = {}
+    for rid in ids:
+        link = (
+            table.for_poweroffice(rid) if system is System.POWEROFFICE else table.for_zendesk(rid)
+        )
+        if link is not None:
+            found[(link.poweroffice_id, link.zendesk_id)] = link
+    return list(found.values())

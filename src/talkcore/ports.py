@@ -16,7 +16,7 @@ import attrs
 from talkcore.records import FieldValue, Kind, ReadResult, Record, RecordKey, Snapshot, System
 
 if TYPE_CHECKING:  # state folds these messages, so it imports this module, not the reverse
-    from talkcore.state import SyncState
+    from talkcore.state import Link, SyncState
 
 
 class WriteOp(enum.StrEnum):
@@ -196,5 +196,13 @@ class StateStore(Protocol):
 
         For a person's decisions and listings, which name a handful of records: a store
         answers without loading a whole mirror. Inactive records are returned too.
+        """
+        ...
+
+    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
+        """The links of ``flow`` whose ``system``-side id is one of ``ids`` (issue 13).
+
+        A look-up by key, so an incremental run reads the links of its changed records
+        without loading every link table.
         """
         ...

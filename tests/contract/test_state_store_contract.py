@@ -211,6 +211,20 @@ def test_state_and_mirrors_come_back_as_saved(subject: StoreUnderTest) -> None:
     assert shape(again.load_mirror(System.ZENDESK)) == shape(zd)
 
 
+def test_links_touching_records_are_found_by_either_side_id(subject: StoreUnderTest) -> None:
+    subject.store.save(full_state(), [])
+    store = subject.reopen()
+    flow = "customers-organizations"
+
+    by_po = store.links_touching(flow, System.POWEROFFICE, ["2", "1", "404", "2"])
+    by_zd = store.links_touching(flow, System.ZENDESK, ["77", "999"])
+
+    assert by_po == [full_state().table(flow).for_poweroffice(i) for i in ("2", "1")]
+    assert by_zd == [full_state().table(flow).for_poweroffice("1")]
+    assert store.links_touching(flow, System.ZENDESK, []) == []
+    assert store.links_touching("contact-persons-users", System.POWEROFFICE, ["1"]) == []
+
+
 def test_save_forgets_records_and_links_that_are_gone(subject: StoreUnderTest) -> None:
     store = subject.store
     po = Snapshot.of(System.POWEROFFICE, [customer("1", "A"), customer("2", "B")])
