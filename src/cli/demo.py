@@ -56,7 +56,7 @@ def demo(state: Path | None, size: int, seed: int) -> None:
             f"Zendesk users (seed {seed}). State file: {state_path}"
         )
 
-        _step("1. talksync plan — what a first sync would do (nothing is written)")
+        _step("1. talksync plan --from-empty — what a first sync would do (nothing is written)")
         planned = plan_run(
             poweroffice, zendesk, store, RunOptions(policy=context.settings().policy)
         )

@@ -370,6 +370,7 @@ def _new_run_id() -> str:
 @app.command(
     epilog=examples(
         "talksync plan",
+        "talksync plan --from-empty   # before the first sync: preview it",
         "talksync plan --flow contact-persons-users --explain",
         "talksync plan --summary",
         "talksync plan --detailed-exitcode; echo $?   # 0 nothing, 2 changes, 1 error",
@@ -400,16 +401,23 @@ def plan(
             " error (as terraform plan).",
         ),
     ] = False,
+    from_empty: Annotated[
+        bool,
+        typer.Option(
+            "--from-empty",
+            help="With no state yet, preview what the first sync would do instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """Dry run: read both systems and print what a sync would do; nothing is written.
 
-    Creates no file and takes no lock. Before the first sync it shows what the first sync would
-    do (as terraform plan does without state).
+    Creates no file and takes no lock. With no state it refuses (exit 2) unless --from-empty
+    asks for a preview of the first sync.
     """
     if flow is not None:
         _check_flow(flow)
     try:
-        report, names = _plan(_app(ctx), full, as_json)
+        report, names = _plan(_app(ctx), full, as_json, from_empty)
     except typer.Exit as exc:
         # terraform's convention: with the flag, 2 means "changes", so every error is 1.
         raise typer.Exit(
@@ -425,7 +433,7 @@ def plan(
         raise typer.Exit(USAGE)  # 2: changes pending
 
 
-def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]:
+def _plan(obj: AppContext, full: bool, as_json: bool, from_empty: bool) -> tuple[RunReport, Names]:
     run_id = _new_run_id()
     bind_run(run_id)
     with failing_cleanly(obj.env):
@@ -433,6 +441,10 @@ def _plan(obj: AppContext, full: bool, as_json: bool) -> tuple[RunReport, Names]
         try:
             store = obj.store(read_only=True)
         except NoState:
+            # A plan against no state would show every record as new, which reads like a fault
+            # to someone who expected a state here; the preview is asked for by name.
+            if not from_empty:
+                raise
             from adapters.memory import MemoryStateStore
 
             tell(

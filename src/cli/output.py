@@ -27,6 +27,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import singledispatch
 from typing import Any
 
 import attrs
@@ -135,59 +136,100 @@ def _change(change: FieldChange, explain: bool) -> str:
 
 def item_lines(item: PlanItem, explain: bool = False) -> list[str]:
     """One plan item as human-readable lines (the first names it, the rest detail it)."""
-    kind = item_kind(item)
-    if isinstance(item, Create):
-        fields = ", ".join(f"{k}={_v(v)}" for k, v in item.fields.items())
-        return [f"{kind}: {item.kind} in {item.system} from {item.source} ({fields})"]
-    if isinstance(item, Update):
-        head = f"{kind}: {item.target}"
-        return [head, *(f"    {_change(c, explain)}" for c in item.changes)]
-    if isinstance(item, Delete):
-        return [f"{kind}: {item.target} because {item.because} is gone ({item.rule})"]
-    if isinstance(item, NewLink):
-        on = f", matched on {item.matched_on!r}" if item.matched_on else ""
-        lines = [f"{kind}: {item.poweroffice} <-> {item.zendesk} ({item.rule}{on})"]
-        if explain and item.base:
-            lines.append("    base: " + ", ".join(f"{k}={_v(v)}" for k, v in item.base.items()))
-        return lines
-    if isinstance(item, EndLink):
-        return [f"{kind}: {item.poweroffice} <-> {item.zendesk}: {item.gone} is {item.rule}"]
-    if isinstance(item, AdvanceBase):
-        return [
-            f"{kind}: poweroffice {item.poweroffice_id} {item.property} -> {_v(item.value)}"
-            f" ({item.rule})"
-        ]
-    if isinstance(item, Conflict):
-        winner = f"{item.winner} wins" if item.winner else "held for a person"
-        return [
-            f"{kind}: {item.key}: {item.property} base {_v(item.base)}, poweroffice"
-            f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
-            f" {winner} ({item.policy}, {item.rule})"
-        ]
-    if isinstance(item, FirstLinkChoice):
-        return [
-            f"{kind}: {item.poweroffice} <-> {item.zendesk} {item.property}: poweroffice"
-            f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
-            f" {item.winner} wins ({item.policy}, {item.rule})"
-        ]
-    if isinstance(item, Ambiguity):
-        names = ", ".join(str(c) for c in item.candidates)
-        return [f"{kind}: {_v(item.value)} matches {names} ({item.rule})"]
-    if isinstance(item, ReferenceProblem | UnsupportedChange):
-        line = f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"
-        return [line, *_how_to_allow(item)]
-    if isinstance(item, NameCollision):
-        return [
-            f"{kind}: {item.record} name {_v(item.name)} is held by {item.holder} ({item.rule})"
-        ]
-    if isinstance(item, InvalidValue):
-        return [f"{kind}: {item.record} {item.property}: {item.message} ({item.rule})"]
-    if isinstance(item, DeleteCapReached):
-        return [
-            f"{kind}: {item.planned} deletes of {item.links} links exceed the cap of"
-            f" {item.cap:.0%}; none propagated ({item.rule})"
-        ]
-    raise TypeError(f"unknown plan item {item!r}")  # pragma: no cover - every type is above
+    return _lines(item, item_kind(item), explain)
+
+
+# One small function per item type: each says only how its own type reads.
+@singledispatch
+def _lines(item: PlanItem, kind: str, explain: bool) -> list[str]:  # pragma: no cover
+    raise TypeError(f"unknown plan item {item!r}")  # every type is registered below
+
+
+@_lines.register
+def _(item: Create, kind: str, explain: bool) -> list[str]:
+    fields = ", ".join(f"{k}={_v(v)}" for k, v in item.fields.items())
+    return [f"{kind}: {item.kind} in {item.system} from {item.source} ({fields})"]
+
+
+@_lines.register
+def _(item: Update, kind: str, explain: bool) -> list[str]:
+    return [f"{kind}: {item.target}", *(f"    {_change(c, explain)}" for c in item.changes)]
+
+
+@_lines.register
+def _(item: Delete, kind: str, explain: bool) -> list[str]:
+    return [f"{kind}: {item.target} because {item.because} is gone ({item.rule})"]
+
+
+@_lines.register
+def _(item: NewLink, kind: str, explain: bool) -> list[str]:
+    on = f", matched on {item.matched_on!r}" if item.matched_on else ""
+    lines = [f"{kind}: {item.poweroffice} <-> {item.zendesk} ({item.rule}{on})"]
+    if explain and item.base:
+        lines.append("    base: " + ", ".join(f"{k}={_v(v)}" for k, v in item.base.items()))
+    return lines
+
+
+@_lines.register
+def _(item: EndLink, kind: str, explain: bool) -> list[str]:
+    return [f"{kind}: {item.poweroffice} <-> {item.zendesk}: {item.gone} is {item.rule}"]
+
+
+@_lines.register
+def _(item: AdvanceBase, kind: str, explain: bool) -> list[str]:
+    return [
+        f"{kind}: poweroffice {item.poweroffice_id} {item.property} -> {_v(item.value)}"
+        f" ({item.rule})"
+    ]
+
+
+@_lines.register
+def _(item: Conflict, kind: str, explain: bool) -> list[str]:
+    winner = f"{item.winner} wins" if item.winner else "held for a person"
+    return [
+        f"{kind}: {item.key}: {item.property} base {_v(item.base)}, poweroffice"
+        f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
+        f" {winner} ({item.policy}, {item.rule})"
+    ]
+
+
+@_lines.register
+def _(item: FirstLinkChoice, kind: str, explain: bool) -> list[str]:
+    return [
+        f"{kind}: {item.poweroffice} <-> {item.zendesk} {item.property}: poweroffice"
+        f" {_v(item.poweroffice_value)}, zendesk {_v(item.zendesk_value)}:"
+        f" {item.winner} wins ({item.policy}, {item.rule})"
+    ]
+
+
+@_lines.register
+def _(item: Ambiguity, kind: str, explain: bool) -> list[str]:
+    names = ", ".join(str(c) for c in item.candidates)
+    return [f"{kind}: {_v(item.value)} matches {names} ({item.rule})"]
+
+
+@_lines.register
+def _(item: ReferenceProblem | UnsupportedChange, kind: str, explain: bool) -> list[str]:
+    line = f"{kind}: {item.record} {item.property}={_v(item.value)} ({item.rule})"
+    return [line, *_how_to_allow(item)]
+
+
+@_lines.register
+def _(item: NameCollision, kind: str, explain: bool) -> list[str]:
+    return [f"{kind}: {item.record} name {_v(item.name)} is held by {item.holder} ({item.rule})"]
+
+
+@_lines.register
+def _(item: InvalidValue, kind: str, explain: bool) -> list[str]:
+    return [f"{kind}: {item.record} {item.property}: {item.message} ({item.rule})"]
+
+
+@_lines.register
+def _(item: DeleteCapReached, kind: str, explain: bool) -> list[str]:
+    return [
+        f"{kind}: {item.planned} deletes of {item.links} links exceed the cap of"
+        f" {item.cap:.0%}; none propagated ({item.rule})"
+    ]
 
 
 def plan_items(report: RunReport, flow: str | None = None) -> list[PlanItem]:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.e2e
 READ_ONLY = (
     ("status",),
     ("plan",),
+    ("plan", "--from-empty"),
     ("links", "list"),
     ("conflicts", "list"),
     ("ambiguities", "list"),
@@ -73,7 +74,7 @@ def test_read_only_commands_create_no_file_and_say_what_to_run(tmp_path: Path) -
         for args in READ_ONLY:
             done = talksync(running.env(), state, *args)
             assert sorted(tmp_path.iterdir()) == [], (args, done.stderr)
-            if args[0] in ("status", "links", "conflicts", "ambiguities"):
+            if args[0] != "dataflow" and "--from-empty" not in args:
                 assert done.returncode == 2, (args, done.stderr)
                 (error,) = json_lines(done.stderr)
                 assert error["message"] == f"no state at {state}: run `talksync sync` first"
@@ -90,7 +91,7 @@ def test_plan_detailed_exitcode_and_a_refused_key(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     with sandboxes(size=5) as running:
         env = running.env()
-        assert talksync(env, state, "plan", "--detailed-exitcode").returncode == 2
+        assert talksync(env, state, "plan", "--from-empty", "--detailed-exitcode").returncode == 2
         assert talksync(env, state, "sync").returncode == 0
         assert talksync(env, state, "plan", "--detailed-exitcode").returncode == 0
         summary = talksync(env, state, "plan", "--summary")

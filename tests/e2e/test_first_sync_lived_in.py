@@ -108,7 +108,7 @@ def test_the_first_sync_seeds_from_poweroffice_reports_both_sides_and_reaches_th
     site, seeded = lived_in
     users_before = zendesk_users(site)
 
-    explained = site.cli("plan", "--explain").stdout
+    explained = site.cli("plan", "--from-empty", "--explain").stdout
     for party, org in seeded.stray_users.values():
         assert f"poweroffice '{party}', zendesk '{org}': poweroffice wins" in explained, explained
 

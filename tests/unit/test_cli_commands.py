@@ -180,7 +180,7 @@ def organizations(zd: MemorySystem) -> dict[str, str | None]:
 
 
 def test_plan_prints_what_would_happen_and_writes_nothing(cli: Cli) -> None:
-    out = ok(cli("plan")).stdout
+    out = ok(cli("plan", "--from-empty")).stdout
     assert f"{CUSTOMERS}:" in out
     assert "create: organization in zendesk from poweroffice:customer:1" in out
     assert "link: poweroffice:contact_person:11 <-> zendesk:user:501 (identity" in out
@@ -192,7 +192,7 @@ def test_plan_prints_what_would_happen_and_writes_nothing(cli: Cli) -> None:
 
 
 def test_plan_json_has_a_summary_and_every_item(cli: Cli) -> None:
-    data = json.loads(ok(cli("plan", "--json")).stdout)
+    data = json.loads(ok(cli("plan", "--from-empty", "--json")).stdout)
     assert data["dry_run"] is True
     assert data["summary"]["create"] == 2
     assert data["summary"]["link"] == 1
@@ -455,7 +455,7 @@ def test_init_writes_a_config_that_loads(cli: Cli, tmp_path: Path) -> None:
     assert (tmp_path / "talksync.toml").is_file()
     assert "exists" in ok(cli("init"), 2).stderr
     ok(cli("init", "--force"))
-    ok(cli("--config", "talksync.toml", "plan"))
+    ok(cli("--config", "talksync.toml", "plan", "--from-empty"))
 
 
 def test_a_config_error_exits_2_naming_the_key(cli: Cli, tmp_path: Path) -> None:
@@ -494,10 +494,10 @@ def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_plan_flow_shows_only_that_flow(cli: Cli) -> None:
-    out = ok(cli("plan", "--flow", CONTACTS)).stdout.splitlines()
+    out = ok(cli("plan", "--from-empty", "--flow", CONTACTS)).stdout.splitlines()
     assert f"{CONTACTS}:" in out
     assert f"{CUSTOMERS}:" not in out
-    data = json.loads(ok(cli("plan", "--flow", CUSTOMERS, "--json")).stdout)
+    data = json.loads(ok(cli("plan", "--from-empty", "--flow", CUSTOMERS, "--json")).stdout)
     assert {item["flow"] for item in data["items"]} == {CUSTOMERS}
     assert data["summary"]["create"] == 2
     assert data["summary"]["link"] == 0  # the identity link belongs to the other flow
@@ -505,7 +505,7 @@ def test_plan_flow_shows_only_that_flow(cli: Cli) -> None:
 
 
 def test_plan_summary_prints_counts_per_flow_and_kind_only(cli: Cli) -> None:
-    out = ok(cli("plan", "--summary")).stdout
+    out = ok(cli("plan", "--from-empty", "--summary")).stdout
     assert "create: organization" not in out
     rows = {tuple(line.split()[1:4:2]) for line in out.splitlines() if "│" in line}
     assert (CUSTOMERS, "create") in rows or any(CUSTOMERS in line for line in out.splitlines())
@@ -514,8 +514,8 @@ def test_plan_summary_prints_counts_per_flow_and_kind_only(cli: Cli) -> None:
 
 
 def test_plan_detailed_exitcode_tells_pending_from_nothing_and_errors(cli: Cli) -> None:
-    ok(cli("plan", "--detailed-exitcode"), 2)
-    ok(cli("plan"), 0)  # without the flag, pending changes are not an error
+    ok(cli("plan", "--from-empty", "--detailed-exitcode"), 2)
+    ok(cli("plan", "--from-empty"), 0)  # without the flag, pending changes are not an error
     ok(cli("sync"))
     ok(cli("plan", "--detailed-exitcode"), 0)
     org_id = next(iter(organizations(cli.zd)))
@@ -528,7 +528,7 @@ def test_plan_detailed_exitcode_tells_pending_from_nothing_and_errors(cli: Cli) 
 
 
 def test_sync_counts_writes_but_a_dry_run_does_not(cli: Cli) -> None:
-    planned = ok(cli("plan")).stdout
+    planned = ok(cli("plan", "--from-empty")).stdout
     assert "applied" not in planned
     synced = ok(cli("sync")).stdout
     assert "applied" in synced
@@ -571,6 +571,7 @@ READ_ONLY = (
     ("status",),
     ("status", "--json"),
     ("plan",),
+    ("plan", "--from-empty"),
     ("links", "list"),
     ("links",),
     ("conflicts", "list"),
@@ -588,7 +589,8 @@ def test_read_only_commands_create_no_file(cli: Cli, args: tuple[str, ...]) -> N
     before = _files(cli.state_path.parent)
     result = cli(*args)
     assert _files(cli.state_path.parent) == before, result.stderr
-    if args[0] not in ("plan", "dataflow") and cli.wiring.store_kind == "sqlite":
+    previews = args[0] == "dataflow" or "--from-empty" in args
+    if not previews and cli.wiring.store_kind == "sqlite":
         assert result.exit_code == 2
         assert f"no state at {cli.state_path}: run `talksync sync` first" in result.stderr
     ok(cli("sync"))

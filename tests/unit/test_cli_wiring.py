@@ -57,7 +57,10 @@ def test_check_plan_sync_status_against_the_sandboxes(
     assert checked.exit_code == 0, checked.stderr
     assert len(checked.stdout.splitlines()) == 2
 
-    planned = talksync(env, state, "plan", "--json")
+    refused = talksync(env, state, "plan")
+    assert refused.exit_code == 2
+    assert f"no state at {state}: run `talksync sync` first" in refused.stderr
+    planned = talksync(env, state, "plan", "--from-empty", "--json")
     assert planned.exit_code == 0, planned.stderr
     summary = json.loads(planned.stdout)["summary"]
     assert summary["create"] > 0
