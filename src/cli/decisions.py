@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.helptext import examples
+from cli.helptext import AsJson, FlowId, OnlyFlow, PowerOfficeId, examples
 from cli.logs import tell
 from cli.output import emit_json, item_json, item_lines
 from cli.wiring import AppContext
@@ -237,6 +237,30 @@ def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
     return store, store.load_state()
 
 
+def listing_group(
+    group: typer.Typer,
+    noun: str,
+    build: Callable[[StateStore, SyncState], Listing],
+    *,
+    summary: str,
+) -> None:
+    """Give ``group`` the ``list`` command (help line ``summary``) showing what ``build``
+    lists, and make the group alone (``talksync NOUN``) list too."""
+
+    @group.callback()
+    def default(ctx: typer.Context) -> None:
+        if ctx.invoked_subcommand is None:
+            _list(ctx, build, as_json=False)
+
+    @group.command(
+        "list",
+        help=summary,
+        epilog=examples(f"talksync {noun} list", f"talksync {noun} list --json"),
+    )
+    def list_command(ctx: typer.Context, as_json: AsJson = False) -> None:
+        _list(ctx, build, as_json=as_json)
+
+
 # -- links -----------------------------------------------------------------------------------
 
 
@@ -256,11 +280,11 @@ def links_default(ctx: typer.Context) -> None:
 )
 def list_links(
     ctx: typer.Context,
-    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow.")] = None,
+    flow: OnlyFlow = None,
     record_id: Annotated[
         str | None, typer.Option("--id", help="Only links of this record id (either side).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List links and the pairs kept apart, optionally of one flow or one record."""
     try:
@@ -327,8 +351,8 @@ def _base(state: SyncState, flow: str, po: str, how: str) -> dict[str, Any]:
 @links_app.command("unlink", epilog=examples("talksync links unlink contact-persons-users 5000016"))
 def unlink_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
+    flow: FlowId,
+    poweroffice_id: PowerOfficeId,
 ) -> None:
     """End a link by hand and keep the pair apart (neither record is changed).
 
@@ -372,8 +396,8 @@ def _no_link(state: SyncState, flow: Flow, po: str) -> str:
 @links_app.command("relink", epilog=examples("talksync links relink contact-persons-users 5000016"))
 def relink_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
+    flow: FlowId,
+    poweroffice_id: PowerOfficeId,
 ) -> None:
     """Undo `links unlink`: the next sync may link the pair again (by its usual rules)."""
 
@@ -388,24 +412,6 @@ def relink_command(
 
 
 # -- conflicts -------------------------------------------------------------------------------
-
-
-@conflicts_app.callback()
-def conflicts_default(ctx: typer.Context) -> None:
-    """Conflicts held for a person (``conflicts`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_conflicts(ctx)
-
-
-@conflicts_app.command(
-    "list", epilog=examples("talksync conflicts list", "talksync conflicts list --json")
-)
-def list_conflicts(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List held conflicts with both values; resolved ones say who wins."""
-    _list(ctx, _conflicts, as_json=as_json)
 
 
 def _conflicts(store: StateStore, state: SyncState) -> Listing:
@@ -433,6 +439,14 @@ def _conflicts(store: StateStore, state: SyncState) -> Listing:
         "conflict(s)",
         "Decide one: talksync conflicts resolve CONFLICT --take poweroffice|zendesk",
     )
+
+
+listing_group(
+    conflicts_app,
+    "conflicts",
+    _conflicts,
+    summary="List held conflicts with both values; resolved ones say who wins.",
+)
 
 
 def conflict_named(state: SyncState, key: str) -> str:
@@ -478,24 +492,6 @@ def resolve_command(
 # -- ambiguities -----------------------------------------------------------------------------
 
 
-@ambiguities_app.callback()
-def ambiguities_default(ctx: typer.Context) -> None:
-    """Ambiguous matches (``ambiguities`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_ambiguities(ctx)
-
-
-@ambiguities_app.command(
-    "list", epilog=examples("talksync ambiguities list", "talksync ambiguities list --json")
-)
-def list_ambiguities(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List matches that were not one-to-one, with every candidate named."""
-    _list(ctx, _ambiguities, as_json=as_json)
-
-
 def _ambiguities(store: StateStore, state: SyncState) -> Listing:
     names = record_names(store, [k for a in state.ambiguities for k in a.candidates])
     rows = [
@@ -511,6 +507,14 @@ def _ambiguities(store: StateStore, state: SyncState) -> Listing:
         f"candidate(s) in {len(state.ambiguities)} ambiguity(ies)",
         "Link two of one: talksync ambiguities link FLOW POWEROFFICE_ID ZENDESK_ID",
     )
+
+
+listing_group(
+    ambiguities_app,
+    "ambiguities",
+    _ambiguities,
+    summary="List matches that were not one-to-one, with every candidate named.",
+)
 
 
 def ambiguity_of(state: SyncState, flow: Flow, po: RecordKey, zd: RecordKey) -> Ambiguity:
@@ -538,7 +542,7 @@ def ambiguity_of(state: SyncState, flow: Flow, po: RecordKey, zd: RecordKey) -> 
 )
 def link_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
+    flow: FlowId,
     poweroffice_id: Annotated[
         str, typer.Argument(help="The PowerOffice candidate (id, or its full key as listed).")
     ],
@@ -619,7 +623,7 @@ def _touches(item: Write, keys: set[RecordKey]) -> bool:
 
 def list_decisions(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List every decision made by hand: when, who (OS user), what."""
     with _guarded(ctx):

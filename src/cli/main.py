@@ -30,7 +30,7 @@ from cli.config import (
     config_template,
     parse_duration,
 )
-from cli.helptext import examples
+from cli.helptext import AsJson, FullRead, OnlyFlow, examples
 from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
     Names,
@@ -379,17 +379,12 @@ def _new_run_id() -> str:
 )
 def plan(
     ctx: typer.Context,
-    full: Annotated[bool, typer.Option("--full", help="Read everything, not changes.")] = False,
+    full: FullRead = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show base and both sides per field.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    flow: Annotated[
-        str | None,
-        typer.Option(
-            "--flow", metavar="FLOW", help="Show only this flow (ids: talksync dataflow)."
-        ),
-    ] = None,
+    as_json: AsJson = False,
+    flow: OnlyFlow = None,
     summary: Annotated[
         bool, typer.Option("--summary", help="Print only the counts per flow and kind.")
     ] = False,
@@ -562,8 +557,8 @@ def _render_sync(
 )
 def sync(
     ctx: typer.Context,
-    full: Annotated[bool, typer.Option("--full", help="Force a full reconcile.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    full: FullRead = False,
+    as_json: AsJson = False,
     every: Annotated[
         str | None,
         typer.Option(
@@ -629,7 +624,7 @@ def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
 @app.command(epilog=examples("talksync status", "talksync status --json | jq .running"))
 def status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Last runs, a run in progress, links, waiting conflicts and ambiguities, cursor ages.
 
