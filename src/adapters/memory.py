@@ -71,6 +71,10 @@ class MemorySystem:
         self.records.setdefault(kind, {})[rid] = record
         return record
 
+    def check(self) -> str:
+        """Always reachable: it lives in this process."""
+        return f"{self.system} in memory"
+
     def edit(self, kind: Kind, id: str, **fields: Any) -> Record:
         """Change fields of an existing record as a person would (test set-up)."""
         old = self.records[kind][id]
@@ -277,6 +281,10 @@ class MemoryStateStore:
     def record_run(self, report: Mapping[str, object]) -> None:
         """Append to the run log."""
         self.runs.append(report)
+
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The last ``limit`` reports, newest first."""
+        return list(reversed(self.runs))[:limit]
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (absent ones left out)."""

@@ -48,7 +48,7 @@ from cli.output import (
     summary_table,
 )
 from cli.stopping import SignalStop
-from cli.wiring import AppContext, NoState, database_secrets, lock_holder, recent_runs
+from cli.wiring import AppContext, NoState, database_secrets, lock_holder
 from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
@@ -318,10 +318,8 @@ def check(ctx: typer.Context) -> None:
         poweroffice, zendesk = obj.systems()
     codes = []
     for port in (poweroffice, zendesk):
-        checker = getattr(port, "check", None)
         try:
-            text = checker() if callable(checker) else f"{port.system}: no check available"
-            typer.echo(f"ok: {text}")
+            typer.echo(f"ok: {port.check()}")
         except Exception as exc:  # one line each; the adapters' messages hold no secrets
             fix = credentials_to_fix(exc, obj.env)
             codes.append(UNAVAILABLE if fix is None else CREDENTIALS)
@@ -633,7 +631,7 @@ def status(
     obj = _app(ctx)
     with failing_cleanly():
         store, state = _load(obj)
-        runs = recent_runs(store, 5)
+        runs = store.recent_runs(5)
         holder = lock_holder(obj.settings().state_path, store)
     now = datetime.now(UTC)
     data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)

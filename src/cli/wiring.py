@@ -164,8 +164,12 @@ class ReadOnlyStore:
         """Refused: a dry run is not recorded."""
         raise AssertionError("a read-only command tried to record a run")
 
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The run log, read from the store underneath."""
+        return self.inner.recent_runs(limit)
+
     def __getattr__(self, name: str) -> Any:
-        # Optional reads the port does not name (recent_runs, find_records) pass through.
+        # Optional reads the port does not name (find_records) pass through.
         if name.startswith(("save", "journal", "record_", "close")):
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -343,13 +347,3 @@ class AppContext:
             store: StateStore = opener(self.settings(), self.stack)
             return store
         return ReadOnlyStore(self.wiring.store(self.settings(), self.stack))
-
-
-def recent_runs(store: StateStore, limit: int = 10) -> list[Mapping[str, Any]]:
-    """The last ``limit`` run reports, newest first (the run log is not part of the port)."""
-    reader = getattr(store, "recent_runs", None)
-    if callable(reader):
-        runs: list[Mapping[str, Any]] = reader(limit)
-        return runs
-    kept = getattr(store, "runs", [])
-    return list(reversed(kept))[:limit]

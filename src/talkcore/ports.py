@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -151,6 +151,13 @@ class SystemPort(Protocol):
         """The records of ``kind`` carrying any of ``origin_keys``, by origin key."""
         ...
 
+    def check(self) -> str:
+        """Prove the credentials and the connection with one cheap request.
+
+        Returns a line naming what was reached; raises as ``read`` does when it cannot.
+        """
+        ...
+
 
 class StateStore(Protocol):
     """Where link state, mirrors, the journal and the run log live between runs."""
@@ -189,6 +196,10 @@ class StateStore(Protocol):
 
     def record_run(self, report: Mapping[str, object]) -> None:
         """Append one run's JSON-ready report to the run log."""
+        ...
+
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The last ``limit`` reports of the run log, newest first."""
         ...
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:

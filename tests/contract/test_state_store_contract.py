@@ -319,7 +319,7 @@ def test_run_reports_are_appended(subject: StoreUnderTest) -> None:
     subject.store.record_run({"run_id": "r1", "applied": 3})
     subject.store.record_run({"run_id": "r2", "applied": 0})
     store = subject.reopen()
-    runs = store.recent_runs() if hasattr(store, "recent_runs") else list(reversed(store.runs))  # type: ignore[attr-defined]
+    runs = store.recent_runs()
     assert [r["run_id"] for r in runs] == ["r2", "r1"]
 
 
