@@ -259,8 +259,10 @@ class RealWiring:
         # Imported here so commands that need no system (status, links, init) start fast.
         import httpx
 
-        from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_http_client
-        from adapters.zendesk import ZendeskAuth, ZendeskPort, make_client
+        from adapters import poweroffice as po_adapter
+        from adapters import zendesk as zd_adapter
+        from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
+        from adapters.zendesk import ZendeskAuth, ZendeskPort
 
         po, zd = settings.poweroffice, settings.zendesk
         # missing() was empty, so every value used below is set; "" only satisfies the types.
@@ -270,7 +272,7 @@ class RealWiring:
             if settings.http_timeout is None
             else httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
         )
-        po_client = stack.enter_context(make_http_client(timeout))
+        po_client = stack.enter_context(po_adapter.make_client(timeout))
         poweroffice = PowerOfficePort(
             po_client,
             po.base_url,
@@ -285,7 +287,7 @@ class RealWiring:
         else:
             auth = ZendeskAuth.api_token(zd.email or "", zd.api_token or "")
         zendesk = ZendeskPort(
-            stack.enter_context(make_client(timeout=timeout) if timeout else make_client()),
+            stack.enter_context(zd_adapter.make_client(timeout)),
             zd.base_url or "",
             auth,
             rate_limit_per_minute=zd.rate_limit_per_minute,
