@@ -4,6 +4,7 @@ client factory, so one job has one name on either side."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -36,3 +37,8 @@ def make_client(timeout: httpx.Timeout) -> httpx.Client:
     """An ``httpx.Client`` fit for a vendor API: TLS verified, ``timeout`` set, redirects not
     followed (credentials go only to the configured host)."""
     return httpx.Client(verify=True, timeout=timeout, follow_redirects=False)
+
+
+def utc_now() -> datetime:
+    """Both ports' default clock: aware UTC wall time (``now`` in their constructors)."""
+    return datetime.now(UTC)

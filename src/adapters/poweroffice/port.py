@@ -92,10 +92,6 @@ def cursor_name(kind: Kind) -> str:
     return f"{System.POWEROFFICE}:{kind}"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def make_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
     """An ``httpx.Client`` fit for PowerOffice (for the CLI's wiring): see ``adapters.http``."""
     from adapters.poweroffice.transport import DEFAULT_TIMEOUT
@@ -120,7 +116,7 @@ class PowerOfficePort:
         creds: PowerOfficeCredentials,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = http.utc_now,
         requests_per_second: float = 10.0,
         page_size: int = DEFAULT_PAGE_SIZE,
         overlap: timedelta = timedelta(seconds=5),
