@@ -94,9 +94,12 @@ def record_key(text: str, kind: Kind) -> RecordKey:
         if not text:
             raise Refused(f"empty {kind.system} id")
         return RecordKey.of(kind, text)
-    parts = text.split(":", 2)
-    if len(parts) == 3 and parts[0] == kind.system.value and parts[1] == kind.value and parts[2]:
-        return RecordKey.of(kind, parts[2])
+    try:
+        key = RecordKey.parse(text)
+    except ValueError:
+        key = None
+    if key is not None and key.kind is kind:
+        return key
     raise Refused(
         f"{text!r} is not a {kind.system} {kind.value.replace('_', ' ')};"
         f" give its id, e.g. {kind.system}:{kind.value}:123 or 123"
@@ -105,7 +108,11 @@ def record_key(text: str, kind: Kind) -> RecordKey:
 
 def _plain(text: str) -> str:
     """The bare id of an id a person typed in either form (for messages and the trail)."""
-    return text.strip().rsplit(":", 1)[-1]
+    text = text.strip()
+    try:
+        return RecordKey.parse(text).id
+    except ValueError:
+        return text
 
 
 # -- naming records --------------------------------------------------------------------------
@@ -291,7 +298,7 @@ def list_links(
         flows = [flow_named(flow)] if flow is not None else list(DEFAULT_DATAFLOW)
     except Refused as exc:
         raise _fail(str(exc)) from None
-    wanted = record_id.rsplit(":", 1)[-1] if record_id else None
+    wanted = _plain(record_id) if record_id else None
     with _guarded(ctx):
         store, state = _load(_app(ctx))
     pairs: list[tuple[Flow, str, str, str]] = []
