@@ -94,7 +94,7 @@ app = typer.Typer(
     epilog=examples(
         "talksync init               # write talksync.toml, list the variables to set",
         "talksync check              # can both systems be reached with these keys?",
-        "talksync plan               # what would a sync do? (writes nothing)",
+        "talksync plan --from-empty  # what would the first sync do? (writes nothing)",
         "talksync sync --every 15m   # keep them in sync",
     )
     + "\n\n"
@@ -310,7 +310,7 @@ def init(
     typer.echo("then: talksync check")
 
 
-@app.command(epilog=examples("talksync check", "talksync check && talksync plan"))
+@app.command(epilog=examples("talksync check", "talksync check && talksync plan --from-empty"))
 def check(ctx: typer.Context) -> None:
     """Check the credentials and reachability of both systems (exit 5: credentials refused)."""
     obj = _app(ctx)
