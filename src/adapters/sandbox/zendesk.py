@@ -198,6 +198,12 @@ class _Table:
     blank_name: tuple[str, str]
     """The error and description of a 422 for a blank name."""
     next_id: int
+    create: Callable[[dict[str, Any]], dict[str, Any]]
+    """The resource's own create (a payload in, the stored record out; ``_Invalid`` if bad)."""
+    update: Callable[[dict[str, Any], dict[str, Any]], bool]
+    """The resource's own update of a record from a payload; whether anything changed."""
+    remove: Callable[[dict[str, Any]], None]
+    """The resource's own delete (a user is kept, inactive; an organization goes)."""
     lists: tuple[str, ...] = ("tags",)
     """List-valued fields, copied on the way in and out so no two records share one."""
     rows: dict[int, dict[str, Any]] = attrs.Factory(dict)
@@ -301,7 +307,7 @@ class _Table:
         return out
 
 
-def _new_user_table() -> _Table:
+def _new_user_table(**hooks: Any) -> _Table:
     """Users: unique by external_id (their unique e-mail addresses are identities)."""
     return _Table(
         "user",
@@ -312,10 +318,11 @@ def _new_user_table() -> _Table:
         (_Unique("external_id", _lower, "External: {value} has already been taken"),),
         ("ValueTooShort", "Name:  is too short (minimum one character)"),
         next_id=7_000_000_001,
+        **hooks,
     )
 
 
-def _new_org_table() -> _Table:
+def _new_org_table(**hooks: Any) -> _Table:
     """Organizations: unique by name (compared trimmed, case-folded) and by external_id."""
     return _Table(
         "organization",
@@ -330,6 +337,7 @@ def _new_org_table() -> _Table:
         ("BlankValue", "Name: cannot be blank"),
         next_id=8_000_000_001,
         lists=("tags", "domain_names"),
+        **hooks,
     )
 
 
@@ -399,8 +407,12 @@ class ZendeskSandbox(SandboxApp):
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
-        self._user_table = _new_user_table()
-        self._org_table = _new_org_table()
+        self._user_table = _new_user_table(
+            create=self._create_user, update=self._update_user, remove=self._soft_delete
+        )
+        self._org_table = _new_org_table(
+            create=self._create_org, update=self._update_org, remove=self._remove_org
+        )
         self._tables = {t.singular: t for t in (self._user_table, self._org_table)}
         self.users = self._user_table.rows
         self.organizations = self._org_table.rows
@@ -489,12 +501,9 @@ class ZendeskSandbox(SandboxApp):
         """Every record, by kind (deleted organizations listed apart)."""
         with self._lock:
             return {
-                "users": [
-                    self._render_user(u, self.base_url) for _, u in sorted(self.users.items())
-                ],
+                "users": [self._render_user(u, self.base_url) for u in self._user_table.ordered()],
                 "organizations": [
-                    self._render_org(o, self.base_url)
-                    for _, o in sorted(self.organizations.items())
+                    self._render_org(o, self.base_url) for o in self._org_table.ordered()
                 ],
                 "deleted_organizations": [
                     self._render_org(o, self.base_url)
@@ -514,20 +523,25 @@ class ZendeskSandbox(SandboxApp):
     def _routes(self) -> None:
         add = self.router.add
         p = "/api/v2"
-        users, orgs = self._user_table, self._org_table
+        for table in (self._user_table, self._org_table):
+            r, plural = f"{p}/{table.plural}", table.plural
+            add("POST", r, partial(self._post, table))
+            add("GET", f"{r}/show_many", partial(self._show_many, table))
+            add("POST", f"{r}/create_many", self._bulk(plural, "create"))
+            add("PUT", f"{r}/update_many", self._bulk(plural, "update"))
+            add("DELETE", f"{r}/destroy_many", self._destroy_many(plural))
+            add("GET", f"{r}/{{id:int}}", partial(self._get, table))
+            add("PUT", f"{r}/{{id:int}}", partial(self._put, table))
+            add("DELETE", f"{r}/{{id:int}}", partial(self._delete, table))
+            export = partial(
+                self._time_export, kind=table.singular, records=table.rows, path=plural
+            )
+            add("GET", f"{_EXPORTS}{plural}", export)
         add("GET", f"{p}/users", self._list_users)
-        add("POST", f"{p}/users", partial(self._post, users))
         add("GET", f"{p}/users/me", self._me)
-        add("GET", f"{p}/users/show_many", partial(self._show_many, users))
         add("GET", f"{p}/users/search", self._search_users)
         add("POST", f"{p}/users/create_or_update", self._create_or_update_user)
-        add("POST", f"{p}/users/create_many", self._bulk("users", "create"))
-        add("PUT", f"{p}/users/update_many", self._bulk("users", "update"))
         add("POST", f"{p}/users/create_or_update_many", self._bulk("users", "create_or_update"))
-        add("DELETE", f"{p}/users/destroy_many", self._destroy_many("users"))
-        add("GET", f"{p}/users/{{id:int}}", partial(self._get, users))
-        add("PUT", f"{p}/users/{{id:int}}", partial(self._put, users))
-        add("DELETE", f"{p}/users/{{id:int}}", self._delete_user)
         add("GET", f"{p}/users/{{id:int}}/identities", self._list_identities)
         add("POST", f"{p}/users/{{id:int}}/identities", self._post_identity)
         add("GET", f"{p}/users/{{id:int}}/identities/{{identity_id:int}}", self._get_identity)
@@ -538,7 +552,7 @@ class ZendeskSandbox(SandboxApp):
             self._make_primary,
         )
         add("GET", f"{p}/users/{{id:int}}/organization_memberships", self._list_user_memberships)
-        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._post_user_membership)
+        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._create_membership)
         add(
             "DELETE",
             f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}",
@@ -549,24 +563,14 @@ class ZendeskSandbox(SandboxApp):
             f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}/make_default",
             self._make_default_membership,
         )
-        add("POST", f"{p}/organization_memberships", self._post_membership)
+        add("POST", f"{p}/organization_memberships", self._create_membership)
         add("GET", f"{p}/organization_memberships/{{id:int}}", self._get_membership)
         add("DELETE", f"{p}/organization_memberships/{{id:int}}", self._delete_membership)
         add("GET", f"{p}/organizations", self._list_orgs)
-        add("POST", f"{p}/organizations", partial(self._post, orgs))
-        add("GET", f"{p}/organizations/show_many", partial(self._show_many, orgs))
         add("GET", f"{p}/organizations/search", self._search_orgs)
-        add("POST", f"{p}/organizations/create_many", self._bulk("organizations", "create"))
-        add("PUT", f"{p}/organizations/update_many", self._bulk("organizations", "update"))
-        add("DELETE", f"{p}/organizations/destroy_many", self._destroy_many("organizations"))
-        add("GET", f"{p}/organizations/{{id:int}}", partial(self._get, orgs))
-        add("PUT", f"{p}/organizations/{{id:int}}", partial(self._put, orgs))
-        add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
         add("GET", f"{p}/job_statuses/show_many", self._show_many_jobs)
         add("GET", f"{p}/job_statuses/{{id:str}}", self._get_job)
         add("GET", f"{p}/incremental/users/cursor", self._export_users_cursor)
-        add("GET", f"{p}/incremental/users", self._export_users_time)
-        add("GET", f"{p}/incremental/organizations", self._export_orgs_time)
 
     # -- auth, limits, errors ----------------------------------------------------------------------
 
@@ -588,7 +592,7 @@ class ZendeskSandbox(SandboxApp):
     def _authorise_export(self) -> Response | None:
         """The exports are for admins only, and have their own per-minute budget."""
         if self.users[self.admin_id]["role"] != "admin":  # the caller's role as it is now
-            return Response.json(403, _NO_ACCESS)
+            return _forbidden()
         if self.export_rate_limit is None:
             return None
         minute = int(self.clock() // 60)
@@ -708,12 +712,18 @@ class ZendeskSandbox(SandboxApp):
         items = [self._render(table, r, request.base_url) for r in found]
         return _listing(table.plural, items)
 
-    def _post(self, table: _Table, request: Request) -> Response:
-        payload = _object(request.json(), table.singular)
+    def _payload(self, key: str, request: Request) -> dict[str, Any] | Response:
+        payload = _object(request.json(), key)
         if payload is None:
-            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
+            return self.error(400, f'The body must be {{"{key}": {{...}}}}', request)
+        return payload
+
+    def _post(self, table: _Table, request: Request) -> Response:
+        payload = self._payload(table.singular, request)
+        if isinstance(payload, Response):
+            return payload
         try:
-            record = self._create(table, payload)
+            record = table.create(payload)
         except _Invalid as exc:
             return Response.json(422, exc.body())
         self.wrote()
@@ -724,33 +734,26 @@ class ZendeskSandbox(SandboxApp):
         record = table.live(int(id))
         if record is None:
             return _not_found()
-        payload = _object(request.json(), table.singular)
-        if payload is None:
-            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
+        payload = self._payload(table.singular, request)
+        if isinstance(payload, Response):
+            return payload
         try:
-            changed = self._update(table, record, payload)
+            changed = table.update(record, payload)
         except _Invalid as exc:
             return Response.json(422, exc.body())
         if changed:
             self.wrote()
         return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
 
-    def _create(self, table: _Table, payload: dict[str, Any]) -> dict[str, Any]:
-        if table is self._user_table:
-            return self._create_user(payload)
-        return self._create_org(payload)
-
-    def _update(self, table: _Table, record: dict[str, Any], payload: dict[str, Any]) -> bool:
-        if table is self._user_table:
-            return self._update_user(record, payload)
-        return self._update_org(record, payload)
-
-    def _remove(self, table: _Table, record: dict[str, Any]) -> None:
-        """Delete as Zendesk does: a user is kept, inactive; an organization goes."""
-        if table is self._user_table:
-            self._soft_delete(record)
-        else:
-            self._remove_org(record)
+    def _delete(self, table: _Table, request: Request, id: str) -> Response:
+        record = table.live(int(id))
+        if record is None:
+            return _not_found()
+        table.remove(record)
+        self.wrote()
+        if table is self._org_table:
+            return Response.empty(204)  # Zendesk answers a deleted user with it, not so an org
+        return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
 
     def _touch(self, kind: str, record: dict[str, Any]) -> None:
         """Move a ``kind`` ("user", "organization") record's updated_at on (see ``_Table``)."""
@@ -811,9 +814,9 @@ class ZendeskSandbox(SandboxApp):
     # -- users: writes -----------------------------------------------------------------------------
 
     def _create_or_update_user(self, request: Request) -> Response:
-        payload = _object(request.json(), "user")
-        if payload is None:
-            return self.error(400, 'The body must be {"user": {...}}', request)
+        payload = self._payload("user", request)
+        if isinstance(payload, Response):
+            return payload
         try:
             existing = self._match_user(payload)
             if existing is None:
@@ -829,14 +832,6 @@ class ZendeskSandbox(SandboxApp):
         if changed:
             self.wrote()
         return Response.json(status, {"user": self._render_user(user, request.base_url)})
-
-    def _delete_user(self, request: Request, id: str) -> Response:
-        user = self._user_table.live(int(id))
-        if user is None:
-            return _not_found()
-        self._soft_delete(user)
-        self.wrote()
-        return Response.json(200, {"user": self._render_user(user, request.base_url)})
 
     def _match_user(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         external = payload.get("external_id")
@@ -1124,18 +1119,12 @@ class ZendeskSandbox(SandboxApp):
         rendered = self._render_membership(membership, request.base_url)
         return Response.json(200, {"organization_membership": rendered})
 
-    def _post_user_membership(self, request: Request, id: str) -> Response:
-        return self._create_membership(request, int(id))
-
-    def _post_membership(self, request: Request) -> Response:
-        return self._create_membership(request, None)
-
-    def _create_membership(self, request: Request, user_id: int | None) -> Response:
-        payload = _object(request.json(), "organization_membership")
-        if payload is None:
-            return self.error(400, 'The body must be {"organization_membership": {...}}', request)
+    def _create_membership(self, request: Request, id: str | None = None) -> Response:
+        payload = self._payload("organization_membership", request)
+        if isinstance(payload, Response):
+            return payload
         try:
-            user, org_id = self._membership_parts(payload, user_id)
+            user, org_id = self._membership_parts(payload, None if id is None else int(id))
         except _Invalid as exc:
             return Response.json(422, exc.body())
         had = user["organization_id"]
@@ -1212,14 +1201,6 @@ class ZendeskSandbox(SandboxApp):
             if by_external or (name is not None and _name_key(org["name"]) == _name_key(name)):
                 found.append(org)
         return _listing("organizations", [self._render_org(o, request.base_url) for o in found])
-
-    def _delete_org(self, request: Request, id: str) -> Response:
-        org = self._org_table.live(int(id))
-        if org is None:
-            return _not_found()
-        self._remove_org(org)
-        self.wrote()
-        return Response.empty(204)
 
     def _remove_org(self, org: dict[str, Any]) -> None:
         org_id = int(org["id"])
@@ -1399,9 +1380,9 @@ class ZendeskSandbox(SandboxApp):
         else:
             target = None
         if target is None:
-            record = self._create(table, item)
+            record = table.create(item)
             return {"id": record["id"], "status": "Created"}, True
-        changed = self._update(table, target, item)
+        changed = table.update(target, item)
         return {"id": target["id"], "status": "Updated"}, changed
 
     def _destroy_item(self, table: _Table, record_id: int) -> tuple[dict[str, Any], bool]:
@@ -1409,7 +1390,7 @@ class ZendeskSandbox(SandboxApp):
         record = table.live(record_id)
         if record is None:
             raise LookupError(record_id)
-        self._remove(table, record)
+        table.remove(record)
         return {"id": record_id, "action": "delete", "status": "Deleted", "success": True}, True
 
     # -- incremental exports ------------------------------------------------------------------
@@ -1508,12 +1489,6 @@ class ZendeskSandbox(SandboxApp):
                 "end_time": end_time,
             },
         )
-
-    def _export_users_time(self, request: Request) -> Response:
-        return self._time_export(request, "user", self.users, "users")
-
-    def _export_orgs_time(self, request: Request) -> Response:
-        return self._time_export(request, "organization", self.organizations, "organizations")
 
     # -- paging and rendering -----------------------------------------------------------------
 
@@ -1669,14 +1644,7 @@ def _not_found() -> Response:
 
 
 def _forbidden() -> Response:
-    return Response.json(
-        403,
-        {
-            "error": "Forbidden",
-            "description": "You do not have access to this page. Please contact the "
-            "account owner of this help desk for further help.",
-        },
-    )
+    return Response.json(403, _NO_ACCESS)
 
 
 def _too_many(kind: str, verb: str) -> Response:
