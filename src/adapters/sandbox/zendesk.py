@@ -192,25 +192,19 @@ class _Table:
     plural: str
     defaults: dict[str, Any]
     writable: frozenset[str]
-    layout: tuple[str, ...]
-    """The keys of a stored record, in Zendesk's order."""
+    layout: tuple[str, ...]  # the keys of a stored record, in Zendesk's order
     unique: tuple[_Unique, ...]
-    blank_name: tuple[str, str]
-    """The error and description of a 422 for a blank name."""
+    blank_name: tuple[str, str]  # error and description of the 422 for a blank name
     next_id: int
+    # The resource's own rules: create from a payload (raising _Invalid), update a record
+    # from one (whether anything changed), delete (a user is kept, inactive; an org goes).
     create: Callable[[dict[str, Any]], dict[str, Any]]
-    """The resource's own create (a payload in, the stored record out; ``_Invalid`` if bad)."""
     update: Callable[[dict[str, Any], dict[str, Any]], bool]
-    """The resource's own update of a record from a payload; whether anything changed."""
     remove: Callable[[dict[str, Any]], None]
-    """The resource's own delete (a user is kept, inactive; an organization goes)."""
-    lists: tuple[str, ...] = ("tags",)
-    """List-valued fields, copied on the way in and out so no two records share one."""
+    lists: tuple[str, ...] = ("tags",)  # list fields, copied in and out: no two records share one
     rows: dict[int, dict[str, Any]] = attrs.Factory(dict)
-    updated: dict[int, int] = attrs.Factory(dict)
-    """Each record's updated_at in epoch seconds (what the incremental exports order by)."""
-    index: dict[str, dict[str, int]] = attrs.Factory(dict)
-    """Unique field -> value key -> id of the live record holding it."""
+    updated: dict[int, int] = attrs.Factory(dict)  # updated_at in epoch seconds (for exports)
+    index: dict[str, dict[str, int]] = attrs.Factory(dict)  # field -> value key -> live id
 
     def __attrs_post_init__(self) -> None:
         assert set(self.layout) == {"id", "url", "created_at", "updated_at", *self.defaults}
@@ -307,7 +301,7 @@ class _Table:
         return out
 
 
-def _new_user_table(**hooks: Any) -> _Table:
+def _new_user_table(sandbox: ZendeskSandbox) -> _Table:
     """Users: unique by external_id (their unique e-mail addresses are identities)."""
     return _Table(
         "user",
@@ -318,11 +312,13 @@ def _new_user_table(**hooks: Any) -> _Table:
         (_Unique("external_id", _lower, "External: {value} has already been taken"),),
         ("ValueTooShort", "Name:  is too short (minimum one character)"),
         next_id=7_000_000_001,
-        **hooks,
+        create=sandbox._create_user,
+        update=sandbox._update_user,
+        remove=sandbox._soft_delete,
     )
 
 
-def _new_org_table(**hooks: Any) -> _Table:
+def _new_org_table(sandbox: ZendeskSandbox) -> _Table:
     """Organizations: unique by name (compared trimmed, case-folded) and by external_id."""
     return _Table(
         "organization",
@@ -337,7 +333,9 @@ def _new_org_table(**hooks: Any) -> _Table:
         ("BlankValue", "Name: cannot be blank"),
         next_id=8_000_000_001,
         lists=("tags", "domain_names"),
-        **hooks,
+        create=sandbox._create_org,
+        update=sandbox._update_org,
+        remove=sandbox._remove_org,
     )
 
 
@@ -407,12 +405,8 @@ class ZendeskSandbox(SandboxApp):
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
-        self._user_table = _new_user_table(
-            create=self._create_user, update=self._update_user, remove=self._soft_delete
-        )
-        self._org_table = _new_org_table(
-            create=self._create_org, update=self._update_org, remove=self._remove_org
-        )
+        self._user_table = _new_user_table(self)
+        self._org_table = _new_org_table(self)
         self._tables = {t.singular: t for t in (self._user_table, self._org_table)}
         self.users = self._user_table.rows
         self.organizations = self._org_table.rows
@@ -638,10 +632,8 @@ class ZendeskSandbox(SandboxApp):
 
     def decorate(self, response: Response, request: Request) -> Response:
         """Count the request against the minute's budget and report it in headers."""
-        if response.status in (401, 429):
-            minute, used = self._window_now()
-        else:
-            minute, used = self._window_now()
+        minute, used = self._window_now()
+        if response.status not in (401, 429):
             used += 1
             self._window = (minute, used)
         limit = self.rate_limit if self.rate_limit is not None else 700
@@ -712,16 +704,10 @@ class ZendeskSandbox(SandboxApp):
         items = [self._render(table, r, request.base_url) for r in found]
         return _listing(table.plural, items)
 
-    def _payload(self, key: str, request: Request) -> dict[str, Any] | Response:
-        payload = _object(request.json(), key)
-        if payload is None:
-            return self.error(400, f'The body must be {{"{key}": {{...}}}}', request)
-        return payload
-
     def _post(self, table: _Table, request: Request) -> Response:
-        payload = self._payload(table.singular, request)
-        if isinstance(payload, Response):
-            return payload
+        payload = _object(request.json(), table.singular)
+        if payload is None:
+            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
         try:
             record = table.create(payload)
         except _Invalid as exc:
@@ -734,9 +720,9 @@ class ZendeskSandbox(SandboxApp):
         record = table.live(int(id))
         if record is None:
             return _not_found()
-        payload = self._payload(table.singular, request)
-        if isinstance(payload, Response):
-            return payload
+        payload = _object(request.json(), table.singular)
+        if payload is None:
+            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
         try:
             changed = table.update(record, payload)
         except _Invalid as exc:
@@ -814,23 +800,18 @@ class ZendeskSandbox(SandboxApp):
     # -- users: writes -----------------------------------------------------------------------------
 
     def _create_or_update_user(self, request: Request) -> Response:
-        payload = self._payload("user", request)
-        if isinstance(payload, Response):
-            return payload
+        payload = _object(request.json(), "user")
+        if payload is None:
+            return self.error(400, 'The body must be {"user": {...}}', request)
         try:
             existing = self._match_user(payload)
-            if existing is None:
-                user = self._create_user(payload)
-                status = 201
-                changed = True
-            else:
-                user = existing
-                changed = self._update_user(user, payload)
-                status = 200
+            user = self._create_user(payload) if existing is None else existing
+            changed = existing is None or self._update_user(user, payload)
         except _Invalid as exc:
             return Response.json(422, exc.body())
         if changed:
             self.wrote()
+        status = 201 if existing is None else 200
         return Response.json(status, {"user": self._render_user(user, request.base_url)})
 
     def _match_user(self, payload: dict[str, Any]) -> dict[str, Any] | None:
@@ -1120,9 +1101,9 @@ class ZendeskSandbox(SandboxApp):
         return Response.json(200, {"organization_membership": rendered})
 
     def _create_membership(self, request: Request, id: str | None = None) -> Response:
-        payload = self._payload("organization_membership", request)
-        if isinstance(payload, Response):
-            return payload
+        payload = _object(request.json(), "organization_membership")
+        if payload is None:
+            return self.error(400, 'The body must be {"organization_membership": {...}}', request)
         try:
             user, org_id = self._membership_parts(payload, None if id is None else int(id))
         except _Invalid as exc:
@@ -1368,7 +1349,7 @@ class ZendeskSandbox(SandboxApp):
             self.wrote()
 
     def _apply_item(self, job: _Job, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-        table = self._user_table if job.kind == "users" else self._org_table
+        table = self._tables[job.kind[:-1]]
         if job.action == "delete":
             return self._destroy_item(table, _int(item.get("id")))
         if job.action == "create_or_update":
