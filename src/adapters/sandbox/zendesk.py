@@ -737,8 +737,9 @@ class ZendeskSandbox(SandboxApp):
             return _not_found()
         table.remove(record)
         self.wrote()
+        # Zendesk shows a (soft-)deleted user in its answer; a deleted organization gets none.
         if table is self._org_table:
-            return Response.empty(204)  # Zendesk answers a deleted user with it, not so an org
+            return Response.empty(204)
         return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
 
     def _touch(self, kind: str, record: dict[str, Any]) -> None:
