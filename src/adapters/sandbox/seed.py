@@ -106,17 +106,13 @@ class _PowerOfficeSeed:
 
     customers: list[dict[str, Any]]
     persons: list[dict[str, Any]]
+    companies: list[dict[str, Any]]
     contact_persons: list[dict[str, Any]]
     departments: list[dict[str, Any]]
     suppliers: list[dict[str, Any]]
     supplier_person: dict[str, Any]
     shared_email: tuple[int, int] | None
     department_like_customer: tuple[int, int] | None
-
-    @property
-    def companies(self) -> list[dict[str, Any]]:
-        """The customers that are not persons."""
-        return [c for c in self.customers if not c["IsPerson"]]
 
 
 @attrs.frozen
@@ -214,6 +210,7 @@ def _seed_poweroffice(po: PowerOfficeSandbox, names: _Names, size: int) -> _Powe
     return _PowerOfficeSeed(
         customers,
         persons,
+        companies,
         contact_persons,
         departments,
         suppliers,
@@ -281,11 +278,10 @@ def _seed_zendesk(
     """Organizations (one named like a customer but not linked to it), users matching most
     contact persons and every other person customer, and users of Zendesk's own."""
     rng = names.rng
-    companies = power.companies
     organizations: list[dict[str, Any]] = []
     org_like_customer: tuple[int, int] | None = None
-    if companies:
-        target = companies[len(companies) // 2]
+    if power.companies:
+        target = power.companies[len(power.companies) // 2]
         org = zd.add_organization(name=str(target["Name"]))
         organizations.append(org)
         org_like_customer = (int(target["Id"]), int(org["id"]))
