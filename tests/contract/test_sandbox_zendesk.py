@@ -3,8 +3,12 @@ soft deletes, incremental exports and the per-minute rate limit."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sandbox_support import zendesk_client
 
 from adapters.sandbox import FakeClock, ZendeskSandbox
@@ -608,3 +612,44 @@ def test_an_account_with_one_organization_per_user(clock: FakeClock) -> None:
     assert "organization_id" in refused.json()["details"]
     client.put(f"/api/v2/users/{user['id']}", json={"user": {"organization_id": other}})
     assert memberships(client, user["id"]) == [(other, True)]
+
+
+# -- the resource tables' law ------------------------------------------------------------------
+
+_VALUES = st.sampled_from(["Nord", "nord ", "Sør", "x1", "X1", "", None])
+_WRITES = st.lists(
+    st.tuples(
+        st.sampled_from(["users", "organizations"]),
+        st.sampled_from(["POST", "PUT", "DELETE"]),
+        st.integers(0, 3),  # which stored record a PUT or DELETE aims at
+        st.fixed_dictionaries({}, optional={"name": _VALUES, "external_id": _VALUES}),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=60)
+@given(writes=_WRITES)
+def test_unique_indexes_hold_exactly_the_live_records_values(
+    writes: list[tuple[str, str, int, dict[str, Any]]],
+) -> None:
+    """Whatever is created, renamed, re-keyed or deleted (and whatever is refused on the way),
+    each unique field is held by exactly the live records that carry a value for it: no two
+    share one, and a deleted record's values are free for others."""
+    zd = ZendeskSandbox(clock=FakeClock())
+    client = zendesk_client(zd)
+    for plural, method, pick, fields in writes:
+        singular = plural[:-1]
+        ids = sorted(zd.users if plural == "users" else zd.organizations)
+        url = f"/api/v2/{plural}.json"
+        if method != "POST":
+            url = f"/api/v2/{plural}/{ids[pick % len(ids)] if ids else 1}.json"
+        response = client.request(method, url, json={singular: fields})
+        assert response.status_code in (200, 201, 204, 404, 422)
+    for table in (zd._user_table, zd._org_table):
+        live = [r for r in table.rows.values() if r.get("active", True)]
+        for unique in table.unique:
+            held = [r for r in live if r[unique.field] is not None]
+            expected = {unique.key(r[unique.field]): int(r["id"]) for r in held}
+            assert table.index[unique.field] == expected, (table.plural, unique.field)
+            assert len(expected) == len(held), (table.plural, unique.field)

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -115,6 +116,14 @@ _ORG_DEFAULTS: dict[str, Any] = {
 ORGANIZATION_WRITABLE = frozenset(_ORG_DEFAULTS)
 
 
+# Zendesk's key order for an organization: created/updated sit between external_id and
+# domain_names.
+_ORG_LAYOUT = (
+    "url", "id", "name", "shared_tickets", "shared_comments", "external_id", "created_at",
+    "updated_at", "domain_names", "details", "notes", "group_id", "tags", "organization_fields",
+)  # fmt: skip
+
+
 @attrs.frozen
 class ZendeskCredentials:
     """An agent's e-mail with an API token, and an OAuth access token (secrets hidden in reprs)."""
@@ -156,6 +165,178 @@ class _Job:
     polls: int = 0
     results: list[dict[str, Any]] | None = None
     completed_at: float | None = None
+
+
+@attrs.frozen
+class _Unique:
+    """A field no two live records of a resource may share: how values compare, and the
+    description of the 422 a taken value gets (``{value}`` is the value asked for)."""
+
+    field: str
+    key: Callable[[Any], str]
+    taken: str
+
+
+@attrs.define
+class _Table:
+    """The records of one Zendesk resource (users or organizations) and the bookkeeping both
+    share: ids, key order, updated_at stamps, unique-field indexes and rendering (as
+    ``_Table`` in the PowerOffice sandbox serves its resources). What only one resource does
+    (users' identities, memberships, e-mail and role rules) stays in the sandbox's own code.
+
+    A record is live while stored, unless it carries ``active: false`` (a soft-deleted user):
+    only live records hold their unique values.
+    """
+
+    singular: str
+    plural: str
+    defaults: dict[str, Any]
+    writable: frozenset[str]
+    layout: tuple[str, ...]  # the keys of a stored record, in Zendesk's order
+    unique: tuple[_Unique, ...]
+    blank_name: tuple[str, str]  # error and description of the 422 for a blank name
+    next_id: int
+    # The resource's own rules: create from a payload (raising _Invalid), update a record
+    # from one (whether anything changed), delete (a user is kept, inactive; an org goes).
+    create: Callable[[dict[str, Any]], dict[str, Any]]
+    update: Callable[[dict[str, Any], dict[str, Any]], bool]
+    remove: Callable[[dict[str, Any]], None]
+    lists: tuple[str, ...] = ("tags",)  # list fields, copied in and out: no two records share one
+    rows: dict[int, dict[str, Any]] = attrs.Factory(dict)
+    updated: dict[int, int] = attrs.Factory(dict)  # updated_at in epoch seconds (for exports)
+    index: dict[str, dict[str, int]] = attrs.Factory(dict)  # field -> value key -> live id
+
+    def __attrs_post_init__(self) -> None:
+        assert set(self.layout) == {"id", "url", "created_at", "updated_at", *self.defaults}
+        self.index = {u.field: {} for u in self.unique}
+
+    def live(self, record_id: int) -> dict[str, Any] | None:
+        """The stored record with this id, unless there is none or it is soft-deleted."""
+        record = self.rows.get(record_id)
+        return record if record is not None and record.get("active", True) else None
+
+    def ordered(self) -> list[dict[str, Any]]:
+        """Every stored record, by id."""
+        return [record for _, record in sorted(self.rows.items())]
+
+    def writable_fields(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """The payload's writable fields (the rest of a record is read-only)."""
+        return {k: v for k, v in payload.items() if k in self.writable}
+
+    def claim(self, fields: dict[str, Any], own_id: int | None) -> None:
+        """Raise ``_Invalid`` for a unique value another live record holds (external ids are
+        compared, and stored, as strings)."""
+        if fields.get("external_id") is not None:
+            fields["external_id"] = str(fields["external_id"])
+        for unique in self.unique:
+            value = fields.get(unique.field)
+            holder = None if value is None else self.index[unique.field].get(unique.key(value))
+            if holder is not None and holder != own_id:
+                description = unique.taken.format(value=value)
+                raise _Invalid(unique.field, "DuplicateValue", description)
+
+    def check_name(self, fields: dict[str, Any], *, creating: bool) -> None:
+        """A record must have a name: on create, and on any update that sends one."""
+        if (creating or "name" in fields) and not (fields.get("name") or "").strip():
+            raise _Invalid("name", *self.blank_name)
+
+    def add(self, fields: dict[str, Any], now: float) -> dict[str, Any]:
+        """Store a new record of cleaned ``fields`` over the defaults, created ``now``."""
+        record_id = self.next_id
+        self.next_id += 1
+        values = {
+            "id": record_id,
+            "url": "",
+            **self.defaults,
+            "created_at": _stamp(now),
+            "updated_at": _stamp(now),
+            **fields,
+        }
+        record = {key: values[key] for key in self.layout}
+        for name in self.lists:
+            record[name] = list(record[name])
+        self.rows[record_id] = record
+        self.updated[record_id] = int(now)
+        self.reindex(record, {})
+        return record
+
+    def change(self, record: dict[str, Any], fields: dict[str, Any]) -> bool:
+        """Write cleaned ``fields`` into a record; whether any value changed."""
+        old = {unique.field: record[unique.field] for unique in self.unique}
+        changed = False
+        for key, value in fields.items():
+            if record.get(key) != value:
+                record[key] = value
+                changed = True
+        if changed:
+            self.reindex(record, old)
+        return changed
+
+    def reindex(self, record: dict[str, Any], old: dict[str, Any]) -> None:
+        """Free the ``old`` unique values this record held; index its own while it is live
+        (``reindex(record, record)`` after a delete frees them all)."""
+        record_id = int(record["id"])
+        live = self.live(record_id) is record
+        for unique in self.unique:
+            held = self.index[unique.field]
+            previous = old.get(unique.field)
+            if previous is not None and held.get(unique.key(previous)) == record_id:
+                del held[unique.key(previous)]
+            if live and record[unique.field] is not None:
+                held[unique.key(record[unique.field])] = record_id
+
+    def touch(self, record: dict[str, Any], now: float) -> None:
+        """Move updated_at: never backwards, and at least a second on from the previous value."""
+        record_id = int(record["id"])
+        moment = max(int(now), self.updated.get(record_id, 0) + 1)
+        self.updated[record_id] = moment
+        record["updated_at"] = _stamp(moment)
+
+    def render(self, record: dict[str, Any], base_url: str) -> dict[str, Any]:
+        """The record as the API shows it."""
+        out = dict(record)
+        out["url"] = f"{base_url}/api/v2/{self.plural}/{record['id']}.json"
+        for name in self.lists:
+            out[name] = list(record[name])
+        return out
+
+
+def _new_user_table(sandbox: ZendeskSandbox) -> _Table:
+    """Users: unique by external_id (their unique e-mail addresses are identities)."""
+    return _Table(
+        "user",
+        "users",
+        _USER_DEFAULTS,
+        USER_WRITABLE,
+        ("id", "url", *_USER_DEFAULTS, "created_at", "updated_at"),
+        (_Unique("external_id", _lower, "External: {value} has already been taken"),),
+        ("ValueTooShort", "Name:  is too short (minimum one character)"),
+        next_id=7_000_000_001,
+        create=sandbox._create_user,
+        update=sandbox._update_user,
+        remove=sandbox._soft_delete,
+    )
+
+
+def _new_org_table(sandbox: ZendeskSandbox) -> _Table:
+    """Organizations: unique by name (compared trimmed, case-folded) and by external_id."""
+    return _Table(
+        "organization",
+        "organizations",
+        _ORG_DEFAULTS,
+        ORGANIZATION_WRITABLE,
+        _ORG_LAYOUT,
+        (
+            _Unique("name", _name_key, "Name: has already been taken"),
+            _Unique("external_id", _lower, "External ID: has already been taken"),
+        ),
+        ("BlankValue", "Name: cannot be blank"),
+        next_id=8_000_000_001,
+        lists=("tags", "domain_names"),
+        create=sandbox._create_org,
+        update=sandbox._update_org,
+        remove=sandbox._remove_org,
+    )
 
 
 def _stamp(seconds: float) -> str:
@@ -224,24 +405,21 @@ class ZendeskSandbox(SandboxApp):
         self.job_polls = job_polls
         self.job_seconds = job_seconds
         self.base_url = base_url
-        self.users: dict[int, dict[str, Any]] = {}
-        self.organizations: dict[int, dict[str, Any]] = {}
+        self._user_table = _new_user_table(self)
+        self._org_table = _new_org_table(self)
+        self._tables = {t.singular: t for t in (self._user_table, self._org_table)}
+        self.users = self._user_table.rows
+        self.organizations = self._org_table.rows
         self.deleted_organizations: dict[int, dict[str, Any]] = {}
         self.identities: dict[int, dict[str, Any]] = {}
         self.memberships: dict[int, dict[str, Any]] = {}
         # (user id, address) of every identity whose creation would have mailed a verification link.
         self.verification_mails: list[tuple[int, str]] = []
         self.jobs: dict[str, _Job] = {}
-        self._updated: dict[tuple[str, int], int] = {}
         # Lookup indexes (kept in step with the records) so large data sets stay fast.
         self._emails: dict[str, int] = {}  # e-mail -> active user id
         self._by_user: dict[int, list[int]] = {}  # user id -> identity ids
         self._member_of: dict[int, list[int]] = {}  # user id -> membership ids
-        self._user_ext: dict[str, int] = {}  # lower-cased external_id -> active user id
-        self._org_names: dict[str, int] = {}  # name key -> organization id
-        self._org_ext: dict[str, int] = {}  # lower-cased external_id -> organization id
-        self._next_user = 7_000_000_001
-        self._next_org = 8_000_000_001
         self._next_identity = 9_000_000_001
         self._next_membership = 6_000_000_001
         self._job_seq = 0
@@ -317,12 +495,9 @@ class ZendeskSandbox(SandboxApp):
         """Every record, by kind (deleted organizations listed apart)."""
         with self._lock:
             return {
-                "users": [
-                    self._render_user(u, self.base_url) for _, u in sorted(self.users.items())
-                ],
+                "users": [self._render_user(u, self.base_url) for u in self._user_table.ordered()],
                 "organizations": [
-                    self._render_org(o, self.base_url)
-                    for _, o in sorted(self.organizations.items())
+                    self._render_org(o, self.base_url) for o in self._org_table.ordered()
                 ],
                 "deleted_organizations": [
                     self._render_org(o, self.base_url)
@@ -342,19 +517,25 @@ class ZendeskSandbox(SandboxApp):
     def _routes(self) -> None:
         add = self.router.add
         p = "/api/v2"
+        for table in (self._user_table, self._org_table):
+            r, plural = f"{p}/{table.plural}", table.plural
+            add("POST", r, partial(self._post, table))
+            add("GET", f"{r}/show_many", partial(self._show_many, table))
+            add("POST", f"{r}/create_many", self._bulk(plural, "create"))
+            add("PUT", f"{r}/update_many", self._bulk(plural, "update"))
+            add("DELETE", f"{r}/destroy_many", self._destroy_many(plural))
+            add("GET", f"{r}/{{id:int}}", partial(self._get, table))
+            add("PUT", f"{r}/{{id:int}}", partial(self._put, table))
+            add("DELETE", f"{r}/{{id:int}}", partial(self._delete, table))
+            export = partial(
+                self._time_export, kind=table.singular, records=table.rows, path=plural
+            )
+            add("GET", f"{_EXPORTS}{plural}", export)
         add("GET", f"{p}/users", self._list_users)
-        add("POST", f"{p}/users", self._post_user)
         add("GET", f"{p}/users/me", self._me)
-        add("GET", f"{p}/users/show_many", self._show_many_users)
         add("GET", f"{p}/users/search", self._search_users)
         add("POST", f"{p}/users/create_or_update", self._create_or_update_user)
-        add("POST", f"{p}/users/create_many", self._bulk("users", "create"))
-        add("PUT", f"{p}/users/update_many", self._bulk("users", "update"))
         add("POST", f"{p}/users/create_or_update_many", self._bulk("users", "create_or_update"))
-        add("DELETE", f"{p}/users/destroy_many", self._destroy_many("users"))
-        add("GET", f"{p}/users/{{id:int}}", self._get_user)
-        add("PUT", f"{p}/users/{{id:int}}", self._put_user)
-        add("DELETE", f"{p}/users/{{id:int}}", self._delete_user)
         add("GET", f"{p}/users/{{id:int}}/identities", self._list_identities)
         add("POST", f"{p}/users/{{id:int}}/identities", self._post_identity)
         add("GET", f"{p}/users/{{id:int}}/identities/{{identity_id:int}}", self._get_identity)
@@ -365,7 +546,7 @@ class ZendeskSandbox(SandboxApp):
             self._make_primary,
         )
         add("GET", f"{p}/users/{{id:int}}/organization_memberships", self._list_user_memberships)
-        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._post_user_membership)
+        add("POST", f"{p}/users/{{id:int}}/organization_memberships", self._create_membership)
         add(
             "DELETE",
             f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}",
@@ -376,24 +557,14 @@ class ZendeskSandbox(SandboxApp):
             f"{p}/users/{{id:int}}/organization_memberships/{{membership_id:int}}/make_default",
             self._make_default_membership,
         )
-        add("POST", f"{p}/organization_memberships", self._post_membership)
+        add("POST", f"{p}/organization_memberships", self._create_membership)
         add("GET", f"{p}/organization_memberships/{{id:int}}", self._get_membership)
         add("DELETE", f"{p}/organization_memberships/{{id:int}}", self._delete_membership)
         add("GET", f"{p}/organizations", self._list_orgs)
-        add("POST", f"{p}/organizations", self._post_org)
-        add("GET", f"{p}/organizations/show_many", self._show_many_orgs)
         add("GET", f"{p}/organizations/search", self._search_orgs)
-        add("POST", f"{p}/organizations/create_many", self._bulk("organizations", "create"))
-        add("PUT", f"{p}/organizations/update_many", self._bulk("organizations", "update"))
-        add("DELETE", f"{p}/organizations/destroy_many", self._destroy_many("organizations"))
-        add("GET", f"{p}/organizations/{{id:int}}", self._get_org)
-        add("PUT", f"{p}/organizations/{{id:int}}", self._put_org)
-        add("DELETE", f"{p}/organizations/{{id:int}}", self._delete_org)
         add("GET", f"{p}/job_statuses/show_many", self._show_many_jobs)
         add("GET", f"{p}/job_statuses/{{id:str}}", self._get_job)
         add("GET", f"{p}/incremental/users/cursor", self._export_users_cursor)
-        add("GET", f"{p}/incremental/users", self._export_users_time)
-        add("GET", f"{p}/incremental/organizations", self._export_orgs_time)
 
     # -- auth, limits, errors ----------------------------------------------------------------------
 
@@ -415,7 +586,7 @@ class ZendeskSandbox(SandboxApp):
     def _authorise_export(self) -> Response | None:
         """The exports are for admins only, and have their own per-minute budget."""
         if self.users[self.admin_id]["role"] != "admin":  # the caller's role as it is now
-            return Response.json(403, _NO_ACCESS)
+            return _forbidden()
         if self.export_rate_limit is None:
             return None
         minute = int(self.clock() // 60)
@@ -461,10 +632,8 @@ class ZendeskSandbox(SandboxApp):
 
     def decorate(self, response: Response, request: Request) -> Response:
         """Count the request against the minute's budget and report it in headers."""
-        if response.status in (401, 429):
-            minute, used = self._window_now()
-        else:
-            minute, used = self._window_now()
+        minute, used = self._window_now()
+        if response.status not in (401, 429):
             used += 1
             self._window = (minute, used)
         limit = self.rate_limit if self.rate_limit is not None else 700
@@ -506,13 +675,84 @@ class ZendeskSandbox(SandboxApp):
             if job.results is None and self.clock() >= job.submitted + self.job_seconds:
                 self._complete(job)
 
+    # -- both resources: the generic handlers ----------------------------------------------------
+
+    def _render(self, table: _Table, record: dict[str, Any], base_url: str) -> dict[str, Any]:
+        # Through the per-resource methods, which tests may wrap to rewrite what is served.
+        if table is self._user_table:
+            return self._render_user(record, base_url)
+        return self._render_org(record, base_url)
+
+    def _get(self, table: _Table, request: Request, id: str) -> Response:
+        record = table.rows.get(int(id))
+        if record is None:
+            return _not_found()
+        return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
+
+    def _show_many(self, table: _Table, request: Request) -> Response:
+        ids = request.params("ids")
+        externals = request.params("external_ids")
+        if len(ids) > MAX_BULK or len(externals) > MAX_BULK:
+            return _too_many(table.plural, "shown")
+        wanted_ids = {int(i) for i in ids if i.isdigit()}
+        wanted_ext = {e.lower() for e in externals}
+        found = [
+            r
+            for r in table.ordered()
+            if r["id"] in wanted_ids or (r["external_id"] or "").lower() in wanted_ext
+        ]
+        items = [self._render(table, r, request.base_url) for r in found]
+        return _listing(table.plural, items)
+
+    def _post(self, table: _Table, request: Request) -> Response:
+        payload = _object(request.json(), table.singular)
+        if payload is None:
+            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
+        try:
+            record = table.create(payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        self.wrote()
+        rendered = self._render(table, record, request.base_url)
+        return Response.json(201, {table.singular: rendered}, [("Location", str(rendered["url"]))])
+
+    def _put(self, table: _Table, request: Request, id: str) -> Response:
+        record = table.live(int(id))
+        if record is None:
+            return _not_found()
+        payload = _object(request.json(), table.singular)
+        if payload is None:
+            return self.error(400, f'The body must be {{"{table.singular}": {{...}}}}', request)
+        try:
+            changed = table.update(record, payload)
+        except _Invalid as exc:
+            return Response.json(422, exc.body())
+        if changed:
+            self.wrote()
+        return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
+
+    def _delete(self, table: _Table, request: Request, id: str) -> Response:
+        record = table.live(int(id))
+        if record is None:
+            return _not_found()
+        table.remove(record)
+        self.wrote()
+        # Zendesk shows a (soft-)deleted user in its answer; a deleted organization gets none.
+        if table is self._org_table:
+            return Response.empty(204)
+        return Response.json(200, {table.singular: self._render(table, record, request.base_url)})
+
+    def _touch(self, kind: str, record: dict[str, Any]) -> None:
+        """Move a ``kind`` ("user", "organization") record's updated_at on (see ``_Table``)."""
+        self._tables[kind].touch(record, self.clock())
+
     # -- users: reads ------------------------------------------------------------------------------
 
     def _list_users(self, request: Request) -> Response:
         roles = set(request.params("role")) | set(request.params("role[]"))
         users = [
             u
-            for _, u in sorted(self.users.items())
+            for u in self._user_table.ordered()
             if u["active"] and (not roles or u["role"] in roles)
         ]
         return self._paged(request, "users", users, self._render_user)
@@ -522,31 +762,11 @@ class ZendeskSandbox(SandboxApp):
             200, {"user": self._render_user(self.users[self.admin_id], request.base_url)}
         )
 
-    def _get_user(self, request: Request, id: str) -> Response:
-        user = self.users.get(int(id))
-        if user is None:
-            return _not_found()
-        return Response.json(200, {"user": self._render_user(user, request.base_url)})
-
-    def _show_many_users(self, request: Request) -> Response:
-        ids = request.params("ids")
-        externals = request.params("external_ids")
-        if len(ids) > MAX_BULK or len(externals) > MAX_BULK:
-            return _too_many("users", "shown")
-        wanted_ids = {int(i) for i in ids if i.isdigit()}
-        wanted_ext = {e.lower() for e in externals}
-        found = [
-            u
-            for _, u in sorted(self.users.items())
-            if u["id"] in wanted_ids or (u["external_id"] or "").lower() in wanted_ext
-        ]
-        return _listing("users", [self._render_user(u, request.base_url) for u in found])
-
     def _search_users(self, request: Request) -> Response:
         query = (request.param("query") or "").strip()
         external = request.param("external_id")
         matches: list[dict[str, Any]] = []
-        for _, user in sorted(self.users.items()):
+        for user in self._user_table.ordered():
             if not user["active"]:
                 continue
             if external is not None:
@@ -580,66 +800,26 @@ class ZendeskSandbox(SandboxApp):
 
     # -- users: writes -----------------------------------------------------------------------------
 
-    def _post_user(self, request: Request) -> Response:
-        payload = _object(request.json(), "user")
-        if payload is None:
-            return self.error(400, 'The body must be {"user": {...}}', request)
-        try:
-            user = self._create_user(payload)
-        except _Invalid as exc:
-            return Response.json(422, exc.body())
-        self.wrote()
-        rendered = self._render_user(user, request.base_url)
-        return Response.json(201, {"user": rendered}, [("Location", str(rendered["url"]))])
-
-    def _put_user(self, request: Request, id: str) -> Response:
-        user = self.users.get(int(id))
-        if user is None or not user["active"]:
-            return _not_found()
-        payload = _object(request.json(), "user")
-        if payload is None:
-            return self.error(400, 'The body must be {"user": {...}}', request)
-        try:
-            changed = self._update_user(user, payload)
-        except _Invalid as exc:
-            return Response.json(422, exc.body())
-        if changed:
-            self.wrote()
-        return Response.json(200, {"user": self._render_user(user, request.base_url)})
-
     def _create_or_update_user(self, request: Request) -> Response:
         payload = _object(request.json(), "user")
         if payload is None:
             return self.error(400, 'The body must be {"user": {...}}', request)
         try:
             existing = self._match_user(payload)
-            if existing is None:
-                user = self._create_user(payload)
-                status = 201
-                changed = True
-            else:
-                user = existing
-                changed = self._update_user(user, payload)
-                status = 200
+            user = self._create_user(payload) if existing is None else existing
+            changed = existing is None or self._update_user(user, payload)
         except _Invalid as exc:
             return Response.json(422, exc.body())
         if changed:
             self.wrote()
+        status = 201 if existing is None else 200
         return Response.json(status, {"user": self._render_user(user, request.base_url)})
-
-    def _delete_user(self, request: Request, id: str) -> Response:
-        user = self.users.get(int(id))
-        if user is None or not user["active"]:
-            return _not_found()
-        self._soft_delete(user)
-        self.wrote()
-        return Response.json(200, {"user": self._render_user(user, request.base_url)})
 
     def _match_user(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         external = payload.get("external_id")
         email = payload.get("email")
         if external not in (None, ""):
-            by_external = self._user_ext.get(str(external).lower())
+            by_external = self._user_table.index["external_id"].get(_lower(external))
             if by_external is not None:
                 return self.users[by_external]
         if isinstance(email, str) and email.strip():
@@ -652,54 +832,25 @@ class ZendeskSandbox(SandboxApp):
         """Create a user; one created over the API with an e-mail mails it a verification link
         unless the request says ``skip_verify_email`` (Users: Create User)."""
         fields = self._clean_user_fields(payload, None)
-        if not (fields.get("name") or "").strip():
-            raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
-        now = self.clock()
-        user_id = self._next_user
-        self._next_user += 1
+        self._user_table.check_name(fields, creating=True)
         email = fields.pop("email", None)
-        user = {
-            "id": user_id,
-            "url": "",
-            **_USER_DEFAULTS,
-            "created_at": _stamp(now),
-            "updated_at": _stamp(now),
-        }
         organization_id = fields.pop("organization_id", None)
-        user.update(fields)
-        user["tags"] = list(user["tags"])
-        self.users[user_id] = user
+        user = self._user_table.add(fields, self.clock())
         if organization_id is not None:
             self._join(user, organization_id, default=True)
-        self._updated[("user", user_id)] = int(now)
-        self._index_user_external(user, None)
         if email:
             mail = not seeded and payload.get("skip_verify_email") is not True
             self._add_identity(user, email, touch=False, mail=mail)
         return user
 
-    def _index_user_external(self, user: dict[str, Any], old: str | None) -> None:
-        user_id = int(user["id"])
-        if old is not None and self._user_ext.get(old.lower()) == user_id:
-            del self._user_ext[old.lower()]
-        if user["external_id"] is not None and user["active"]:
-            self._user_ext[str(user["external_id"]).lower()] = user_id
-
     def _update_user(self, user: dict[str, Any], payload: dict[str, Any]) -> bool:
         fields = self._clean_user_fields(payload, int(user["id"]))
-        if "name" in fields and not (fields["name"] or "").strip():
-            raise _Invalid("name", "ValueTooShort", "Name:  is too short (minimum one character)")
+        self._user_table.check_name(fields, creating=False)
         email = fields.pop("email", None)
         changed = False
         if "organization_id" in fields:
             changed = self._set_organization(user, fields.pop("organization_id"))
-        old_external = user["external_id"]
-        for key, value in fields.items():
-            if user.get(key) != value:
-                user[key] = value
-                changed = True
-        if user["external_id"] != old_external:
-            self._index_user_external(user, old_external)
+        changed = self._user_table.change(user, fields) or changed
         if email and email not in {i["value"] for i in self._identities_of(int(user["id"]))}:
             # A plain PUT of `email` adds a secondary identity; the primary stays (as Zendesk does).
             # Update User documents no way to skip verifying it, so it counts as mailed.
@@ -710,19 +861,12 @@ class ZendeskSandbox(SandboxApp):
         return changed
 
     def _clean_user_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
-        fields = {k: v for k, v in payload.items() if k in USER_WRITABLE}
+        fields = self._user_table.writable_fields(payload)
         if "name" in fields and isinstance(fields["name"], str):
             fields["name"] = fields["name"].strip()
         if "email" in fields:
             fields["email"] = self._clean_email(fields["email"], own_id, "email")
-        if fields.get("external_id") is not None:
-            external = str(fields["external_id"])
-            fields["external_id"] = external
-            other = self._user_ext.get(external.lower())
-            if other is not None and other != own_id:
-                raise _Invalid(
-                    "external_id", "DuplicateValue", f"External: {external} has already been taken"
-                )
+        self._user_table.claim(fields, own_id)
         if fields.get("organization_id") is not None:
             org_id = fields["organization_id"]
             if not isinstance(org_id, int) or org_id not in self.organizations:
@@ -758,15 +902,8 @@ class ZendeskSandbox(SandboxApp):
         for identity in self._identities_of(int(user["id"])):
             if self._emails.get(identity["value"]) == user["id"]:
                 del self._emails[identity["value"]]
-        self._index_user_external(user, user["external_id"])
+        self._user_table.reindex(user, user)
         self._touch("user", user)
-
-    def _touch(self, kind: str, record: dict[str, Any]) -> None:
-        """Move updated_at: never backwards, and at least a second on from the previous value."""
-        key = (kind, int(record["id"]))
-        moment = max(int(self.clock()), self._updated.get(key, 0) + 1)
-        self._updated[key] = moment
-        record["updated_at"] = _stamp(moment)
 
     # -- identities ---------------------------------------------------------------------------
 
@@ -964,18 +1101,12 @@ class ZendeskSandbox(SandboxApp):
         rendered = self._render_membership(membership, request.base_url)
         return Response.json(200, {"organization_membership": rendered})
 
-    def _post_user_membership(self, request: Request, id: str) -> Response:
-        return self._create_membership(request, int(id))
-
-    def _post_membership(self, request: Request) -> Response:
-        return self._create_membership(request, None)
-
-    def _create_membership(self, request: Request, user_id: int | None) -> Response:
+    def _create_membership(self, request: Request, id: str | None = None) -> Response:
         payload = _object(request.json(), "organization_membership")
         if payload is None:
             return self.error(400, 'The body must be {"organization_membership": {...}}', request)
         try:
-            user, org_id = self._membership_parts(payload, user_id)
+            user, org_id = self._membership_parts(payload, None if id is None else int(id))
         except _Invalid as exc:
             return Response.json(422, exc.body())
         had = user["organization_id"]
@@ -1039,28 +1170,7 @@ class ZendeskSandbox(SandboxApp):
     # -- organizations ------------------------------------------------------------------------
 
     def _list_orgs(self, request: Request) -> Response:
-        orgs = [o for _, o in sorted(self.organizations.items())]
-        return self._paged(request, "organizations", orgs, self._render_org)
-
-    def _get_org(self, request: Request, id: str) -> Response:
-        org = self.organizations.get(int(id))
-        if org is None:
-            return _not_found()
-        return Response.json(200, {"organization": self._render_org(org, request.base_url)})
-
-    def _show_many_orgs(self, request: Request) -> Response:
-        ids = request.params("ids")
-        externals = request.params("external_ids")
-        if len(ids) > MAX_BULK or len(externals) > MAX_BULK:
-            return _too_many("organizations", "shown")
-        wanted_ids = {int(i) for i in ids if i.isdigit()}
-        wanted_ext = {e.lower() for e in externals}
-        found = [
-            o
-            for _, o in sorted(self.organizations.items())
-            if o["id"] in wanted_ids or (o["external_id"] or "").lower() in wanted_ext
-        ]
-        return _listing("organizations", [self._render_org(o, request.base_url) for o in found])
+        return self._paged(request, "organizations", self._org_table.ordered(), self._render_org)
 
     def _search_orgs(self, request: Request) -> Response:
         external = request.param("external_id")
@@ -1068,52 +1178,17 @@ class ZendeskSandbox(SandboxApp):
         if external is None and name is None:
             return self.error(400, "Give external_id or name", request)
         found = []
-        for _, org in sorted(self.organizations.items()):
+        for org in self._org_table.ordered():
             by_external = external is not None and _same(org["external_id"], external)
             if by_external or (name is not None and _name_key(org["name"]) == _name_key(name)):
                 found.append(org)
         return _listing("organizations", [self._render_org(o, request.base_url) for o in found])
 
-    def _post_org(self, request: Request) -> Response:
-        payload = _object(request.json(), "organization")
-        if payload is None:
-            return self.error(400, 'The body must be {"organization": {...}}', request)
-        try:
-            org = self._create_org(payload)
-        except _Invalid as exc:
-            return Response.json(422, exc.body())
-        self.wrote()
-        rendered = self._render_org(org, request.base_url)
-        return Response.json(201, {"organization": rendered}, [("Location", str(rendered["url"]))])
-
-    def _put_org(self, request: Request, id: str) -> Response:
-        org = self.organizations.get(int(id))
-        if org is None:
-            return _not_found()
-        payload = _object(request.json(), "organization")
-        if payload is None:
-            return self.error(400, 'The body must be {"organization": {...}}', request)
-        try:
-            changed = self._update_org(org, payload)
-        except _Invalid as exc:
-            return Response.json(422, exc.body())
-        if changed:
-            self.wrote()
-        return Response.json(200, {"organization": self._render_org(org, request.base_url)})
-
-    def _delete_org(self, request: Request, id: str) -> Response:
-        org = self.organizations.get(int(id))
-        if org is None:
-            return _not_found()
-        self._remove_org(org)
-        self.wrote()
-        return Response.empty(204)
-
     def _remove_org(self, org: dict[str, Any]) -> None:
         org_id = int(org["id"])
         del self.organizations[org_id]
         self.deleted_organizations[org_id] = org
-        self._index_org(org, org["name"], org["external_id"], remove_only=True)
+        self._org_table.reindex(org, org)
         for membership in [m for m in self.memberships.values() if m["organization_id"] == org_id]:
             user = self.users[int(membership["user_id"])]
             if self._leave(user, membership):
@@ -1121,76 +1196,22 @@ class ZendeskSandbox(SandboxApp):
 
     def _create_org(self, payload: dict[str, Any]) -> dict[str, Any]:
         fields = self._clean_org_fields(payload, None)
-        if not fields.get("name"):
-            raise _Invalid("name", "BlankValue", "Name: cannot be blank")
-        now = self.clock()
-        org_id = self._next_org
-        self._next_org += 1
-        org = {
-            "url": "",
-            "id": org_id,
-            **_ORG_DEFAULTS,
-            "created_at": _stamp(now),
-            "updated_at": _stamp(now),
-        }
-        # Keep Zendesk's key order: created/updated sit between external_id and domain_names.
-        order = [
-            "url", "id", "name", "shared_tickets", "shared_comments", "external_id",
-            "created_at", "updated_at", "domain_names", "details", "notes", "group_id", "tags",
-            "organization_fields",
-        ]  # fmt: skip
-        org.update(fields)
-        org = {key: org[key] for key in order}
-        self.organizations[org_id] = org
-        self._updated[("organization", org_id)] = int(now)
-        self._index_org(org, None, None)
-        return org
-
-    def _index_org(
-        self, org: dict[str, Any], old_name: Any, old_external: Any, *, remove_only: bool = False
-    ) -> None:
-        org_id = int(org["id"])
-        if old_name is not None and self._org_names.get(_name_key(old_name)) == org_id:
-            del self._org_names[_name_key(old_name)]
-        if old_external is not None and self._org_ext.get(str(old_external).lower()) == org_id:
-            del self._org_ext[str(old_external).lower()]
-        if remove_only:
-            return
-        self._org_names[_name_key(org["name"])] = org_id
-        if org["external_id"] is not None:
-            self._org_ext[str(org["external_id"]).lower()] = org_id
+        self._org_table.check_name(fields, creating=True)
+        return self._org_table.add(fields, self.clock())
 
     def _update_org(self, org: dict[str, Any], payload: dict[str, Any]) -> bool:
         fields = self._clean_org_fields(payload, int(org["id"]))
-        if "name" in fields and not fields["name"]:
-            raise _Invalid("name", "BlankValue", "Name: cannot be blank")
-        changed = False
-        old_name, old_external = org["name"], org["external_id"]
-        for key, value in fields.items():
-            if org.get(key) != value:
-                org[key] = value
-                changed = True
+        self._org_table.check_name(fields, creating=False)
+        changed = self._org_table.change(org, fields)
         if changed:
-            self._index_org(org, old_name, old_external)
             self._touch("organization", org)
         return changed
 
     def _clean_org_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
-        fields = {k: v for k, v in payload.items() if k in ORGANIZATION_WRITABLE}
+        fields = self._org_table.writable_fields(payload)
         if "name" in fields:
-            name = fields["name"].strip() if isinstance(fields["name"], str) else None
-            fields["name"] = name
-            holder = self._org_names.get(_name_key(name))
-            if name and holder is not None and holder != own_id:
-                raise _Invalid("name", "DuplicateValue", "Name: has already been taken")
-        if fields.get("external_id") is not None:
-            external = str(fields["external_id"])
-            fields["external_id"] = external
-            holder = self._org_ext.get(external.lower())
-            if holder is not None and holder != own_id:
-                raise _Invalid(
-                    "external_id", "DuplicateValue", "External ID: has already been taken"
-                )
+            fields["name"] = fields["name"].strip() if isinstance(fields["name"], str) else None
+        self._org_table.claim(fields, own_id)
         return fields
 
     # -- bulk jobs ----------------------------------------------------------------------------
@@ -1329,45 +1350,29 @@ class ZendeskSandbox(SandboxApp):
             self.wrote()
 
     def _apply_item(self, job: _Job, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        table = self._tables[job.kind[:-1]]
         if job.action == "delete":
-            return self._destroy_item(job.kind, _int(item.get("id")))
-        if job.kind == "organizations":
-            if job.action == "create":
-                org = self._create_org(item)
-                return {"id": org["id"], "status": "Created"}, True
-            target = self.organizations.get(_int(item.get("id")))
+            return self._destroy_item(table, _int(item.get("id")))
+        if job.action == "create_or_update":
+            target = self._match_user(item)
+        elif job.action == "update":
+            target = table.live(_int(item.get("id")))
             if target is None:
                 raise LookupError(item.get("id"))
-            changed = self._update_org(target, item)
-            return {"id": target["id"], "status": "Updated"}, changed
-        if job.action == "create":
-            user = self._create_user(item)
-            return {"id": user["id"], "status": "Created"}, True
-        if job.action == "create_or_update":
-            existing = self._match_user(item)
-            if existing is None:
-                user = self._create_user(item)
-                return {"id": user["id"], "status": "Created"}, True
-            changed = self._update_user(existing, item)
-            return {"id": existing["id"], "status": "Updated"}, changed
-        user_or_none = self.users.get(_int(item.get("id")))
-        if user_or_none is None or not user_or_none["active"]:
-            raise LookupError(item.get("id"))
-        changed = self._update_user(user_or_none, item)
-        return {"id": user_or_none["id"], "status": "Updated"}, changed
-
-    def _destroy_item(self, kind: str, record_id: int) -> tuple[dict[str, Any], bool]:
-        """One id of a ``destroy_many`` job: as a single DELETE would, or RecordNotFound."""
-        if kind == "organizations":
-            org = self.organizations.get(record_id)
-            if org is None:
-                raise LookupError(record_id)
-            self._remove_org(org)
         else:
-            user = self.users.get(record_id)
-            if user is None or not user["active"]:
-                raise LookupError(record_id)
-            self._soft_delete(user)
+            target = None
+        if target is None:
+            record = table.create(item)
+            return {"id": record["id"], "status": "Created"}, True
+        changed = table.update(target, item)
+        return {"id": target["id"], "status": "Updated"}, changed
+
+    def _destroy_item(self, table: _Table, record_id: int) -> tuple[dict[str, Any], bool]:
+        """One id of a ``destroy_many`` job: as a single DELETE would, or RecordNotFound."""
+        record = table.live(record_id)
+        if record is None:
+            raise LookupError(record_id)
+        table.remove(record)
         return {"id": record_id, "action": "delete", "status": "Deleted", "success": True}, True
 
     # -- incremental exports ------------------------------------------------------------------
@@ -1396,7 +1401,8 @@ class ZendeskSandbox(SandboxApp):
         return EXPORT_PAGE_SIZE
 
     def _export_order(self, kind: str, records: Iterable[dict[str, Any]]) -> list[tuple[int, int]]:
-        return sorted((self._updated[(kind, int(r["id"]))], int(r["id"])) for r in records)
+        updated = self._tables[kind].updated
+        return sorted((updated[int(r["id"])], int(r["id"])) for r in records)
 
     def _export_users_cursor(self, request: Request) -> Response:
         per_page = self._per_page(request)
@@ -1465,12 +1471,6 @@ class ZendeskSandbox(SandboxApp):
                 "end_time": end_time,
             },
         )
-
-    def _export_users_time(self, request: Request) -> Response:
-        return self._time_export(request, "user", self.users, "users")
-
-    def _export_orgs_time(self, request: Request) -> Response:
-        return self._time_export(request, "organization", self.organizations, "organizations")
 
     # -- paging and rendering -----------------------------------------------------------------
 
@@ -1542,17 +1542,10 @@ class ZendeskSandbox(SandboxApp):
         )
 
     def _render_user(self, user: dict[str, Any], base_url: str) -> dict[str, Any]:
-        out = dict(user)
-        out["url"] = f"{base_url}/api/v2/users/{user['id']}.json"
-        out["tags"] = list(user["tags"])
-        return out
+        return self._user_table.render(user, base_url)
 
     def _render_org(self, org: dict[str, Any], base_url: str) -> dict[str, Any]:
-        out = dict(org)
-        out["url"] = f"{base_url}/api/v2/organizations/{org['id']}.json"
-        out["tags"] = list(org["tags"])
-        out["domain_names"] = list(org["domain_names"])
-        return out
+        return self._org_table.render(org, base_url)
 
     def _render_identity(
         self, identity: dict[str, Any], base_url: str | None = None
@@ -1607,6 +1600,10 @@ def _same(left: Any, right: Any) -> bool:
     return str(left or "").lower() == str(right or "").lower()
 
 
+def _lower(value: Any) -> str:
+    return str(value).lower()
+
+
 def _name_key(name: Any) -> str:
     return str(name or "").strip().casefold()
 
@@ -1629,14 +1626,7 @@ def _not_found() -> Response:
 
 
 def _forbidden() -> Response:
-    return Response.json(
-        403,
-        {
-            "error": "Forbidden",
-            "description": "You do not have access to this page. Please contact the "
-            "account owner of this help desk for further help.",
-        },
-    )
+    return Response.json(403, _NO_ACCESS)
 
 
 def _too_many(kind: str, verb: str) -> Response:
