@@ -85,6 +85,16 @@ def test_deleted_users_are_soft_deleted(zd: ZendeskSandbox, client: httpx.Client
     )
 
 
+@pytest.mark.parametrize("resource", ["user", "organization"])
+def test_a_name_that_is_not_text_is_refused_not_a_crash(
+    client: httpx.Client, resource: str
+) -> None:
+    for name in (5, ["Kari"], {"first": "Kari"}):
+        sent = client.post(f"/api/v2/{resource}s", json={resource: {"name": name}})
+        assert sent.status_code == 422, sent.text
+        assert sent.json()["details"]["name"][0]["error"] in ("InvalidValue", "BlankValue")
+
+
 def test_organization_names_unique_ignoring_case_and_spaces(client: httpx.Client) -> None:
     first = client.post("/api/v2/organizations", json={"organization": {"name": "Fjord AS"}})
     assert first.status_code == 201

@@ -236,8 +236,11 @@ class _Table:
                 raise _Invalid(unique.field, "DuplicateValue", description)
 
     def check_name(self, fields: dict[str, Any], *, creating: bool) -> None:
-        """A record must have a name: on create, and on any update that sends one."""
-        if (creating or "name" in fields) and not (fields.get("name") or "").strip():
+        """A record must have a name, as text: on create, and on any update that sends one."""
+        name = fields.get("name")
+        if name is not None and not isinstance(name, str):
+            raise _Invalid("name", "InvalidValue", f"Name: {name!r} is not text")
+        if (creating or "name" in fields) and not (name or "").strip():
             raise _Invalid("name", *self.blank_name)
 
     def add(self, fields: dict[str, Any], now: float) -> dict[str, Any]:
