@@ -16,7 +16,9 @@ from typing import Any
 
 import attrs
 
+from adapters.reportjson import report_json
 from adapters.staterows import links_touching
+from talkcore.engine import RunReport
 from talkcore.ports import (
     NO_HOOKS,
     AlreadyRunning,
@@ -224,7 +226,7 @@ class MemoryStateStore:
     mirrors: dict[System, Snapshot] = attrs.field(factory=dict)
     intents: dict[str, tuple[str, WriteRequest]] = attrs.field(factory=dict)
     results: dict[str, WriteResult] = attrs.field(factory=dict)
-    runs: list[Mapping[str, object]] = attrs.field(factory=list)
+    runs: list[dict[str, Any]] = attrs.field(factory=list)
     locked: bool = False
     saves: int = 0
 
@@ -274,9 +276,9 @@ class MemoryStateStore:
         for item in item_ids:
             self.intents.pop(item, None)
 
-    def record_run(self, report: Mapping[str, object]) -> None:
-        """Append to the run log."""
-        self.runs.append(report)
+    def record_run(self, report: RunReport) -> None:
+        """Append to the run log, in the shape ``sync --json`` prints (as the SQL stores do)."""
+        self.runs.append(report_json(report))
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (absent ones left out)."""
