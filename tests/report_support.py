@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from talkcore.engine import RunReport
-from talkcore.plan import Conflict, Create, FieldChange, PendingId, Plan, Update
+from talkcore.plan import Conflict, Create, FieldChange, Plan, Update
 from talkcore.policy import ConflictPolicy
 from talkcore.ports import WriteError, WriteResult
 from talkcore.records import Kind, RecordKey, RecordProblem, System
@@ -13,7 +13,7 @@ from talkcore.records import Kind, RecordKey, RecordProblem, System
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CUSTOMER = RecordKey.of(Kind.CUSTOMER, "1")
 ORGANIZATION = RecordKey.of(Kind.ORGANIZATION, "901")
-CREATE_ID = "create:customers-organizations:poweroffice:customer:1"
+CREATE_ID = "create:customers-organizations:1"
 
 
 def run_report(run_id: str, *, plan: Plan | None = None, started: datetime = T0) -> RunReport:
@@ -22,8 +22,9 @@ def run_report(run_id: str, *, plan: Plan | None = None, started: datetime = T0)
 
 
 def busy_report(run_id: str) -> RunReport:
-    """A run with something of everything: a create, an update to the record it creates (a
-    pending id), a held conflict, a failed write, a read problem and a reconciled create."""
+    """A run with something of everything: a create (applied), an update that points a user
+    at the organization it created (failed), a held conflict, a read problem and a create of an
+    interrupted run found again (reconciled)."""
     plan = Plan(
         (
             Create(
@@ -42,7 +43,7 @@ def busy_report(run_id: str) -> RunReport:
                 (
                     FieldChange(
                         "organization_id",
-                        PendingId(CREATE_ID),
+                        "901",
                         "poweroffice_changed",
                         None,
                         "1",
@@ -62,21 +63,24 @@ def busy_report(run_id: str) -> RunReport:
                 "Beta ASA",
                 ConflictPolicy.MANUAL,
                 None,
-                "held_for_person",
+                "conflict_held",
             ),
         )
     )
     return RunReport(
         run_id,
         T0,
-        T0,
+        T0 + timedelta(seconds=4),
         full=True,
         dry_run=False,
         plan=plan,
         results=(
+            WriteResult(CREATE_ID),
             WriteResult(
                 "update:contact-persons-users:zendesk:user:501",
-                error=WriteError("invalid", "refused", "zendesk user 501", "organization_id"),
+                error=WriteError(
+                    "invalid", "is not a member", "zendesk user 501", "organization_id"
+                ),
             ),
         ),
         problems=(RecordProblem(System.ZENDESK, Kind.USER, "502", "email", "not an e-mail"),),
