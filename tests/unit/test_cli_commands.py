@@ -19,10 +19,11 @@ import structlog
 from typer.testing import CliRunner, Result
 
 from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, memory_zendesk
+from adapters.reportjson import FORMAT, plan_from_json
 from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
-from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
+from cli.wiring import AppContext, ReadOnlyStore, open_sqlite, recent_runs
 from talkcore.ports import (
     NO_HOOKS,
     ApplyHooks,
@@ -205,6 +206,17 @@ def test_plan_json_has_a_summary_and_every_item(cli: Cli) -> None:
     assert update["target"] == "zendesk:user:501"
     assert update["changes"][0]["value"] == {"pending": "create:customers-organizations:1"}
     assert all(item["flow"] and item["id"] for item in data["items"])
+
+
+def test_the_run_log_keeps_the_report_sync_json_prints(cli: Cli) -> None:
+    printed = json.loads(ok(cli("sync", "--json")).stdout)
+    (kept,) = recent_runs(cli.open_store(), 5)
+    assert kept == printed
+    assert printed["format"] == FORMAT and printed["summary"]["applied"] == 3
+    # A plan prints the same shape, and the kept report reads back as the plan it ran.
+    again = json.loads(ok(cli("plan", "--json")).stdout)
+    assert list(again) == list(printed)
+    assert plan_from_json(kept).by_id().keys() == {item["id"] for item in printed["items"]}
 
 
 def test_plan_explain_shows_base_and_both_sides(cli: Cli) -> None:
