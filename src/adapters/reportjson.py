@@ -15,6 +15,7 @@ renaming, removing or changing the meaning of one raises it.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -92,7 +93,7 @@ def _plan_item(conv: cattrs.Converter) -> Callable[[Any, Any], PlanItem]:
         name = value.get("type") if isinstance(value, Mapping) else None
         cls = _TYPES.get(str(name))
         if cls is None:
-            raise ReportFormatError(f"plan item {value!r:.80}: unknown type {name!r}")
+            raise ReportFormatError(f"unknown type {name!r} (this talksync reads format {FORMAT})")
         item: PlanItem = conv.structure(value, cls)
         return item
 
@@ -121,9 +122,16 @@ def _structure_item(conv: cattrs.Converter, index: int, value: Any) -> PlanItem:
     """Item ``index`` of a plan; an error names it (position, type and id) and the field."""
     try:
         item: PlanItem = conv.structure(value, PlanItem)  # type: ignore[arg-type]
-    except cattrs.BaseValidationError as exc:
+    except (cattrs.BaseValidationError, ReportFormatError) as exc:
         where = f"items[{index}] ({value.get('type')} {value.get('id')})"
-        raise ReportFormatError("; ".join(cattrs.transform_error(exc, path=where))) from None
+        if isinstance(exc, ReportFormatError):
+            raise ReportFormatError(f"{where}: {exc}") from None
+        # cattrs names the attribute; the JSON key of a create's record kind is renamed.
+        messages = [
+            re.sub(r"\)\.kind\b", ").record_kind", message)
+            for message in cattrs.transform_error(exc, path=where)
+        ]
+        raise ReportFormatError("; ".join(messages)) from None
     return item
 
 
@@ -132,8 +140,8 @@ def _report_json(conv: cattrs.Converter, report: RunReport, flow: str | None) ->
     return {
         "format": FORMAT,
         "run_id": report.run_id,
-        "started": report.started.isoformat(),
-        "finished": report.finished.isoformat(),
+        "started": conv.unstructure(report.started),
+        "finished": conv.unstructure(report.finished),
         "full": report.full,
         "dry_run": report.dry_run,
         "interrupted": report.interrupted,

@@ -138,12 +138,17 @@ def test_json_of_another_format_is_refused_naming_both() -> None:
 
 def test_a_bad_item_is_refused_naming_the_item_and_the_field() -> None:
     data = through_json_text(report_json(busy_report("r1")))
-    del data["items"][0]["source"]
+    del data["items"][0]["record_kind"]
     data["items"][2]["type"] = "shrug"
-    with pytest.raises(ReportFormatError, match=r"items\[0\] \(create create:customers-.*source"):
+    with pytest.raises(
+        ReportFormatError,
+        match=r"missing @ items\[0\] \(create create:customers-organizations:1\)\.record_kind",
+    ):
         plan_from_json(data)
     del data["items"][0]
-    with pytest.raises(ReportFormatError, match="unknown type 'shrug'"):
+    with pytest.raises(
+        ReportFormatError, match=r"items\[1\] \(shrug conflict:.*unknown type 'shrug'"
+    ):
         plan_from_json(data)
 
 
