@@ -97,6 +97,10 @@ class ChangesOnly:
     system: System
     applied: int = 0
 
+    def check(self) -> str:
+        """Always reachable: it lives in this process."""
+        return f"{self.system} in memory"
+
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
         """The changes, as an incremental read (the state's cursors are always given)."""
         if cursors is None:

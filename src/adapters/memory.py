@@ -18,6 +18,7 @@ import attrs
 
 from adapters.reportjson import report_json
 from adapters.staterows import links_touching
+from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, PropertyMap
 from talkcore.engine import RunReport
 from talkcore.ports import (
     NO_HOOKS,
@@ -30,7 +31,7 @@ from talkcore.ports import (
 )
 from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
 from talkcore.state import Link, SyncState
-from talkcore.values import name_key, normalise
+from talkcore.values import Datatype, name_key, normalise
 
 ORIGIN_FIELD = {Kind.ORGANIZATION: "external_id", Kind.USER: "external_id"}
 
@@ -60,6 +61,8 @@ class MemorySystem:
     """Called before each write; an error it returns fails that write (tests of error paths)."""
     origins: dict[RecordKey, str] = attrs.field(factory=dict)
     """Origin keys of created records that do not show them as a field (PowerOffice)."""
+    dataflow: Dataflow = DEFAULT_DATAFLOW
+    """Which fields Zendesk holds unique (and so stores trimmed or lower-cased)."""
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
 
     def put(
@@ -72,6 +75,10 @@ class MemorySystem:
         record = self._stored_form(record)
         self.records.setdefault(kind, {})[rid] = record
         return record
+
+    def check(self) -> str:
+        """Always reachable: it lives in this process."""
+        return f"{self.system} in memory"
 
     def edit(self, kind: Kind, id: str, **fields: Any) -> Record:
         """Change fields of an existing record as a person would (test set-up)."""
@@ -176,29 +183,38 @@ class MemorySystem:
             self.origins[candidate.key] = write.origin_key
         return WriteResult(write.item_id, candidate)
 
-    def _stored_form(self, record: Record) -> Record:
-        """How the system stores a record: Zendesk trims names and lower-cases e-mails."""
+    def _unique_fields(self, kind: Kind) -> list[PropertyMap]:
+        """The fields Zendesk holds unique for ``kind``: the dataflow's names and identities."""
         if self.system is not System.ZENDESK:
-            return record
+            return []
+        return list(self.dataflow.unique_properties(kind))
+
+    def _stored_form(self, record: Record) -> Record:
+        """How the system stores a record: Zendesk trims a unique name and lower-cases an
+        identifying e-mail."""
         fields = dict(record.fields)
-        if fields.get("email"):
-            fields["email"] = normalise(fields["email"])
-            fields["email"] = fields["email"].lower() if fields["email"] else None
-        if fields.get("name") is not None:
-            fields["name"] = normalise(fields["name"])
+        for prop in self._unique_fields(record.kind):
+            value = fields.get(prop.zendesk)
+            if prop.compare_as is Datatype.EMAIL:
+                if value:
+                    stored = normalise(value)
+                    fields[prop.zendesk] = stored.lower() if stored else None
+            elif value is not None:
+                fields[prop.zendesk] = normalise(value)
         return attrs.evolve(record, fields=fields)
 
     def _violation(self, record: Record) -> tuple[str, str] | None:
-        unique = {Kind.ORGANIZATION: ("name", name_key), Kind.USER: ("email", name_key)}
-        if record.kind not in unique or self.system is not System.ZENDESK:
-            return None
-        field, key = unique[record.kind]
-        mine = key(record.get(field))
-        if mine is None:
-            return None
-        for other in self.records.get(record.kind, {}).values():
-            if other.key != record.key and key(other.get(field)) == mine:
-                return field, f"{field.capitalize()}: {record.get(field)} has already been taken"
+        for prop in self._unique_fields(record.kind):
+            field = prop.zendesk
+            mine = name_key(record.get(field))
+            if mine is None:
+                continue
+            for other in self.records.get(record.kind, {}).values():
+                if other.key != record.key and name_key(other.get(field)) == mine:
+                    return (
+                        field,
+                        f"{field.capitalize()}: {record.get(field)} has already been taken",
+                    )
         return None
 
     def _fail(
@@ -279,6 +295,10 @@ class MemoryStateStore:
     def record_run(self, report: RunReport) -> None:
         """Append to the run log, in the shape ``sync --json`` prints (as the SQL stores do)."""
         self.runs.append(report_json(report))
+
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The last ``limit`` reports, newest first."""
+        return list(reversed(self.runs))[:limit]
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (absent ones left out)."""

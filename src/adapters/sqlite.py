@@ -388,7 +388,7 @@ class SqliteStateStore:
         ]
         return links_touching(LinkTable.of(link_from_row(*row) for row in rows), system, ids)
 
-    # -- queries beyond the port (for the CLI) -------------------------------------------
+    # -- the run log and look-ups for the CLI ----------------------------------------------
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         """The last ``limit`` run reports, newest first."""

@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.helptext import examples
+from cli.helptext import AsJson, FlowId, OnlyFlow, PowerOfficeId, examples
 from cli.logs import tell
 from cli.output import emit_json, item_json, item_lines
 from cli.wiring import AppContext
@@ -94,9 +94,12 @@ def record_key(text: str, kind: Kind) -> RecordKey:
         if not text:
             raise Refused(f"empty {kind.system} id")
         return RecordKey.of(kind, text)
-    parts = text.split(":", 2)
-    if len(parts) == 3 and parts[0] == kind.system.value and parts[1] == kind.value and parts[2]:
-        return RecordKey.of(kind, parts[2])
+    try:
+        key = RecordKey.parse(text)
+    except ValueError:
+        key = None
+    if key is not None and key.kind is kind:
+        return key
     raise Refused(
         f"{text!r} is not a {kind.system} {kind.value.replace('_', ' ')};"
         f" give its id, e.g. {kind.system}:{kind.value}:123 or 123"
@@ -105,7 +108,11 @@ def record_key(text: str, kind: Kind) -> RecordKey:
 
 def _plain(text: str) -> str:
     """The bare id of an id a person typed in either form (for messages and the trail)."""
-    return text.strip().rsplit(":", 1)[-1]
+    text = text.strip()
+    try:
+        return RecordKey.parse(text).id
+    except ValueError:
+        return text
 
 
 # -- naming records --------------------------------------------------------------------------
@@ -237,6 +244,30 @@ def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
     return store, store.load_state()
 
 
+def listing_group(
+    group: typer.Typer,
+    noun: str,
+    build: Callable[[StateStore, SyncState], Listing],
+    *,
+    summary: str,
+) -> None:
+    """Give ``group`` the ``list`` command (help line ``summary``) showing what ``build``
+    lists, and make the group alone (``talksync NOUN``) list too."""
+
+    @group.callback()
+    def default(ctx: typer.Context) -> None:
+        if ctx.invoked_subcommand is None:
+            _list(ctx, build, as_json=False)
+
+    @group.command(
+        "list",
+        help=summary,
+        epilog=examples(f"talksync {noun} list", f"talksync {noun} list --json"),
+    )
+    def list_command(ctx: typer.Context, as_json: AsJson = False) -> None:
+        _list(ctx, build, as_json=as_json)
+
+
 # -- links -----------------------------------------------------------------------------------
 
 
@@ -256,18 +287,18 @@ def links_default(ctx: typer.Context) -> None:
 )
 def list_links(
     ctx: typer.Context,
-    flow: Annotated[str | None, typer.Option("--flow", help="Only this flow.")] = None,
+    flow: OnlyFlow = None,
     record_id: Annotated[
         str | None, typer.Option("--id", help="Only links of this record id (either side).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List links and the pairs kept apart, optionally of one flow or one record."""
     try:
         flows = [flow_named(flow)] if flow is not None else list(DEFAULT_DATAFLOW)
     except Refused as exc:
         raise _fail(str(exc)) from None
-    wanted = record_id.rsplit(":", 1)[-1] if record_id else None
+    wanted = _plain(record_id) if record_id else None
     with _guarded(ctx):
         store, state = _load(_app(ctx))
     pairs: list[tuple[Flow, str, str, str]] = []
@@ -327,8 +358,8 @@ def _base(state: SyncState, flow: str, po: str, how: str) -> dict[str, Any]:
 @links_app.command("unlink", epilog=examples("talksync links unlink contact-persons-users 5000016"))
 def unlink_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
+    flow: FlowId,
+    poweroffice_id: PowerOfficeId,
 ) -> None:
     """End a link by hand and keep the pair apart (neither record is changed).
 
@@ -372,8 +403,8 @@ def _no_link(state: SyncState, flow: Flow, po: str) -> str:
 @links_app.command("relink", epilog=examples("talksync links relink contact-persons-users 5000016"))
 def relink_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
-    poweroffice_id: Annotated[str, typer.Argument(help="The PowerOffice record id.")],
+    flow: FlowId,
+    poweroffice_id: PowerOfficeId,
 ) -> None:
     """Undo `links unlink`: the next sync may link the pair again (by its usual rules)."""
 
@@ -388,24 +419,6 @@ def relink_command(
 
 
 # -- conflicts -------------------------------------------------------------------------------
-
-
-@conflicts_app.callback()
-def conflicts_default(ctx: typer.Context) -> None:
-    """Conflicts held for a person (``conflicts`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_conflicts(ctx)
-
-
-@conflicts_app.command(
-    "list", epilog=examples("talksync conflicts list", "talksync conflicts list --json")
-)
-def list_conflicts(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List held conflicts with both values; resolved ones say who wins."""
-    _list(ctx, _conflicts, as_json=as_json)
 
 
 def _conflicts(store: StateStore, state: SyncState) -> Listing:
@@ -433,6 +446,14 @@ def _conflicts(store: StateStore, state: SyncState) -> Listing:
         "conflict(s)",
         "Decide one: talksync conflicts resolve CONFLICT --take poweroffice|zendesk",
     )
+
+
+listing_group(
+    conflicts_app,
+    "conflicts",
+    _conflicts,
+    summary="List held conflicts with both values; resolved ones say who wins.",
+)
 
 
 def conflict_named(state: SyncState, key: str) -> str:
@@ -478,24 +499,6 @@ def resolve_command(
 # -- ambiguities -----------------------------------------------------------------------------
 
 
-@ambiguities_app.callback()
-def ambiguities_default(ctx: typer.Context) -> None:
-    """Ambiguous matches (``ambiguities`` alone lists them)."""
-    if ctx.invoked_subcommand is None:
-        list_ambiguities(ctx)
-
-
-@ambiguities_app.command(
-    "list", epilog=examples("talksync ambiguities list", "talksync ambiguities list --json")
-)
-def list_ambiguities(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List matches that were not one-to-one, with every candidate named."""
-    _list(ctx, _ambiguities, as_json=as_json)
-
-
 def _ambiguities(store: StateStore, state: SyncState) -> Listing:
     names = record_names(store, [k for a in state.ambiguities for k in a.candidates])
     rows = [
@@ -511,6 +514,14 @@ def _ambiguities(store: StateStore, state: SyncState) -> Listing:
         f"candidate(s) in {len(state.ambiguities)} ambiguity(ies)",
         "Link two of one: talksync ambiguities link FLOW POWEROFFICE_ID ZENDESK_ID",
     )
+
+
+listing_group(
+    ambiguities_app,
+    "ambiguities",
+    _ambiguities,
+    summary="List matches that were not one-to-one, with every candidate named.",
+)
 
 
 def ambiguity_of(state: SyncState, flow: Flow, po: RecordKey, zd: RecordKey) -> Ambiguity:
@@ -538,7 +549,7 @@ def ambiguity_of(state: SyncState, flow: Flow, po: RecordKey, zd: RecordKey) -> 
 )
 def link_command(
     ctx: typer.Context,
-    flow: Annotated[str, typer.Argument(help="The flow id.")],
+    flow: FlowId,
     poweroffice_id: Annotated[
         str, typer.Argument(help="The PowerOffice candidate (id, or its full key as listed).")
     ],
@@ -619,7 +630,7 @@ def _touches(item: Write, keys: set[RecordKey]) -> bool:
 
 def list_decisions(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """List every decision made by hand: when, who (OS user), what."""
     with _guarded(ctx):

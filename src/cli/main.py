@@ -30,7 +30,7 @@ from cli.config import (
     config_template,
     parse_duration,
 )
-from cli.helptext import examples
+from cli.helptext import AsJson, FullRead, OnlyFlow, examples
 from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
     Names,
@@ -48,7 +48,7 @@ from cli.output import (
     summary_table,
 )
 from cli.stopping import SignalStop
-from cli.wiring import AppContext, NoState, database_secrets, lock_holder, recent_runs
+from cli.wiring import AppContext, NoState, database_secrets, lock_holder
 from talkcore.dataflow import DEFAULT_DATAFLOW, checklist_data, render_checklist
 from talkcore.engine import RunOptions, RunReport, plan_run, run_sync
 from talkcore.ports import AlreadyRunning, StateStore, SystemUnavailable
@@ -94,7 +94,7 @@ app = typer.Typer(
     epilog=examples(
         "talksync init               # write talksync.toml, list the variables to set",
         "talksync check              # can both systems be reached with these keys?",
-        "talksync plan               # what would a sync do? (writes nothing)",
+        "talksync plan --from-empty  # what would the first sync do? (writes nothing)",
         "talksync sync --every 15m   # keep them in sync",
     )
     + "\n\n"
@@ -310,7 +310,7 @@ def init(
     typer.echo("then: talksync check")
 
 
-@app.command(epilog=examples("talksync check", "talksync check && talksync plan"))
+@app.command(epilog=examples("talksync check", "talksync check && talksync plan --from-empty"))
 def check(ctx: typer.Context) -> None:
     """Check the credentials and reachability of both systems (exit 5: credentials refused)."""
     obj = _app(ctx)
@@ -318,10 +318,8 @@ def check(ctx: typer.Context) -> None:
         poweroffice, zendesk = obj.systems()
     codes = []
     for port in (poweroffice, zendesk):
-        checker = getattr(port, "check", None)
         try:
-            text = checker() if callable(checker) else f"{port.system}: no check available"
-            typer.echo(f"ok: {text}")
+            typer.echo(f"ok: {port.check()}")
         except Exception as exc:  # one line each; the adapters' messages hold no secrets
             fix = credentials_to_fix(exc, obj.env)
             codes.append(UNAVAILABLE if fix is None else CREDENTIALS)
@@ -379,17 +377,12 @@ def _new_run_id() -> str:
 )
 def plan(
     ctx: typer.Context,
-    full: Annotated[bool, typer.Option("--full", help="Read everything, not changes.")] = False,
+    full: FullRead = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show base and both sides per field.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
-    flow: Annotated[
-        str | None,
-        typer.Option(
-            "--flow", metavar="FLOW", help="Show only this flow (ids: talksync dataflow)."
-        ),
-    ] = None,
+    as_json: AsJson = False,
+    flow: OnlyFlow = None,
     summary: Annotated[
         bool, typer.Option("--summary", help="Print only the counts per flow and kind.")
     ] = False,
@@ -560,8 +553,8 @@ def _render_sync(
 )
 def sync(
     ctx: typer.Context,
-    full: Annotated[bool, typer.Option("--full", help="Force a full reconcile.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run report as JSON.")] = False,
+    full: FullRead = False,
+    as_json: AsJson = False,
     every: Annotated[
         str | None,
         typer.Option(
@@ -627,7 +620,7 @@ def _load(obj: AppContext) -> tuple[StateStore, SyncState]:
 @app.command(epilog=examples("talksync status", "talksync status --json | jq .running"))
 def status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Last runs, a run in progress, links, waiting conflicts and ambiguities, cursor ages.
 
@@ -636,7 +629,7 @@ def status(
     obj = _app(ctx)
     with failing_cleanly():
         store, state = _load(obj)
-        runs = recent_runs(store, 5)
+        runs = store.recent_runs(5)
         holder = lock_holder(obj.settings().state_path, store)
     now = datetime.now(UTC)
     data = status_data(state, runs, DEFAULT_DATAFLOW.ids, now) | decisions.status_extra(state)

@@ -29,7 +29,7 @@ from cli.config import (
     zendesk_account_url,
 )
 from cli.decisions import Listing, show
-from cli.helptext import examples
+from cli.helptext import AsJson, examples
 from cli.logs import tell
 from cli.output import emit_json
 from cli.wiring import AppContext
@@ -250,7 +250,7 @@ def tenant_data(tenant: Tenant) -> dict[str, Any]:
 )
 def list_tenants(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Every tenant: its cadence, last run and outcome, when it is next due, failures in a row."""
     with _guarded():
@@ -284,7 +284,7 @@ def list_tenants(
 def show_tenant(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The tenant.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    as_json: AsJson = False,
     check: Annotated[
         bool,
         typer.Option(

@@ -165,8 +165,12 @@ class ReadOnlyStore:
         """Refused: a dry run is not recorded."""
         raise AssertionError("a read-only command tried to record a run")
 
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The run log, read from the store underneath."""
+        return self.inner.recent_runs(limit)
+
     def __getattr__(self, name: str) -> Any:
-        # Optional reads the port does not name (recent_runs, find_records) pass through.
+        # Optional reads the port does not name (find_records) pass through.
         if name.startswith(("save", "journal", "record_", "close")):
             raise AttributeError(name)
         return getattr(self.inner, name)
@@ -256,8 +260,10 @@ class RealWiring:
         # Imported here so commands that need no system (status, links, init) start fast.
         import httpx
 
-        from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_http_client
-        from adapters.zendesk import ZendeskAuth, ZendeskPort, make_client
+        from adapters import poweroffice as po_adapter
+        from adapters import zendesk as zd_adapter
+        from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort
+        from adapters.zendesk import ZendeskAuth, ZendeskPort
 
         po, zd = settings.poweroffice, settings.zendesk
         # missing() was empty, so every value used below is set; "" only satisfies the types.
@@ -267,7 +273,7 @@ class RealWiring:
             if settings.http_timeout is None
             else httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
         )
-        po_client = stack.enter_context(make_http_client(timeout))
+        po_client = stack.enter_context(po_adapter.make_client(timeout))
         poweroffice = PowerOfficePort(
             po_client,
             po.base_url,
@@ -282,7 +288,7 @@ class RealWiring:
         else:
             auth = ZendeskAuth.api_token(zd.email or "", zd.api_token or "")
         zendesk = ZendeskPort(
-            stack.enter_context(make_client(timeout=timeout) if timeout else make_client()),
+            stack.enter_context(zd_adapter.make_client(timeout)),
             zd.base_url or "",
             auth,
             rate_limit_per_minute=zd.rate_limit_per_minute,
@@ -344,13 +350,3 @@ class AppContext:
             store: StateStore = opener(self.settings(), self.stack)
             return store
         return ReadOnlyStore(self.wiring.store(self.settings(), self.stack))
-
-
-def recent_runs(store: StateStore, limit: int = 10) -> list[Mapping[str, Any]]:
-    """The last ``limit`` run reports, newest first (the run log is not part of the port)."""
-    reader = getattr(store, "recent_runs", None)
-    if callable(reader):
-        runs: list[Mapping[str, Any]] = reader(limit)
-        return runs
-    kept = getattr(store, "runs", [])
-    return list(reversed(kept))[:limit]

@@ -190,6 +190,19 @@ class Dataflow:
                 _check_reference(flow, prop, seen)
             seen[flow.id] = flow
 
+    def unique_properties(self, kind: Kind) -> tuple[PropertyMap, ...]:
+        """The properties Zendesk holds unique among records of ``kind`` (``Role.NAME`` and
+        ``Role.IDENTITY``), from every flow pairing that kind, each once."""
+        found: dict[str, PropertyMap] = {}
+        for flow in self.flows:
+            if flow.zendesk_kind is not kind:
+                continue
+            matched = flow.identity.properties if flow.identity is not None else ()
+            for prop in (*flow.properties, *matched):
+                if prop.role.unique and not prop.is_reference:
+                    found.setdefault(prop.zendesk, prop)
+        return tuple(found.values())
+
     def kinds(self, system: System) -> frozenset[Kind]:
         """The kinds a run reads from ``system``: every flow's, and those references may name."""
         kinds = {flow.kind_in(system) for flow in self.flows}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -152,6 +152,13 @@ class SystemPort(Protocol):
         """The records of ``kind`` carrying any of ``origin_keys``, by origin key."""
         ...
 
+    def check(self) -> str:
+        """Prove the credentials and the connection with one cheap request.
+
+        Returns a line naming what was reached; raises as ``read`` does when it cannot.
+        """
+        ...
+
 
 class StateStore(Protocol):
     """Where link state, mirrors, the journal and the run log live between runs."""
@@ -191,6 +198,10 @@ class StateStore(Protocol):
     def record_run(self, report: RunReport) -> None:
         """Append one run's report to the run log, kept in the shape ``sync --json`` prints
         (``adapters.reportjson``; talkcore does not know JSON)."""
+        ...
+
+    def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
+        """The last ``limit`` reports of the run log, newest first."""
         ...
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:

@@ -17,10 +17,7 @@ from adapters.zendesk.wire import OrganizationDTO, UserDTO
 from talkcore.dataflow import DEFAULT_DATAFLOW, Flow, PropertyMap
 from talkcore.records import Kind, System
 
-ZENDESK_FIELDS = {
-    Kind.USER: zd_mapping.USER_FIELDS,
-    Kind.ORGANIZATION: zd_mapping.ORGANIZATION_FIELDS,
-}
+ZENDESK_FIELDS = zd_mapping.FIELDS
 ZENDESK_DTOS = {Kind.USER: UserDTO, Kind.ORGANIZATION: OrganizationDTO}
 
 

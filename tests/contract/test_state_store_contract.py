@@ -317,20 +317,16 @@ def test_the_lock_refuses_a_second_holder_and_is_released(subject: StoreUnderTes
         pass
 
 
-def _recent_runs(store: StateStore) -> list[dict[str, Any]]:
-    return store.recent_runs() if hasattr(store, "recent_runs") else list(reversed(store.runs))  # type: ignore[attr-defined]
-
-
 def test_run_reports_are_appended(subject: StoreUnderTest) -> None:
     subject.store.record_run(run_report("r1"))
     subject.store.record_run(run_report("r2"))
-    assert [r["run_id"] for r in _recent_runs(subject.reopen())] == ["r2", "r1"]
+    assert [r["run_id"] for r in subject.reopen().recent_runs()] == ["r2", "r1"]
 
 
 def test_the_run_log_keeps_the_shape_sync_json_prints(subject: StoreUnderTest) -> None:
     report = busy_report("r1")
     subject.store.record_run(report)
-    (kept,) = _recent_runs(subject.reopen())
+    (kept,) = subject.reopen().recent_runs()
     assert kept == json.loads(json.dumps(report_json(report)))
     assert kept["format"] == FORMAT
     assert plan_from_json(kept) == report.plan

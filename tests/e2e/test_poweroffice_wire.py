@@ -1,5 +1,5 @@
 """PowerOffice behaviour that only shows on the wire: the adapter against the sandbox served on a
-loopback socket, with the production HTTP client (``make_http_client``).
+loopback socket, with the production HTTP client (``make_client``).
 
 - an origin look-up of many long keys is packed into URLs the gateway accepts, measured on the
   URLs that really went out (the sandbox refuses longer ones with 404, as the real API does);
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_http_client
+from adapters.poweroffice import PowerOfficeCredentials, PowerOfficePort, make_client
 from adapters.poweroffice.limiter import RateLimiter
 from adapters.poweroffice.port import MAX_URL_LENGTH
 from adapters.sandbox.base import FakeClock
@@ -46,7 +46,7 @@ def served_port(
             clock.advance(seconds)
 
     with serve_sandboxes(po, ZendeskSandbox(job_polls=0)) as running:
-        client = make_http_client()
+        client = make_client()
         client.event_hooks["request"] = [sent.append]
         keys = po.credentials
         port = PowerOfficePort(

@@ -23,7 +23,7 @@ from adapters.reportjson import FORMAT, plan_from_json
 from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
-from cli.wiring import AppContext, ReadOnlyStore, open_sqlite, recent_runs
+from cli.wiring import AppContext, ReadOnlyStore, open_sqlite
 from talkcore.ports import (
     NO_HOOKS,
     ApplyHooks,
@@ -210,7 +210,7 @@ def test_plan_json_has_a_summary_and_every_item(cli: Cli) -> None:
 
 def test_the_run_log_keeps_the_report_sync_json_prints(cli: Cli) -> None:
     printed = json.loads(ok(cli("sync", "--json")).stdout)
-    (kept,) = recent_runs(cli.open_store(), 5)
+    (kept,) = cli.open_store().recent_runs(5)
     assert kept == printed
     assert printed["format"] == FORMAT and printed["summary"]["applied"] == 3
     # A plan prints the same shape, and the kept report reads back as the plan it ran.

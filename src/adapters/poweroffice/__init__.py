@@ -5,7 +5,7 @@ from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
     PowerOfficeAuthError,
     PowerOfficeError,
-    PowerOfficeOutcomeUnknown,
+    PowerOfficeInDoubt,
     PowerOfficeRequestRejected,
     PowerOfficeUnavailable,
 )
@@ -17,7 +17,7 @@ from adapters.poweroffice.port import (
     PRODUCTION_TOKEN_URL,
     PowerOfficePort,
     cursor_name,
-    make_http_client,
+    make_client,
 )
 
 __all__ = [
@@ -30,10 +30,10 @@ __all__ = [
     "PowerOfficeAuthError",
     "PowerOfficeCredentials",
     "PowerOfficeError",
-    "PowerOfficeOutcomeUnknown",
+    "PowerOfficeInDoubt",
     "PowerOfficePort",
     "PowerOfficeRequestRejected",
     "PowerOfficeUnavailable",
     "cursor_name",
-    "make_http_client",
+    "make_client",
 ]

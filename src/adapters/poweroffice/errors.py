@@ -7,6 +7,7 @@ Whole-system failures (unreachable, credentials refused, a missing access role o
 
 from __future__ import annotations
 
+from adapters.http import InDoubt
 from talkcore.ports import SystemUnavailable
 
 
@@ -34,7 +35,7 @@ class PowerOfficeRequestRejected(PowerOfficeUnavailable):
     """A read was answered with a ProblemDetails error (4xx): the run cannot read this kind."""
 
 
-class PowerOfficeOutcomeUnknown(PowerOfficeError):
+class PowerOfficeInDoubt(PowerOfficeError, InDoubt):
     """A non-idempotent call (POST) may or may not have been applied (timeout, 5xx, cut off).
 
     It is never re-sent blindly: the caller reconciles by origin key instead.

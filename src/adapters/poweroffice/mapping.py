@@ -30,23 +30,22 @@ DTO_OF: Mapping[Kind, type[WireDto]] = {
     Kind.SUPPLIER: SupplierDto,
 }
 
+
+def _same(names: str) -> dict[str, str]:
+    """Fields whose logical name is their wire name (customers, departments, suppliers)."""
+    return {name: name for name in names.split()}
+
+
+def _camel(names: str) -> dict[str, str]:
+    """Fields whose logical name is their wire name in camelCase (contact persons)."""
+    return {name[0].lower() + name[1:]: name for name in names.split()}
+
+
 WIRE_NAMES: Mapping[Kind, Mapping[str, str]] = {
-    Kind.CUSTOMER: {
-        "Name": "Name",
-        "EmailAddress": "EmailAddress",
-        "IsPerson": "IsPerson",
-        "FirstName": "FirstName",
-        "LastName": "LastName",
-        "Number": "Number",
-    },
-    Kind.CONTACT_PERSON: {
-        "emailAddress": "EmailAddress",
-        "partyId": "ContactId",
-        "firstName": "FirstName",
-        "lastName": "LastName",
-    },
-    Kind.DEPARTMENT: {"Name": "Name", "Code": "Code"},
-    Kind.SUPPLIER: {"Name": "Name"},
+    Kind.CUSTOMER: _same("Name EmailAddress IsPerson FirstName LastName Number"),
+    Kind.CONTACT_PERSON: {**_camel("EmailAddress FirstName LastName"), "partyId": "ContactId"},
+    Kind.DEPARTMENT: _same("Name Code"),
+    Kind.SUPPLIER: _same("Name"),
 }
 """Logical field name → wire (PascalCase) name, per kind."""
 
@@ -59,11 +58,19 @@ ORIGIN_FIELD: Mapping[Kind, str] = {
 ORIGIN_MAX_LENGTH = 50
 """Both origin fields are ``maxLength: 50`` in the spec."""
 
-READ_ONLY: Mapping[Kind, frozenset[str]] = {
-    # A contact person's parent is part of its URL: changing it is a move, not a PATCH.
-    Kind.CONTACT_PERSON: frozenset({"partyId"}),
-    Kind.SUPPLIER: frozenset({"Name"}),
+DOCUMENTED_READ_ONLY: Mapping[Kind, frozenset[str]] = {
+    # The contact person's parent is part of its URL: changing it is a move, not a PATCH.
+    Kind.CONTACT_PERSON: frozenset({"ContactId"}),
 }
+"""Wire fields of ``WIRE_NAMES`` the OpenAPI document marks ``readOnly`` (a contract test
+proves this against the document). Suppliers are never written at all (``port.WRITABLE``)."""
+
+READ_ONLY: Mapping[Kind, frozenset[str]] = {
+    kind: frozenset(logical for logical, wire in names.items() if wire in read_only)
+    for kind, names in WIRE_NAMES.items()
+    if (read_only := DOCUMENTED_READ_ONLY.get(kind, frozenset()))
+}
+"""The same, by logical name: what ``wire_fields`` refuses to write."""
 
 _INTEGER_FIELDS = frozenset({"Number", "ContactId"})
 _BOOLEAN_FIELDS = frozenset({"IsPerson"})

@@ -23,10 +23,11 @@ import attrs
 import httpx
 import structlog
 
+from adapters import http
 from adapters.poweroffice.auth import PowerOfficeCredentials
 from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
-    PowerOfficeOutcomeUnknown,
+    PowerOfficeInDoubt,
     PowerOfficeRequestRejected,
     PowerOfficeUnavailable,
 )
@@ -91,22 +92,18 @@ def cursor_name(kind: Kind) -> str:
     return f"{System.POWEROFFICE}:{kind}"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def make_http_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
-    """An ``httpx.Client`` fit for PowerOffice: TLS verified, timeouts set, no redirects."""
+def make_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
+    """An ``httpx.Client`` fit for PowerOffice (for the CLI's wiring): see ``adapters.http``."""
     from adapters.poweroffice.transport import DEFAULT_TIMEOUT
 
-    return httpx.Client(verify=True, timeout=timeout or DEFAULT_TIMEOUT, follow_redirects=False)
+    return http.make_client(timeout or DEFAULT_TIMEOUT)
 
 
 class PowerOfficePort:
     """PowerOffice Go v2 behind talkcore's ``SystemPort`` (see the module docstring).
 
     ``client`` is injected (tests pass a mock or WSGI transport; production uses
-    :func:`make_http_client`). ``sleep`` and ``now`` are injectable so waiting and token expiry
+    :func:`make_client`). ``sleep`` and ``now`` are injectable so waiting and token expiry
     can be tested without waiting. The rate limit is shared by every port of the process with
     the same subscription key, unless a ``limiter`` is given (tests, with a fake clock).
     """
@@ -119,7 +116,7 @@ class PowerOfficePort:
         creds: PowerOfficeCredentials,
         *,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = _utc_now,
+        now: Callable[[], datetime] = http.utc_now,
         requests_per_second: float = 10.0,
         page_size: int = DEFAULT_PAGE_SIZE,
         overlap: timedelta = timedelta(seconds=5),
@@ -419,7 +416,7 @@ class PowerOfficePort:
             body.setdefault("IsActive", True)  # the API defaults new departments to inactive
         try:
             reply = self._api.call("POST", path, json_body=body)
-        except PowerOfficeOutcomeUnknown as exc:
+        except PowerOfficeInDoubt as exc:
             return self._reconcile(write, str(exc))
         if not reply.ok:
             return WriteResult(

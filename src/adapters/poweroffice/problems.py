@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from adapters.http import Reply
 from adapters.poweroffice.mapping import WIRE_NAMES, logical_name
-from adapters.poweroffice.transport import Reply
 from adapters.poweroffice.wire import ProblemDetailsDto, structure_or_problems
 from talkcore.ports import WriteError
 from talkcore.records import Kind

@@ -8,7 +8,7 @@ Every call goes through :meth:`PowerOfficeClient.call`, which
 - on 429 waits ``Retry-After`` (at least 1 s) and tries again, for any verb: the call was not
   processed;
 - on 5xx, timeouts, connection errors and cut-off or non-JSON bodies backs off (bounded,
-  jittered) and retries idempotent calls only; a POST then raises ``PowerOfficeOutcomeUnknown``
+  jittered) and retries idempotent calls only; a POST then raises ``PowerOfficeInDoubt``
   so the caller reconciles by origin key instead of creating twice;
 - turns 401 (after one renewal) and 403 into typed errors that name no secret.
 
@@ -29,11 +29,12 @@ import attrs
 import httpx
 import structlog
 
+from adapters.http import Reply
 from adapters.poweroffice.auth import PowerOfficeCredentials
 from adapters.poweroffice.errors import (
     PowerOfficeAccessDenied,
     PowerOfficeAuthError,
-    PowerOfficeOutcomeUnknown,
+    PowerOfficeInDoubt,
     PowerOfficeUnavailable,
 )
 from adapters.poweroffice.limiter import RateLimiter
@@ -76,20 +77,6 @@ def roles_for(method: str, path: str) -> tuple[str, ...]:
         if lowered.startswith(prefix) and is_write == write:
             return roles
     return ()
-
-
-@attrs.frozen
-class Reply:
-    """A final answer from PowerOffice: status, parsed JSON body (``None`` when empty), headers."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str]
-
-    @property
-    def ok(self) -> bool:
-        """Whether the status is 2xx."""
-        return 200 <= self.status < 300
 
 
 @attrs.define
@@ -222,7 +209,7 @@ class PowerOfficeClient:
         """Send ``method path`` (relative to the base URL) and return the final answer.
 
         Raises ``PowerOfficeAuthError`` (401 after renewing), ``PowerOfficeAccessDenied`` (403),
-        ``PowerOfficeUnavailable`` (gave up retrying) or ``PowerOfficeOutcomeUnknown`` (a POST
+        ``PowerOfficeUnavailable`` (gave up retrying) or ``PowerOfficeInDoubt`` (a POST
         that may have been applied). Any other status comes back as a :class:`Reply`.
         """
         idempotent = method.upper() != "POST"
@@ -255,7 +242,7 @@ class PowerOfficeClient:
                 reason = _reason(exc)
                 # Nothing reached the server when connecting failed, so even a POST may go again.
                 if not idempotent and (sent or not isinstance(exc, httpx.ConnectError)):
-                    raise PowerOfficeOutcomeUnknown(
+                    raise PowerOfficeInDoubt(
                         f"{method} {path}: {reason}; it may or may not have been applied"
                     ) from None
                 if attempt >= self.max_attempts:
@@ -295,7 +282,7 @@ class PowerOfficeClient:
             if status >= 500:
                 reason = f"HTTP {status}"
                 if not idempotent:
-                    raise PowerOfficeOutcomeUnknown(
+                    raise PowerOfficeInDoubt(
                         f"{method} {path}: {reason}; it may or may not have been applied"
                     )
                 if attempt >= self.max_attempts:

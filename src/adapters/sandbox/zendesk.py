@@ -75,7 +75,7 @@ _USER_DEFAULTS: dict[str, Any] = {
     "report_csv": False,
     "user_fields": {},
 }
-_USER_WRITABLE = frozenset(
+USER_WRITABLE = frozenset(
     {
         "name",
         "email",
@@ -112,7 +112,7 @@ _ORG_DEFAULTS: dict[str, Any] = {
     "tags": [],
     "organization_fields": {},
 }
-_ORG_WRITABLE = frozenset(_ORG_DEFAULTS)
+ORGANIZATION_WRITABLE = frozenset(_ORG_DEFAULTS)
 
 
 @attrs.frozen
@@ -710,7 +710,7 @@ class ZendeskSandbox(SandboxApp):
         return changed
 
     def _clean_user_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
-        fields = {k: v for k, v in payload.items() if k in _USER_WRITABLE}
+        fields = {k: v for k, v in payload.items() if k in USER_WRITABLE}
         if "name" in fields and isinstance(fields["name"], str):
             fields["name"] = fields["name"].strip()
         if "email" in fields:
@@ -1176,7 +1176,7 @@ class ZendeskSandbox(SandboxApp):
         return changed
 
     def _clean_org_fields(self, payload: dict[str, Any], own_id: int | None) -> dict[str, Any]:
-        fields = {k: v for k, v in payload.items() if k in _ORG_WRITABLE}
+        fields = {k: v for k, v in payload.items() if k in ORGANIZATION_WRITABLE}
         if "name" in fields:
             name = fields["name"].strip() if isinstance(fields["name"], str) else None
             fields["name"] = name

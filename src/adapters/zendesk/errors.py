@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.http import InDoubt
 from talkcore.ports import SystemUnavailable
 
 
@@ -55,7 +56,7 @@ class ZendeskRateLimited(ZendeskUnavailable):
     """429 kept coming after the bounded number of waits."""
 
 
-class ZendeskInDoubt(ZendeskError):
+class ZendeskInDoubt(ZendeskError, InDoubt):
     """A call that changes data failed in transit: it may or may not have been applied."""
 
 

@@ -16,34 +16,41 @@ from talkcore.ports import WriteError
 from talkcore.records import FieldValue, Kind, Record, RecordKey
 from talkcore.values import coerce
 
-USER_FIELDS = ("email", "name", "organization_id", "external_id", "role")
-ORGANIZATION_FIELDS = ("name", "external_id")
-_FIELDS = {Kind.USER: USER_FIELDS, Kind.ORGANIZATION: ORGANIZATION_FIELDS}
-WRITABLE = {Kind.USER: frozenset(USER_FIELDS), Kind.ORGANIZATION: frozenset(ORGANIZATION_FIELDS)}
+FIELDS: Mapping[Kind, tuple[str, ...]] = {
+    Kind.USER: ("email", "name", "organization_id", "external_id", "role"),
+    Kind.ORGANIZATION: ("name", "external_id"),
+}
+"""The fields read into a record, per kind: the one table of this adapter's field names. Each
+is an attribute of the kind's DTO under the same name (tests/contract/test_dataflow_field_tables
+proves both against the dataflow)."""
+
+READ_ONLY: Mapping[Kind, frozenset[str]] = {}
+"""Fields of ``FIELDS`` the API refuses to write. None: the read-only ones Zendesk documents
+(``id``, ``url``, ``created_at``, ``updated_at``) are read as a record's key and time, not as
+fields."""
+
+WRITABLE: Mapping[Kind, frozenset[str]] = {
+    kind: frozenset(names) - READ_ONLY.get(kind, frozenset()) for kind, names in FIELDS.items()
+}
 ORIGIN_FIELD = "external_id"
+
+
+def _fields(kind: Kind, dto: UserDTO | OrganizationDTO) -> dict[str, FieldValue]:
+    return {name: coerce(getattr(dto, name)) for name in FIELDS[kind]}
 
 
 def user_record(user: UserDTO) -> Record:
     """A Zendesk user as a talkcore record."""
-    fields: dict[str, FieldValue] = {
-        "email": coerce(user.email),
-        "name": coerce(user.name),
-        "organization_id": coerce(user.organization_id),
-        "external_id": coerce(user.external_id),
-        "role": coerce(user.role),
-    }
-    return Record(RecordKey.of(Kind.USER, user.id), fields, user.updated_at, user.active)
+    return Record(
+        RecordKey.of(Kind.USER, user.id), _fields(Kind.USER, user), user.updated_at, user.active
+    )
 
 
 def organization_record(org: OrganizationDTO) -> Record:
     """A Zendesk organization as a talkcore record; a deleted one is inactive."""
-    fields: dict[str, FieldValue] = {
-        "name": coerce(org.name),
-        "external_id": coerce(org.external_id),
-    }
-    return Record(
-        RecordKey.of(Kind.ORGANIZATION, org.id), fields, org.updated_at, org.deleted_at is None
-    )
+    fields = _fields(Kind.ORGANIZATION, org)
+    key = RecordKey.of(Kind.ORGANIZATION, org.id)
+    return Record(key, fields, org.updated_at, org.deleted_at is None)
 
 
 def to_record(kind: Kind, raw: Any) -> Record:
@@ -62,7 +69,7 @@ def created_record(kind: Kind, record_id: str, sent: Mapping[str, FieldValue]) -
     (``modified`` is ``None``); the next read brings it.
     """
     wire = wire_fields(kind, sent)
-    fields: dict[str, FieldValue] = {name: coerce(wire.get(name)) for name in _FIELDS[kind]}
+    fields: dict[str, FieldValue] = {name: coerce(wire.get(name)) for name in FIELDS[kind]}
     name = fields.get("name")
     if name is not None:
         fields["name"] = name.strip()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import structlog
 
+from adapters import http
 from adapters.zendesk.auth import ZendeskAuth
 from adapters.zendesk.errors import (
     ZendeskAccessDenied,
@@ -37,10 +38,6 @@ log = structlog.get_logger()
 KINDS = frozenset({Kind.USER, Kind.ORGANIZATION})
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def cursor_name(kind: Kind) -> str:
     """The key of ``kind``'s cursor in ``ReadResult.cursors``."""
     return f"{System.ZENDESK}:{kind}"
@@ -66,7 +63,7 @@ class ZendeskPort:
         rate_limit_per_minute: int = 200,
         export_rate_limit_per_minute: int = EXPORT_RATE_LIMIT,
         sleep: Callable[[float], None] = time.sleep,
-        now: Callable[[], datetime] = _utcnow,
+        now: Callable[[], datetime] = http.utc_now,
         retry: RetryPolicy | None = None,
         remove_old_emails: bool = False,
     ) -> None:

@@ -18,6 +18,8 @@ import attrs
 import httpx
 import structlog
 
+from adapters import http
+from adapters.http import Reply
 from adapters.zendesk.auth import ZendeskAuth
 from adapters.zendesk.errors import (
     ZendeskBadResponse,
@@ -40,19 +42,9 @@ _IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 Params = Mapping[str, str | int]
 
 
-def make_client(**kwargs: Any) -> httpx.Client:
-    """An ``httpx.Client`` fit for Zendesk: TLS verified, timeouts set (for the CLI's wiring)."""
-    kwargs.setdefault("timeout", TIMEOUT)
-    return httpx.Client(verify=True, **kwargs)
-
-
-@attrs.frozen
-class Reply:
-    """A parsed 2xx answer."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str]
+def make_client(timeout: httpx.Timeout | None = None) -> httpx.Client:
+    """An ``httpx.Client`` fit for Zendesk (for the CLI's wiring): see ``adapters.http``."""
+    return http.make_client(timeout or TIMEOUT)
 
 
 @attrs.define
