@@ -157,7 +157,7 @@ def written(report: Mapping[str, Any]) -> Counter[tuple[str, str, str]]:
     """(system, op, kind) of every create/update item in a run report."""
     out: Counter[tuple[str, str, str]] = Counter()
     for item in report["items"]:
-        op = item.get("kind")
+        op = item.get("type")
         if op == "create":
             kind = str(item["record_kind"])
             system = "zendesk" if kind in ("user", "organization") else "poweroffice"

@@ -16,8 +16,10 @@ from typing import Any
 
 import attrs
 
+from adapters.reportjson import report_json
 from adapters.staterows import links_touching
 from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, PropertyMap
+from talkcore.engine import RunReport
 from talkcore.ports import (
     NO_HOOKS,
     AlreadyRunning,
@@ -240,7 +242,7 @@ class MemoryStateStore:
     mirrors: dict[System, Snapshot] = attrs.field(factory=dict)
     intents: dict[str, tuple[str, WriteRequest]] = attrs.field(factory=dict)
     results: dict[str, WriteResult] = attrs.field(factory=dict)
-    runs: list[Mapping[str, object]] = attrs.field(factory=list)
+    runs: list[dict[str, Any]] = attrs.field(factory=list)
     locked: bool = False
     saves: int = 0
 
@@ -290,9 +292,9 @@ class MemoryStateStore:
         for item in item_ids:
             self.intents.pop(item, None)
 
-    def record_run(self, report: Mapping[str, object]) -> None:
-        """Append to the run log."""
-        self.runs.append(report)
+    def record_run(self, report: RunReport) -> None:
+        """Append to the run log, in the shape ``sync --json`` prints (as the SQL stores do)."""
+        self.runs.append(report_json(report))
 
     def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
         """The last ``limit`` reports, newest first."""

@@ -51,6 +51,7 @@ from adapters.staterows import (
     retry_from_text,
     retry_text,
 )
+from talkcore.engine import RunReport
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
@@ -405,21 +406,21 @@ class PostgresStateStore:
                 [(self.tenant_id, i) for i in item_ids],
             )
 
-    def record_run(self, report: Mapping[str, object]) -> None:
-        """Append one run's report to the run log; that run's settled journal entries go."""
-        run_id = report.get("run_id")
+    def record_run(self, report: RunReport) -> None:
+        """Append one run's report to the run log, in the shape ``sync --json`` prints; that
+        run's settled journal entries go."""
+        run_id = report.run_id
         with self._db.transaction():
             self._db.execute(
                 "INSERT INTO runs (tenant_id, run_id, report) VALUES (%s, %s, %s)",
-                (self.tenant_id, None if run_id is None else str(run_id), report_text(report)),
+                (self.tenant_id, run_id, report_text(report)),
             )
             # The run log now holds the outcome; open intents stay for crash recovery.
-            if run_id is not None:
-                self._db.execute(
-                    "DELETE FROM journal WHERE tenant_id = %s AND run_id = %s"
-                    " AND (result IS NOT NULL OR closed)",
-                    (self.tenant_id, str(run_id)),
-                )
+            self._db.execute(
+                "DELETE FROM journal WHERE tenant_id = %s AND run_id = %s"
+                " AND (result IS NOT NULL OR closed)",
+                (self.tenant_id, run_id),
+            )
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (by primary key; absent ones left out)."""

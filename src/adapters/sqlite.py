@@ -44,6 +44,7 @@ from adapters.staterows import (
     retry_from_text,
     retry_text,
 )
+from talkcore.engine import RunReport
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
@@ -344,25 +345,21 @@ class SqliteStateStore:
                 "UPDATE journal SET closed = 1 WHERE item_id = ?", [(i,) for i in item_ids]
             )
 
-    def record_run(self, report: Mapping[str, object]) -> None:
-        """Append one run's report to the run log; that run's settled journal entries go."""
-        run_id = report.get("run_id")
+    def record_run(self, report: RunReport) -> None:
+        """Append one run's report to the run log, in the shape ``sync --json`` prints; that
+        run's settled journal entries go."""
+        run_id = report.run_id
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (run_id, recorded, report) VALUES (?, ?, ?)",
-                (
-                    None if run_id is None else str(run_id),
-                    datetime.now(UTC).isoformat(),
-                    report_text(report),
-                ),
+                (run_id, datetime.now(UTC).isoformat(), report_text(report)),
             )
             # The run log now holds the outcome; keeping a million settled rows per run would
             # only grow the file. Open intents stay: they are what crash recovery needs.
-            if run_id is not None:
-                db.execute(
-                    "DELETE FROM journal WHERE run_id = ? AND (result IS NOT NULL OR closed = 1)",
-                    (str(run_id),),
-                )
+            db.execute(
+                "DELETE FROM journal WHERE run_id = ? AND (result IS NOT NULL OR closed = 1)",
+                (run_id,),
+            )
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (by primary key; absent ones left out)."""

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
-import cattrs
 
+from adapters.reportjson import CONVERTER, report_json
+from talkcore.engine import RunReport
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
@@ -26,21 +27,11 @@ class StateFileError(Exception):
     """The state store cannot be used: not a talksync store, too new, or not reachable."""
 
 
-def _converter() -> cattrs.Converter:
-    """The converter for values the stores keep as JSON (conflicts, journal entries)."""
-    conv = cattrs.Converter()
-    conv.register_unstructure_hook(RecordKey, str)
-    conv.register_structure_hook(RecordKey, lambda value, _: RecordKey.parse(value))
-    conv.register_unstructure_hook(datetime, datetime.isoformat)
-    conv.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
-    return conv
-
-
-CONVERTER = _converter()
-
-
 def dump(value: object) -> str:
-    """``value`` (an attrs class: conflict, ambiguity, write, result, decision) as JSON text."""
+    """``value`` (an attrs class: conflict, ambiguity, write, result, decision) as JSON text.
+
+    Through the one converter of plan and report JSON, so a held conflict or ambiguity is kept
+    in the shape ``sync --json`` prints it in."""
     return json.dumps(CONVERTER.unstructure(value), ensure_ascii=False, separators=(",", ":"))
 
 
@@ -53,9 +44,9 @@ def _compact(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def report_text(report: Mapping[str, object]) -> str:
-    """A run report as JSON text (values JSON cannot hold become their ``str``)."""
-    return json.dumps(report, ensure_ascii=False, default=str)
+def report_text(report: RunReport) -> str:
+    """A run report as JSON text, in the shape ``sync --json`` prints (docs/json.md)."""
+    return json.dumps(report_json(report), ensure_ascii=False)
 
 
 def retry_text(keys: frozenset[RecordKey]) -> str:

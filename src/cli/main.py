@@ -417,7 +417,7 @@ def plan(
             FAILURES if detailed_exitcode and exc.exit_code else exc.exit_code
         ) from None
     if as_json:
-        emit_json(report_json(report, dry_run=True, flow=flow))
+        emit_json(report_json(report, flow))
     else:
         if not summary:
             render_plan(report, explain=explain, flow=flow, names=names)
@@ -516,11 +516,9 @@ def _render_sync(
         if compact:
             import json
 
-            typer.echo(
-                json.dumps(report_json(report, dry_run=False), ensure_ascii=False, default=str)
-            )
+            typer.echo(json.dumps(report_json(report), ensure_ascii=False, default=str))
         else:
-            emit_json(report_json(report, dry_run=False))
+            emit_json(report_json(report))
         return
     if names is not None:
         applied = {result.item_id for result in report.applied}

@@ -2,21 +2,8 @@
 
 Data goes to stdout (plain lines, or rich tables); progress and diagnostics go to stderr.
 
-The JSON printed by ``plan --json`` and ``sync --json`` is the engine's run report
-(``RunReport.to_json``), one object::
-
-    {"run_id": str, "started": iso, "finished": iso, "full": bool, "dry_run": bool,
-     "summary": {<item kind>: count, ..., "applied": n, "failed": n, "read_problems": n},
-     "items": [{"kind": <item kind>, "id": str, "flow": str, ...every field, "rule": str}],
-               (a create's record kind is "record_kind")
-     "failures": [{"item": id, "error": {"code", "message", "record", "field", "retryable"}}],
-     "problems": [{"system", "kind", "record_id", "field", "message"}],
-     "reconciled": [item id, ...]}
-
-Item kinds: create, update, delete, link, unlink, advance_base, conflict, ambiguity,
-reference_problem, unsupported_change, name_collision, invalid_value, delete_cap_reached.
-Record keys are ``system:kind:id`` strings; a value written to a record the same run creates
-is ``{"pending": <create item id>}``.
+The JSON printed by ``plan --json`` and ``sync --json`` is ``adapters.reportjson``'s: the one
+converter that also shapes the run log; its fields are in docs/json.md.
 """
 
 from __future__ import annotations
@@ -47,9 +34,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+# The one JSON shape, re-exported for the commands that print it (plan, sync, conflicts, …).
+from adapters.reportjson import item_json as item_json
+from adapters.reportjson import report_json as report_json
 from talkcore.engine import RunReport
 from talkcore.plan import (
-    ITEM_KINDS,
     AdvanceBase,
     Ambiguity,
     Conflict,
@@ -67,7 +56,6 @@ from talkcore.plan import (
     ReferenceProblem,
     UnsupportedChange,
     Update,
-    describe,
     item_kind,
 )
 from talkcore.records import Kind, Record, Snapshot, System
@@ -77,40 +65,6 @@ from talkcore.state import Link, SyncState
 def stdout_console() -> Console:
     """A console on stdout; wide when not a terminal, so tables are not cut."""
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
-
-
-def item_json(item: PlanItem) -> dict[str, Any]:
-    """One plan item as JSON: ``describe`` with ``kind`` always the item kind.
-
-    ``describe`` lets a ``Create``'s own ``kind`` field (the record kind) overwrite the item
-    kind; here the record kind moves to ``record_kind`` so ``kind`` means one thing.
-    """
-    data = describe(item)
-    if "kind" in data and data["kind"] != item_kind(item):
-        data["record_kind"] = data["kind"]
-    data["kind"] = item_kind(item)
-    return data
-
-
-def report_json(report: RunReport, *, dry_run: bool, flow: str | None = None) -> dict[str, Any]:
-    """The run report as printed by ``plan --json`` (no failures) and ``sync --json``.
-
-    With ``flow`` the items, and the item counts of the summary, are that flow's only.
-    """
-    data = report.to_json()
-    items = plan_items(report, flow)
-    data["items"] = [item_json(item) for item in items]
-    if flow is not None:
-        counts = Counter(item_kind(item) for item in items)
-        data["flow"] = flow
-        data["summary"] = {
-            name: counts.get(name, 0) if name in ITEM_KINDS.values() else value
-            for name, value in data["summary"].items()
-        }
-    if dry_run:
-        data.pop("failures", None)
-        data.pop("reconciled", None)
-    return data
 
 
 def emit_json(data: object) -> None:

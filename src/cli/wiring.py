@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from cli.config import ConfigError, Settings, load_settings
+from talkcore.engine import RunReport
 from talkcore.ports import StateStore, SystemPort, SystemUnavailable, WriteRequest, WriteResult
 from talkcore.records import Record, RecordKey, Snapshot, System
 from talkcore.state import SyncState
@@ -160,7 +161,7 @@ class ReadOnlyStore:
         """Refused: a read-only command journals nothing."""
         raise AssertionError("a read-only command tried to close intents")
 
-    def record_run(self, report: Mapping[str, object]) -> None:
+    def record_run(self, report: RunReport) -> None:
         """Refused: a dry run is not recorded."""
         raise AssertionError("a read-only command tried to record a run")
 

@@ -14,7 +14,7 @@ from talkcore.dataflow import (
     render_checklist,
 )
 from talkcore.engine import RunObserver, RunOptions, RunReport, plan_run, run_sync
-from talkcore.plan import Plan, describe
+from talkcore.plan import Plan
 from talkcore.planning import plan_changes
 from talkcore.policy import ConflictPolicy, FlowPolicy, NameCollisionPolicy, SyncPolicy
 from talkcore.ports import (
@@ -61,7 +61,6 @@ __all__ = [
     "WriteOp",
     "WriteRequest",
     "WriteResult",
-    "describe",
     "fold_results",
     "plan_changes",
     "plan_run",

@@ -10,7 +10,7 @@ import itertools
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -23,7 +23,6 @@ from talkcore.plan import (
     PlanItem,
     Write,
     WriteValue,
-    describe,
 )
 from talkcore.planning import plan_changes
 from talkcore.policy import SyncPolicy
@@ -106,31 +105,6 @@ class RunReport:
     def applied(self) -> list[WriteResult]:
         """The writes that were applied."""
         return [r for r in self.results if r.ok]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready report: summary counts, every plan item, failures and read problems."""
-        return {
-            "run_id": self.run_id,
-            "started": self.started.isoformat(),
-            "finished": self.finished.isoformat(),
-            "full": self.full,
-            "dry_run": self.dry_run,
-            "interrupted": self.interrupted,
-            "summary": {
-                **self.plan.summary(),
-                "applied": len(self.applied),
-                "failed": len(self.failures),
-                "writes": self.planned_writes,
-                "read_problems": len(self.problems),
-            },
-            "items": [describe(item) for item in self.plan],
-            "failures": [
-                {"item": r.item_id, "error": attrs.asdict(r.error) if r.error else None}
-                for r in self.failures
-            ],
-            "problems": [attrs.asdict(p) for p in self.problems],
-            "reconciled": list(self.reconciled),
-        }
 
 
 @attrs.frozen
@@ -245,7 +219,7 @@ class _Run:
                 planned_writes=len(plan.writes()),
             )
             self.store.save(state, list(mirrors.values()))
-            self.store.record_run(done.to_json())
+            self.store.record_run(done)
             self.observer.event(
                 "run.done", {"applied": len(done.applied), "failed": len(done.failures)}
             )
@@ -282,7 +256,7 @@ class _Run:
         done = report.done(Plan(()), interrupted=True)
         if report.reconciled:
             self.store.save(state, list(mirrors.values()))
-        self.store.record_run(done.to_json())
+        self.store.record_run(done)
         return done
 
     def _record(

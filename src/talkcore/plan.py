@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import Any
 
 import attrs
 
@@ -342,26 +341,3 @@ class Plan:
     def by_id(self) -> dict[str, PlanItem]:
         """Items by their id."""
         return {item.id: item for item in self.items}
-
-
-def describe(item: PlanItem) -> dict[str, Any]:
-    """A JSON-ready description of ``item``: its ``type`` and every field (keys as strings)."""
-    out: dict[str, Any] = {"type": item_kind(item)}
-    for field in attrs.fields(type(item)):
-        out[field.name] = _jsonable(getattr(item, field.name))
-    return out
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, RecordKey):
-        return str(value)
-    if isinstance(value, PendingId):
-        return {"pending": value.item_id}
-    if attrs.has(type(value)):
-        fields = attrs.fields(type(value))  # type: ignore[arg-type]
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields}
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    return value

@@ -16,6 +16,7 @@ import attrs
 from talkcore.records import FieldValue, Kind, ReadResult, Record, RecordKey, Snapshot, System
 
 if TYPE_CHECKING:  # state folds these messages, so it imports this module, not the reverse
+    from talkcore.engine import RunReport
     from talkcore.state import Link, SyncState
 
 
@@ -194,8 +195,9 @@ class StateStore(Protocol):
         """Mark journaled writes as settled (reconciled after a crash)."""
         ...
 
-    def record_run(self, report: Mapping[str, object]) -> None:
-        """Append one run's JSON-ready report to the run log."""
+    def record_run(self, report: RunReport) -> None:
+        """Append one run's report to the run log, kept in the shape ``sync --json`` prints
+        (``adapters.reportjson``; talkcore does not know JSON)."""
         ...
 
     def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from tests.report_support import run_report
 
 import adapters.postgres
 from adapters.postgres import (
@@ -94,8 +95,8 @@ def test_two_tenants_sharing_ids_and_emails_never_see_each_others_rows(
     beta.journal_intents("run-b", [_write("i1"), _write("i2")])
     acme.journal_results("run-a", [WriteResult("i1")])
     beta.close_intents(["i2"])
-    acme.record_run({"run_id": "run-a", "who": "acme"})
-    beta.record_run({"run_id": "run-b", "who": "beta"})
+    acme.record_run(run_report("run-a"))
+    beta.record_run(run_report("run-b"))
 
     for tag in ("acme", "beta"):
         with PostgresStateStore(database_url, tag) as store:
@@ -108,7 +109,7 @@ def test_two_tenants_sharing_ids_and_emails_never_see_each_others_rows(
             assert org.get("tag") == tag
             by_key = store.records([RecordKey.of(Kind.USER, "501")])
             assert [r.get("name") for r in by_key.values()] == [tag]
-            assert [r["who"] for r in store.recent_runs()] == [tag]
+            assert [r["run_id"] for r in store.recent_runs()] == [f"run-{tag[0]}"]
     with PostgresStateStore(database_url, "acme") as store:
         assert [w.item_id for w in store.open_intents()] == ["i2"]
     with PostgresStateStore(database_url, "beta") as store:
@@ -295,7 +296,7 @@ def test_a_removed_tenant_takes_all_its_rows_with_it(database_url: str) -> None:
     with PostgresStateStore(database_url, "acme") as acme:
         acme.save(_state("acme"), [_mirror("acme")])
         acme.journal_intents("r", [_write("i1")])
-        acme.record_run({"run_id": "r"})
+        acme.record_run(run_report("r"))
     with PostgresStateStore(database_url, "beta") as beta:
         beta.save(_state("beta"), [_mirror("beta")])
     with psycopg.connect(database_url) as db:

@@ -25,9 +25,11 @@ from typing import Any
 import attrs
 import psycopg
 import pytest
+from tests.report_support import busy_report, run_report
 
 from adapters.memory import MemoryStateStore
 from adapters.postgres import PostgresStateStore
+from adapters.reportjson import FORMAT, plan_from_json, report_json
 from adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore, StateFileError
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.policy import ConflictPolicy
@@ -316,11 +318,18 @@ def test_the_lock_refuses_a_second_holder_and_is_released(subject: StoreUnderTes
 
 
 def test_run_reports_are_appended(subject: StoreUnderTest) -> None:
-    subject.store.record_run({"run_id": "r1", "applied": 3})
-    subject.store.record_run({"run_id": "r2", "applied": 0})
-    store = subject.reopen()
-    runs = store.recent_runs()
-    assert [r["run_id"] for r in runs] == ["r2", "r1"]
+    subject.store.record_run(run_report("r1"))
+    subject.store.record_run(run_report("r2"))
+    assert [r["run_id"] for r in subject.reopen().recent_runs()] == ["r2", "r1"]
+
+
+def test_the_run_log_keeps_the_shape_sync_json_prints(subject: StoreUnderTest) -> None:
+    report = busy_report("r1")
+    subject.store.record_run(report)
+    (kept,) = subject.reopen().recent_runs()
+    assert kept == json.loads(json.dumps(report_json(report)))
+    assert kept["format"] == FORMAT
+    assert plan_from_json(kept) == report.plan
 
 
 # -- what only the SQLite store shows --------------------------------------------------------
@@ -581,7 +590,7 @@ def test_a_process_killed_during_save_leaves_the_old_or_the_new_state(durable: D
 
 def test_reports_are_stored_as_json(durable: Durable) -> None:
     store = durable.open()
-    store.record_run({"run_id": "r1", "when": T0})
+    store.record_run(run_report("r1"))
     if isinstance(store, SqliteStateStore):
         row = store._db.execute("SELECT report FROM runs").fetchone()
     else:
@@ -589,7 +598,7 @@ def test_reports_are_stored_as_json(durable: Durable) -> None:
             "SELECT report FROM runs WHERE tenant_id = %s", (store.tenant_id,)
         ).fetchone()
     assert row is not None
-    assert json.loads(row[0]) == {"run_id": "r1", "when": T0.isoformat(sep=" ")}
+    assert json.loads(row[0]) == report_json(run_report("r1"))
 
 
 def test_a_mirror_this_process_saved_comes_back_warm_until_another_saves(

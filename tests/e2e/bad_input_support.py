@@ -260,7 +260,7 @@ def mentions(
         ):
             hits.append(problem)
     for item in report.get("items", []):
-        kind_of = item["kind"]
+        kind_of = item["type"]
         if kind_of in ("invalid_value", "reference_problem", "unsupported_change"):
             if key_matches(item["record"]) and _same(item["property"], field):
                 hits.append(item)
@@ -286,7 +286,7 @@ def mentions(
 
 def changes(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Items that would write to a system or change link state."""
-    return [item for item in report["items"] if item["kind"] in CHANGES]
+    return [item for item in report["items"] if item["type"] in CHANGES]
 
 
 # -- the shared checks ----------------------------------------------------------------------

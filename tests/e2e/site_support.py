@@ -99,4 +99,4 @@ def changes(report: dict[str, Any]) -> int:
 
 
 def items(report: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [item for item in report["items"] if item["kind"] == kind]
+    return [item for item in report["items"] if item["type"] == kind]

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import structlog
+from tests.report_support import run_report
 from typer.testing import CliRunner, Result
 
 from adapters.postgres import PostgresStateStore
@@ -177,7 +178,7 @@ def test_the_single_company_tenant_is_listed_as_not_scheduled(
 def test_pause_resume_and_remove(env: dict[str, str], tmp_path: Path, database_url: str) -> None:
     add_acme(env, tmp_path)
     with PostgresStateStore(database_url, "acme") as store:
-        store.record_run({"run_id": "r1"})
+        store.record_run(run_report("r1"))
     assert "Paused tenant acme" in run(env, "tenants", "pause", "acme").stdout
     (row,) = json.loads(run(env, "tenants", "list", "--json").stdout)
     assert row["paused"] is True

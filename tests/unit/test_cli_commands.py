@@ -19,6 +19,7 @@ import structlog
 from typer.testing import CliRunner, Result
 
 from adapters.memory import MemoryStateStore, MemorySystem, memory_poweroffice, memory_zendesk
+from adapters.reportjson import FORMAT, plan_from_json
 from adapters.sqlite import SqliteStateStore
 from cli.config import Settings
 from cli.main import app
@@ -196,15 +197,26 @@ def test_plan_json_has_a_summary_and_every_item(cli: Cli) -> None:
     assert data["dry_run"] is True
     assert data["summary"]["create"] == 2
     assert data["summary"]["link"] == 1
-    kinds = {item["kind"] for item in data["items"]}
-    assert kinds == {"create", "link", "update"}
-    creates = [item for item in data["items"] if item["kind"] == "create"]
+    types = {item["type"] for item in data["items"]}
+    assert types == {"create", "link", "update"}
+    creates = [item for item in data["items"] if item["type"] == "create"]
     assert {item["record_kind"] for item in creates} == {"organization"}
     # The user's organization is one this run creates: its id is pending until then.
-    (update,) = [item for item in data["items"] if item["kind"] == "update"]
+    (update,) = [item for item in data["items"] if item["type"] == "update"]
     assert update["target"] == "zendesk:user:501"
     assert update["changes"][0]["value"] == {"pending": "create:customers-organizations:1"}
     assert all(item["flow"] and item["id"] for item in data["items"])
+
+
+def test_the_run_log_keeps_the_report_sync_json_prints(cli: Cli) -> None:
+    printed = json.loads(ok(cli("sync", "--json")).stdout)
+    (kept,) = cli.open_store().recent_runs(5)
+    assert kept == printed
+    assert printed["format"] == FORMAT and printed["summary"]["applied"] == 3
+    # A plan prints the same shape, and the kept report reads back as the plan it ran.
+    again = json.loads(ok(cli("plan", "--json")).stdout)
+    assert list(again) == list(printed)
+    assert plan_from_json(kept).by_id().keys() == {item["id"] for item in printed["items"]}
 
 
 def test_plan_explain_shows_base_and_both_sides(cli: Cli) -> None:
@@ -351,7 +363,7 @@ def test_an_ambiguity_is_listed_and_decided_by_hand(cli: Cli) -> None:
     assert "poweroffice:contact_person:11" in listed
     assert "poweroffice:contact_person:12" in listed
     data = json.loads(ok(cli("ambiguities", "list", "--json")).stdout)
-    assert data[0]["kind"] == "ambiguity"
+    assert data[0]["type"] == "ambiguity"
 
     refused = ok(cli("ambiguities", "link", CONTACTS, "12", "501"), 2)  # no terminal, no --yes
     assert "confirm on a terminal, or add --yes" in refused.stderr

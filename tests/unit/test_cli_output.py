@@ -75,7 +75,7 @@ def test_a_collision_names_the_holder() -> None:
     )
 
 
-def test_item_json_keeps_item_kind_and_record_kind_apart() -> None:
+def test_item_json_keeps_item_type_and_record_kind_apart() -> None:
     create = Create(
         "create:customers-organizations:1",
         "customers-organizations",
@@ -85,8 +85,9 @@ def test_item_json_keeps_item_kind_and_record_kind_apart() -> None:
         {"name": "Acme"},
     )
     data = item_json(create)
-    assert data["kind"] == "create"
+    assert data["type"] == "create"
     assert data["record_kind"] == "organization"
+    assert "kind" not in data  # one name, one meaning: no key is the item's type and a kind
     assert data["source"] == "poweroffice:customer:1"
 
 

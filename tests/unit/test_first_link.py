@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from adapters.reportjson import item_json
 from cli.config import ConfigError, load_settings
 from cli.output import item_lines
 from talkcore.dataflow import CONTACT_PERSONS, CUSTOMERS
@@ -22,7 +23,6 @@ from talkcore.plan import (
     ReferenceProblem,
     UnsupportedChange,
     Update,
-    describe,
 )
 from talkcore.policy import ConflictPolicy, FirstLinkPolicy, FlowPolicy, SyncPolicy
 from talkcore.records import Kind, System
@@ -285,7 +285,7 @@ def test_a_replaced_value_is_explained_and_described_with_both_sides() -> None:
     world = World()
     user_in_an_organization_no_flow_owns(world)
     (choice,) = of_type(world.plan().plan, FirstLinkChoice)
-    data = describe(choice)
+    data = item_json(choice)
     assert data["type"] == "first_link"
     assert (data["poweroffice_value"], data["zendesk_value"]) == ("1", "950")
     assert (data["winner"], data["policy"], data["rule"]) == (
