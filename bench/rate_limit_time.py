@@ -4,8 +4,9 @@ the same (``TALKSYNC_ZENDESK_RATE_LIMIT=700``; the PowerOffice adapter's own def
 
 The CLI runs as a child process with real sleeps. Zendesk bulk jobs complete on their first
 status poll (the sandbox's ``job_polls=1``), so no poll beyond the bound is forced by the
-server. The wall time is divided by the least time the limits allow: the larger over the two
-systems of (lower-bound requests / limit), with the lower bound of ``requests_bound.py``. Every
+server. The wall time is divided by the least time the limits allow for the cheapest plan: the
+larger over the two systems of (floor requests / limit), with the floor of ``floor.py`` for the
+plan the limits let finish first (bench/README.md, "The floor"). Every
 answer's status is counted as the sandboxes send it, so 429s are seen however the client
 handles them.
 
@@ -25,12 +26,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from requests_bound import build, cli_env, lower_bound, requests_of, sync_child, table, written
+from floor import PO_PER_SECOND, ZD_PER_MINUTE, cheapest, least_seconds
+from requests_bound import build, cli_env, requests_of, sync_child, table, written
 
 from adapters.sandbox.server import serve_sandboxes
 
-ZENDESK_PER_MINUTE = 700
-POWEROFFICE_PER_SECOND = 10
+ZENDESK_PER_MINUTE = ZD_PER_MINUTE
+POWEROFFICE_PER_SECOND = PO_PER_SECOND
 
 
 class StatusCount:
@@ -89,10 +91,11 @@ def main() -> None:
         events = log_events(Path(tmp) / "talksync.log")
 
     writes = written(report)
-    bound = lower_bound(counts, writes)
+    bound = cheapest(counts, writes)["time"]
+    least_by = least_seconds(bound)
+    least = max(least_by.values())
     zd_bound = sum(n for name, n in bound.items() if name.startswith("zendesk"))
     po_bound = sum(n for name, n in bound.items() if name.startswith("poweroffice"))
-    least = max(zd_bound / ZENDESK_PER_MINUTE * 60, po_bound / POWEROFFICE_PER_SECOND)
     zd_sent = sum(n for name, n in measured.items() if name.startswith("zendesk"))
     po_sent = sum(n for name, n in measured.items() if name.startswith("poweroffice"))
     summary = report["summary"]
@@ -103,9 +106,9 @@ def main() -> None:
     print(f"poweroffice answers by status: {dict(sorted(po_status.statuses.items()))}")
     print(f"429s seen: zendesk {zd_status.statuses[429]}, poweroffice {po_status.statuses[429]}")
     print(
-        f"least time the limits allow: zendesk {zd_bound} requests / {ZENDESK_PER_MINUTE} a "
-        f"minute = {zd_bound / ZENDESK_PER_MINUTE * 60:.1f} s; poweroffice {po_bound} / "
-        f"{POWEROFFICE_PER_SECOND} a second = {po_bound / POWEROFFICE_PER_SECOND:.1f} s"
+        f"least time the limits allow the cheapest plan: zendesk {zd_bound} requests / "
+        f"{ZENDESK_PER_MINUTE} a minute = {least_by['zendesk']:.1f} s; poweroffice {po_bound} / "
+        f"{POWEROFFICE_PER_SECOND} a second = {least_by['poweroffice']:.1f} s"
     )
     print(
         f"time the requests actually sent need at those limits: zendesk {zd_sent} -> "
