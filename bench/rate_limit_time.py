@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,22 @@ def log_events(path: Path) -> Counter[str]:
     return out
 
 
+def timeline(path: Path, started: datetime) -> str:
+    """When the run's phases began and ended, in seconds from the child's start (the log's ISO
+    timestamps): where the wall time beyond the requests' own goes."""
+    marks = ("read.start", "read.done", "plan.done", "apply.start", "apply.done", "sync.done")
+    seen: list[str] = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") in marks and "timestamp" in entry:
+            at = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))
+            seen.append(f"{entry['event']} {(at - started).total_seconds():.1f}")
+    return ", ".join(seen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=1, help="1/scale of the full size")
@@ -84,11 +101,13 @@ def main() -> None:
         state = Path(tmp) / "talksync.db"
         env = cli_env(running, {"TALKSYNC_ZENDESK_RATE_LIMIT": str(ZENDESK_PER_MINUTE)})
         running.controller.reset_counters()
+        started = datetime.now(UTC)
         t0 = time.perf_counter()
         code, report = sync_child(env, state, Path(tmp) / "talksync.log")
         wall = time.perf_counter() - t0
         measured = requests_of(running)
         events = log_events(Path(tmp) / "talksync.log")
+        phases = timeline(Path(tmp) / "talksync.log", started)
 
     writes = written(report)
     bound = cheapest(counts, writes)["time"]
@@ -116,6 +135,7 @@ def main() -> None:
         f"{po_sent / POWEROFFICE_PER_SECOND:.1f} s"
     )
     print(f"log events (other than per-read/progress info): {dict(sorted(events.items()))}")
+    print(f"phases (s from the child's start): {phases}")
     print(f"wall time {wall:.1f} s (child process, start to exit); ratio {wall / least:.2f}")
 
 
