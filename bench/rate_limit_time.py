@@ -4,8 +4,9 @@ the same (``TALKSYNC_ZENDESK_RATE_LIMIT=700``; the PowerOffice adapter's own def
 
 The CLI runs as a child process with real sleeps. Zendesk bulk jobs complete on their first
 status poll (the sandbox's ``job_polls=1``), so no poll beyond the bound is forced by the
-server. The wall time is divided by the least time the limits allow: the larger over the two
-systems of (lower-bound requests / limit), with the lower bound of ``requests_bound.py``. Every
+server. The wall time is divided by the least time the limits allow for the cheapest plan: the
+larger over the two systems of (floor requests / limit), with the floor of ``floor.py`` for the
+plan the limits let finish first (bench/README.md, "The floor"). Every
 answer's status is counted as the sandboxes send it, so 429s are seen however the client
 handles them.
 
@@ -22,15 +23,17 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from requests_bound import build, cli_env, lower_bound, requests_of, sync_child, table, written
+from floor import PO_PER_SECOND, ZD_PER_MINUTE, cheapest, least_seconds
+from requests_bound import build, cli_env, requests_of, sync_child, table, written
 
 from adapters.sandbox.server import serve_sandboxes
 
-ZENDESK_PER_MINUTE = 700
-POWEROFFICE_PER_SECOND = 10
+ZENDESK_PER_MINUTE = ZD_PER_MINUTE
+POWEROFFICE_PER_SECOND = PO_PER_SECOND
 
 
 class StatusCount:
@@ -64,6 +67,22 @@ def log_events(path: Path) -> Counter[str]:
     return out
 
 
+def timeline(path: Path, started: datetime) -> str:
+    """When the run's phases began and ended, in seconds from the child's start (the log's ISO
+    timestamps): where the wall time beyond the requests' own goes."""
+    marks = ("read.start", "read.done", "plan.done", "apply.start", "apply.done", "sync.done")
+    seen: list[str] = []
+    for line in path.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") in marks and "timestamp" in entry:
+            at = datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))
+            seen.append(f"{entry['event']} {(at - started).total_seconds():.1f}")
+    return ", ".join(seen)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=int, default=1, help="1/scale of the full size")
@@ -82,17 +101,20 @@ def main() -> None:
         state = Path(tmp) / "talksync.db"
         env = cli_env(running, {"TALKSYNC_ZENDESK_RATE_LIMIT": str(ZENDESK_PER_MINUTE)})
         running.controller.reset_counters()
+        started = datetime.now(UTC)
         t0 = time.perf_counter()
         code, report = sync_child(env, state, Path(tmp) / "talksync.log")
         wall = time.perf_counter() - t0
         measured = requests_of(running)
         events = log_events(Path(tmp) / "talksync.log")
+        phases = timeline(Path(tmp) / "talksync.log", started)
 
     writes = written(report)
-    bound = lower_bound(counts, writes)
+    bound = cheapest(counts, writes)["time"]
+    least_by = least_seconds(bound)
+    least = max(least_by.values())
     zd_bound = sum(n for name, n in bound.items() if name.startswith("zendesk"))
     po_bound = sum(n for name, n in bound.items() if name.startswith("poweroffice"))
-    least = max(zd_bound / ZENDESK_PER_MINUTE * 60, po_bound / POWEROFFICE_PER_SECOND)
     zd_sent = sum(n for name, n in measured.items() if name.startswith("zendesk"))
     po_sent = sum(n for name, n in measured.items() if name.startswith("poweroffice"))
     summary = report["summary"]
@@ -103,9 +125,9 @@ def main() -> None:
     print(f"poweroffice answers by status: {dict(sorted(po_status.statuses.items()))}")
     print(f"429s seen: zendesk {zd_status.statuses[429]}, poweroffice {po_status.statuses[429]}")
     print(
-        f"least time the limits allow: zendesk {zd_bound} requests / {ZENDESK_PER_MINUTE} a "
-        f"minute = {zd_bound / ZENDESK_PER_MINUTE * 60:.1f} s; poweroffice {po_bound} / "
-        f"{POWEROFFICE_PER_SECOND} a second = {po_bound / POWEROFFICE_PER_SECOND:.1f} s"
+        f"least time the limits allow the cheapest plan: zendesk {zd_bound} requests / "
+        f"{ZENDESK_PER_MINUTE} a minute = {least_by['zendesk']:.1f} s; poweroffice {po_bound} / "
+        f"{POWEROFFICE_PER_SECOND} a second = {least_by['poweroffice']:.1f} s"
     )
     print(
         f"time the requests actually sent need at those limits: zendesk {zd_sent} -> "
@@ -113,6 +135,7 @@ def main() -> None:
         f"{po_sent / POWEROFFICE_PER_SECOND:.1f} s"
     )
     print(f"log events (other than per-read/progress info): {dict(sorted(events.items()))}")
+    print(f"phases (s from the child's start): {phases}")
     print(f"wall time {wall:.1f} s (child process, start to exit); ratio {wall / least:.2f}")
 
 

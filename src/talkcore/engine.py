@@ -584,10 +584,14 @@ def _gone(
     return gone
 
 
-APPLY_BATCH = 1000
-"""Writes handed to a port per call (a multiple of Zendesk's bulk size of 100): their results
-are journaled together. PowerOffice, which has no bulk calls, gets a tenth of it. A stop is
-honoured inside a batch too (the port asks ``should_stop`` between its calls)."""
+APPLY_BATCH = 3000
+"""Writes handed to a port per call: their results are journaled together. For Zendesk that is
+30 bulk jobs of 100, as many as it queues per account, so one batch is one wave of jobs and
+one status poll (issue 13: the request floor). PowerOffice, which has no bulk calls, gets
+``APPLY_BATCH_ONE_BY_ONE``. A stop is honoured inside a batch too (the port asks
+``should_stop`` between its calls)."""
+APPLY_BATCH_ONE_BY_ONE = 100
+"""Writes handed per call to a port that sends one call per write (PowerOffice)."""
 
 _OP_ORDER = {WriteOp.DELETE: 0, WriteOp.UPDATE: 1, WriteOp.CREATE: 2}
 
@@ -599,7 +603,7 @@ def _send_order(request: WriteRequest) -> tuple[int, str]:
 
 def _batches(requests: list[WriteRequest], system: System) -> Iterator[list[WriteRequest]]:
     """Sorted requests in batches of one kind and operation (so bulk calls stay full)."""
-    size = APPLY_BATCH if system is System.ZENDESK else max(1, APPLY_BATCH // 10)
+    size = APPLY_BATCH if system is System.ZENDESK else min(APPLY_BATCH, APPLY_BATCH_ONE_BY_ONE)
     for _, group in itertools.groupby(requests, key=lambda r: (r.kind, r.op)):
         same = list(group)
         for start in range(0, len(same), size):

@@ -221,3 +221,28 @@ def test_the_gateways_429_is_sat_out_for_its_retry_after() -> None:
     throttled = [r for r in backend.transport.responses("/v2/Departments") if r.status_code == 429]
     assert throttled and all(r.json()["statusCode"] == 429 for r in throttled)
     assert backend.time.waits(at_least=3.0)
+
+
+# -- page size: the document's maximum -----------------------------------------------------------
+
+
+def test_the_default_page_size_is_the_documents_maximum() -> None:
+    """The adapter reads in pages of ``MaxPageSize`` (issue 13) and the sandbox serves them."""
+    from poweroffice_openapi import SPEC_MISSING_REASON, load_spec
+
+    from adapters.poweroffice.port import DEFAULT_PAGE_SIZE
+
+    spec = load_spec()
+    if spec is None:
+        pytest.skip(SPEC_MISSING_REASON)
+    parameters = spec.raw["components"]["schemas"]["ResourceParameters"]["properties"]
+    assert "20 000 by default" in parameters["MaxPageSize"]["description"]
+    assert DEFAULT_PAGE_SIZE == parameters["MaxPageSize"]["example"] == 20000
+    assert "larger than MaxPageSize" in parameters["PageSize"]["description"]
+
+    backend = SandboxBackend.start()
+    made = {str(backend.sandbox.add_department(Name=f"Avd {n}")["Id"]) for n in range(3)}
+    result = backend.port.read(frozenset({Kind.DEPARTMENT}), None)
+    assert {r.id for r in result.records} == made
+    [page] = backend.api_requests("/Departments")
+    assert page.url.params["PageSize"] == "20000"

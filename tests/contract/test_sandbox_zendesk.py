@@ -351,6 +351,32 @@ def test_incremental_organization_export_by_time(
     assert rest["end_time"] >= page["end_time"]
 
 
+def test_time_export_moves_past_a_second_holding_more_than_a_page(
+    zd: ZendeskSandbox, client: httpx.Client, clock: FakeClock
+) -> None:
+    """Records sharing a second all go on one page, even past ``per_page``; a page that would
+    hold nothing but its own start second (served whole by the page before) goes on into the
+    next second, so ``end_time`` always moves on while ``end_of_stream`` is false. Bulk jobs
+    finished by one batched status poll stamp hundreds of records with the same second."""
+    start = int(clock())
+    zd.add_organization(name="Org A")
+    clock.advance(1)
+    for name in ("B", "C", "D"):  # three in one second, over a page of two
+        zd.add_organization(name=f"Org {name}")
+    clock.advance(1)
+    zd.add_organization(name="Org E")
+    clock.advance(120)
+    first = client.get(
+        "/api/v2/incremental/organizations.json", params={"start_time": start, "per_page": 2}
+    ).json()
+    assert [o["name"] for o in first["organizations"]] == ["Org A", "Org B", "Org C", "Org D"]
+    assert (first["end_time"], first["end_of_stream"]) == (start + 1, False)
+    second = client.get(first["next_page"]).json()
+    assert second["end_time"] > first["end_time"]
+    assert [o["name"] for o in second["organizations"]] == ["Org B", "Org C", "Org D", "Org E"]
+    assert second["end_of_stream"] is True
+
+
 def test_rate_limit_per_minute_with_headers(clock: FakeClock) -> None:
     clock.now = 1_700_000_000.0 - 1_700_000_000.0 % 60  # the start of a minute
     zd = ZendeskSandbox(clock=clock, rate_limit=5)

@@ -43,7 +43,7 @@ from adapters.poweroffice.wire import TokenDto, structure
 log = structlog.get_logger()
 
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-"""Full pages of 5000 customers can take a while to render server side; connecting should not."""
+"""Full pages of 20000 customers can take a while to render server side; connecting should not."""
 
 _ROLE_RULES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
     # (path prefix, is a write, roles any of which allows it) — from the spec's "Auth roles".

@@ -1449,10 +1449,14 @@ class ZendeskSandbox(SandboxApp):
             return start
         per_page = self._per_page(request)
         order = [key for key in self._export_order(kind, records.values()) if key[0] >= start]
-        page = order[:per_page]
-        # Records sharing the last second all go on this page, or a client could loop forever.
-        while len(page) < len(order) and page and order[len(page)][0] == page[-1][0]:
-            page.append(order[len(page)])
+        page = self._whole_seconds(order, per_page)
+        if page and page[-1][0] == start and len(page) < len(order):
+            # Nothing but the start second, which the page before served whole (it ended
+            # there): go on into the next seconds, so end_time moves past start_time whenever
+            # end_of_stream is false. Bulk jobs finished by one batched status poll stamp
+            # hundreds of records with one second; a page of them alone would hand the client
+            # the same start_time back for ever (issue 13).
+            page = page + self._whole_seconds(order[len(page) :], per_page)
         end = len(page) == len(order)
         end_time = page[-1][0] if page else start
         if kind == "organization" and self.stall_organization_export:
@@ -1474,6 +1478,16 @@ class ZendeskSandbox(SandboxApp):
                 "end_time": end_time,
             },
         )
+
+    @staticmethod
+    def _whole_seconds(order: list[tuple[int, int]], per_page: int) -> list[tuple[int, int]]:
+        """The first ``per_page`` of ``order``, and every record sharing the last one's second:
+        a time-based page ends on a whole second (more than ``per_page`` records when their
+        timestamps are equal), or a client following ``end_time`` could loop for ever."""
+        page = order[:per_page]
+        while len(page) < len(order) and page and order[len(page)][0] == page[-1][0]:
+            page.append(order[len(page)])
+        return page
 
     # -- paging and rendering -----------------------------------------------------------------
 

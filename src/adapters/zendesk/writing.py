@@ -71,8 +71,11 @@ log = structlog.get_logger()
 
 RECONCILE_ROUNDS = 2
 """How often a create that failed in transit is reconciled and the missing part re-sent."""
-JOB_WINDOW = 10
-"""Bulk jobs in flight at once (Zendesk queues at most 30 per account)."""
+JOB_WINDOW = 30
+"""Bulk jobs in flight at once: as many as Zendesk queues per account (30; ``TooManyJobs``
+beyond), so a large write waits out the fewest poll rounds (issue 13: 405 jobs in 14 rounds,
+not 41). Another client's queued jobs only earn a ``TooManyJobs``, which the transport waits
+out and resends (the job was not queued)."""
 STORED_AS_SENT = frozenset({"organization_id"})
 """Fields Zendesk stores exactly as written (ids), so their updates need no read-back."""
 
