@@ -40,8 +40,13 @@ def load(text: str, kind: type[_T]) -> _T:
     return CONVERTER.structure(json.loads(text), kind)
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# One encoder for every row: json.dumps with these options builds a new one per call, which
+# was a third of saving a first sync's mirrors.
+
+
 def _compact(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _COMPACT.encode(value)
 
 
 def report_text(report: RunReport) -> str:
