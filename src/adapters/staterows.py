@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
+from talkcore.ports import Lookup
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
+from talkcore.view import LookupFields, lookup_keys
 
 _T = TypeVar("_T")
 
@@ -68,15 +70,43 @@ def retry_from_text(text: str | None) -> frozenset[RecordKey]:
     return frozenset(RecordKey.parse(key) for key in json.loads(text)) if text else frozenset()
 
 
-def identity_keys(record: Record) -> tuple[str | None, str | None]:
-    """The normalised e-mail and organization-name keys a record can be found by."""
-    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
-    name = record.get("name") or record.get("Name")
-    return normalise(email, Datatype.EMAIL), name_key(name)
+LOOKUP_COLUMNS: Mapping[Lookup, str] = {
+    Lookup.IDENTITY: "email_key",
+    Lookup.NAME: "name_key",
+    Lookup.ORIGIN: "origin_key",
+}
+"""The records column each look-up key is kept in (the identity column kept its first name)."""
+
+
+def lookup_marker(fields: LookupFields) -> str:
+    """What the key columns were computed from, as text: a store whose marker differs (an
+    older schema, another dataflow) computes them again (``rekeyed_rows``)."""
+    return _compact(
+        sorted(
+            (kind.value, lookup.value, field, getattr(key, "__name__", repr(key)))
+            for kind, by_lookup in fields.items()
+            for lookup, (field, key) in by_lookup.items()
+        )
+    )
+
+
+def rekeyed_rows(
+    rows: Iterable[tuple[str, str, str, str]], fields: LookupFields
+) -> list[tuple[str | None, str | None, str | None, str, str, str]]:
+    """(identity, name, origin key, system, kind, id) for (system, kind, id, fields) rows."""
+    out = []
+    for system, kind, rid, data in rows:
+        record = Record(RecordKey(System(system), Kind(kind), rid), json.loads(data))
+        out.append((*lookup_keys(record, fields), system, kind, rid))
+    return out
 
 
 def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]:
-    """The records column and normalised key ``find_records`` matches: e-mail or name."""
+    """The records column and normalised key ``find_records`` matches: e-mail or name.
+
+    The identity column holds the identity value as Zendesk compares it (``lookup_fields``),
+    which for an e-mail is its normalised form.
+    """
     if (email is None) == (name is None):
         raise ValueError("give exactly one of email or name")
     if email is not None:
@@ -84,9 +114,10 @@ def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]
     return "name_key", name_key(name)
 
 
-def record_row(record: Record) -> tuple[Any, ...]:
-    """(system, kind, id, fields, modified, active, email_key, name_key) of one record."""
-    email, name = identity_keys(record)
+def record_row(record: Record, fields: LookupFields) -> tuple[Any, ...]:
+    """(system, kind, id, fields, modified, active, identity, name and origin keys) of one
+    record; which field each key reads comes from the dataflow's roles (``fields``)."""
+    identity, name, origin = lookup_keys(record, fields)
     return (
         record.key.system.value,
         record.key.kind.value,
@@ -94,8 +125,9 @@ def record_row(record: Record) -> tuple[Any, ...]:
         _compact(dict(record.fields)),
         record.modified.isoformat() if record.modified else None,
         record.active,
-        email,
+        identity,
         name,
+        origin,
     )
 
 
