@@ -125,6 +125,9 @@ class _Closure:
     latest: dict[RecordKey, Record] = attrs.Factory(dict)
     links: dict[str, dict[str, Link]] = attrs.Factory(dict)
     asked: set[RecordKey] = attrs.Factory(set)
+    """Keys already asked for by id or found by value (never asked for again)."""
+    expanded: set[RecordKey] = attrs.Factory(set)
+    """Keys whose links, references and values were already followed."""
 
     def run(
         self, state: SyncState, changed: list[Record], focus: Iterable[RecordKey]
@@ -135,7 +138,8 @@ class _Closure:
         frontier: set[RecordKey] = set(focus) | set(self.latest)
         while frontier:
             self._fetch(frontier)
-            frontier = self._expand(frontier) - self.asked
+            self.expanded |= frontier
+            frontier = self._expand(frontier) - self.expanded
         mirrors = {
             system: Snapshot.of(
                 system,
@@ -158,16 +162,13 @@ class _Closure:
             self.stored[key] = record
             self.latest.setdefault(key, record)
 
-    def _add(self, records: Iterable[Record]) -> set[RecordKey]:
-        new: set[RecordKey] = set()
+    def _add(self, records: list[Record]) -> set[RecordKey]:
+        """Take records found by value; their keys (to be followed in turn)."""
         for record in records:
-            if record.key not in self.stored:
-                self.stored[record.key] = record
-                self.latest.setdefault(record.key, record)
-            if record.key not in self.asked:
-                self.asked.add(record.key)
-                new.add(record.key)
-        return new
+            self.stored.setdefault(record.key, record)
+            self.latest.setdefault(record.key, record)
+            self.asked.add(record.key)
+        return {record.key for record in records}
 
     def _expand(self, keys: set[RecordKey]) -> set[RecordKey]:
         """Keys the records of ``keys`` lead to; records found by value are added at once."""
@@ -187,6 +188,9 @@ class _Closure:
             more |= self._add(self.view.find(kind, lookup, sorted(values)))
             # The records holding a value now, in this run's reads, are in ``latest`` already.
         return more
+
+    def _kinds_by(self, lookup: Lookup) -> list[Kind]:
+        return [kind for kind, by_lookup in self.fields.items() if lookup in by_lookup]
 
     def _linked(self, flow: Flow, key: RecordKey) -> set[RecordKey]:
         found: set[RecordKey] = set()
@@ -209,6 +213,13 @@ class _Closure:
             for ref_flow in prop.reference_flows:
                 target = self.dataflow.flow(ref_flow)
                 found.add(RecordKey.of(target.kind_in(system), value))
+            # A reference no flow translates is reported by what it names (a supplier).
+            assert prop.reference is not None
+            found |= {
+                RecordKey.of(kind, value)
+                for kind in prop.reference.unsynced
+                if kind.system is system
+            }
         return found
 
     def _values(
@@ -217,16 +228,15 @@ class _Closure:
         """Note the look-ups by value that ``record`` (as this run sees it) leads to; the
         record its origin key names."""
         system = record.key.system
-        identity = lookup_key(record, self.fields, Lookup.IDENTITY)
-        if identity is not None and flow.identity is not None:
-            for kind in (flow.poweroffice_kind, flow.zendesk_kind):
-                by_value.setdefault((kind, Lookup.IDENTITY), set()).add(identity)
-        name = lookup_key(record, self.fields, Lookup.NAME)
-        if name is not None and flow.name_property is not None:
-            # The Zendesk record holding the name, and every PowerOffice carrier of it.
-            by_value.setdefault((flow.zendesk_kind, Lookup.NAME), set()).add(name)
-            for other in self.dataflow.sharing_zendesk_kind(flow.zendesk_kind):
-                by_value.setdefault((other.poweroffice_kind, Lookup.NAME), set()).add(name)
+        # An identity value or name travels between kinds (a write copies it to the
+        # counterpart, where a later flow matches on it): it is looked up in every kind that
+        # has one, which is a handful of indexed queries.
+        for lookup in (Lookup.IDENTITY, Lookup.NAME):
+            value = lookup_key(record, self.fields, lookup)
+            if value is None:
+                continue
+            for kind in self._kinds_by(lookup):
+                by_value.setdefault((kind, lookup), set()).add(value)
         if flow.zendesk_origin_field is not None:
             if system is System.POWEROFFICE:
                 origin = origin_index_key(str(record.key))
