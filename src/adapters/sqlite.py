@@ -123,6 +123,13 @@ MIGRATIONS: tuple[str, ...] = (
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+_LOOKUP_INDEXES = {
+    Lookup.IDENTITY: "records_by_email",
+    Lookup.NAME: "records_by_name",
+    Lookup.ORIGIN: "records_by_origin",
+}
+"""The index each look-up of the mirror view reads (named in its query)."""
+
 
 class SqliteStateStore:
     """The state store in one SQLite file (see the module docstring for its guarantees)."""
@@ -453,12 +460,15 @@ class SqliteStateStore:
     def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
         """The links of ``flow`` whose ``system``-side id is one of ``ids`` (indexed look-ups)."""
         column = "poweroffice_id" if system is System.POWEROFFICE else "zendesk_id"
+        # By Zendesk id the index is named: without statistics SQLite prefers the primary key's
+        # flow prefix, a scan of the flow's links.
+        index = "" if system is System.POWEROFFICE else " INDEXED BY links_by_zendesk"
         rows = [
             row
             for rid in dict.fromkeys(ids)
             for row in self._db.execute(
                 "SELECT flow, poweroffice_id, zendesk_id, base FROM links"  # noqa: S608 - fixed
-                f" WHERE flow = ? AND {column} = ?",
+                f"{index} WHERE flow = ? AND {column} = ?",
                 (flow, rid),
             )
         ]
@@ -469,9 +479,12 @@ class SqliteStateStore:
         column = LOOKUP_COLUMNS[lookup]
         found: dict[str, Record] = {}
         for value in dict.fromkeys(values):
+            # Named: without statistics SQLite prefers the primary key's (system, kind) prefix,
+            # a scan of the whole kind.
             rows = self._db.execute(
-                "SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed
-                f" WHERE system = ? AND kind = ? AND {column} = ?",
+                f"SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed
+                f" INDEXED BY {_LOOKUP_INDEXES[lookup]}"
+                f" WHERE system = ? AND kind = ? AND {column} = ? AND {column} IS NOT NULL",
                 (kind.system.value, kind.value, value),
             )
             for row in rows:
