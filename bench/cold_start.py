@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,21 @@ class ChangesOnly:
         return {}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB.
+
+    ``VmHWM`` where Linux gives it: ``ru_maxrss`` survives ``exec``, so a child started by a
+    parent that once held a large state would report the parent's peak, not its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(path: Path, *, whole_mirrors: bool) -> None:
     """The fresh process: one incremental sync; prints its own figures as JSON."""
     poweroffice, zendesk = ChangesOnly(System.POWEROFFICE), ChangesOnly(System.ZENDESK)
@@ -139,7 +155,7 @@ def child(path: Path, *, whole_mirrors: bool) -> None:
         report = run_sync(poweroffice, zendesk, store, RunOptions(whole_mirrors=whole_mirrors))
     finally:
         store.close()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(
         json.dumps(
             {
@@ -195,12 +211,12 @@ def main() -> None:
         scratch = Path(tmp) / "run.db"
         baseline: tuple[float, dict[str, object]] | None = None
         if not args.no_baseline:
-            scratch.write_bytes(path.read_bytes())
+            shutil.copyfile(path, scratch)
             wall, figures = cold_run(scratch, whole_mirrors=True)
             baseline = wall, checked(figures)
             for stale in Path(tmp).glob("run.db*"):
                 stale.unlink()
-        scratch.write_bytes(path.read_bytes())
+        shutil.copyfile(path, scratch)
         wall, figures = cold_run(scratch)
         checked(figures)
     what = f"({CHANGES:,} changes over {args.n:,} mirrored per side)"

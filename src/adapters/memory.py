@@ -357,9 +357,9 @@ class MemoryStateStore:
         """How many links ``flow`` has."""
         return len(self.state.table(flow))
 
-    def mirror_size(self, system: System) -> int:
-        """How many records the mirror of ``system`` holds."""
-        return len(self.load_mirror(system))
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record."""
+        return len(self.load_mirror(system)) > 0
 
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` last read in full."""

@@ -546,13 +546,13 @@ class PostgresStateStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def mirror_size(self, system: System) -> int:
-        """How many records the mirror of ``system`` holds."""
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (one row read, not a count)."""
         row = self._db.execute(
-            "SELECT count(*) FROM records WHERE tenant_id = %s AND system = %s",
+            "SELECT 1 FROM records WHERE tenant_id = %s AND system = %s LIMIT 1",
             (self.tenant_id, system.value),
         ).fetchone()
-        return int(row[0]) if row else 0
+        return row is not None
 
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` whose last read was a full read."""

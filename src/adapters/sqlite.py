@@ -496,12 +496,12 @@ class SqliteStateStore:
         row = self._db.execute("SELECT count(*) FROM links WHERE flow = ?", (flow,)).fetchone()
         return int(row[0])
 
-    def mirror_size(self, system: System) -> int:
-        """How many records the mirror of ``system`` holds."""
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (one row read, not a count)."""
         row = self._db.execute(
-            "SELECT count(*) FROM records WHERE system = ?", (system.value,)
+            "SELECT 1 FROM records WHERE system = ? LIMIT 1", (system.value,)
         ).fetchone()
-        return int(row[0])
+        return row is not None
 
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` whose last read was a full read."""

@@ -289,7 +289,7 @@ class _Run:
         if not dry_run and self.store.open_intents():
             return None
         head = self.store.load_state_except_links()
-        empty = not all(self.store.mirror_size(system) for system in System)
+        empty = not all(self.store.mirror_holds_records(system) for system in System)
         if self._full_due(head, empty, started):
             return None
         reads = self._read_changes(head.cursors)

@@ -198,8 +198,8 @@ class MirrorView(Protocol):
         """How many links ``flow`` has (the delete cap is a share of them)."""
         ...
 
-    def mirror_size(self, system: System) -> int:
-        """How many records the mirror of ``system`` holds."""
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (an empty one means a full run)."""
         ...
 
     def mirror_complete(self, system: System) -> frozenset[Kind]:

@@ -156,7 +156,7 @@ class _Closure:
         return WorkingSet(mirrors, partial, counts)
 
     def _fetch(self, keys: set[RecordKey]) -> None:
-        wanted = sorted(k for k in keys if k not in self.asked)
+        wanted = [k for k in keys if k not in self.asked]
         self.asked |= set(wanted)
         for key, record in self.view.records(wanted).items():
             self.stored[key] = record
