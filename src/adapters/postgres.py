@@ -21,7 +21,6 @@ import json
 import os
 import re
 import socket
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,6 +33,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from adapters.staterows import (
     LOOKUP_COLUMNS,
+    DiffingStore,
+    Seen,
     StateFileError,
     decision_rows,
     dump,
@@ -178,7 +179,7 @@ def _too_new(where: str, version: int) -> StateFileError:
     )
 
 
-class PostgresStateStore:
+class PostgresStateStore(DiffingStore):
     """One tenant's state store in PostgreSQL (see the module docstring for its guarantees).
 
     ``create=False`` opens for reading only: no migration, no tenant created, and
@@ -298,14 +299,6 @@ class PostgresStateStore:
         finally:
             db.close()
 
-    def load_state(self) -> SyncState:
-        """The state the last save left (empty on first use)."""
-        return self._load_state(links=True)
-
-    def load_state_except_links(self) -> SyncState:
-        """The state the last save left, without its link tables."""
-        return self._load_state(links=False)
-
     def _load_state(self, *, links: bool) -> SyncState:
         db, tenant = self._db, (self.tenant_id,)
         tables = (
@@ -364,8 +357,6 @@ class PostgresStateStore:
             kept_apart=kept_apart,
             decisions=decisions,
         )
-        if links:
-            self._seen_state = state
         return state
 
     def load_mirror(self, system: System) -> Snapshot:
@@ -393,47 +384,14 @@ class PostgresStateStore:
     def _marker(self) -> str | None:
         return self._meta("saved_at")
 
-    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
-        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
-        self._save(state, mirrors, None)
-
-    def save_partial(
-        self,
-        state: SyncState,
-        mirrors: Sequence[Snapshot],
-        since: tuple[SyncState, Sequence[Snapshot]],
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
     ) -> None:
-        """Save an incremental run's part of the whole in one transaction: what differs from
-        ``since`` (see the port); everything else is kept."""
-        self._save(state, mirrors, since)
-
-    def _save(
-        self,
-        state: SyncState,
-        mirrors: Sequence[Snapshot],
-        since: tuple[SyncState, Sequence[Snapshot]] | None,
-    ) -> None:
-        # A unique marker per save, so a cached mirror is known to be the database's own.
-        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
-        seen_state, seen_mirrors = (
-            (since[0], {m.system: m for m in since[1]})
-            if since is not None
-            else (self._seen_state, self._seen_mirrors)
-        )
         with self._db.transaction():
-            self._save_state(state, seen_state)
+            self._save_state(state, seen[0])
             for mirror in mirrors:
-                self._save_mirror(mirror, seen_mirrors.get(mirror.system))
+                self._save_mirror(mirror, seen[1].get(mirror.system))
             self._set_meta("saved_at", marker)
-        self._saved_at = marker
-        if since is not None:
-            # A partial state is no baseline for a whole one: the next run loads again.
-            self._seen_state, self._seen_mirrors = None, {}
-            return
-        # Only once committed do these become the baseline the next save is diffed against.
-        self._seen_state = state
-        for mirror in mirrors:
-            self._seen_mirrors[mirror.system] = mirror
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
         """Durably record writes about to be sent (committed before this returns)."""

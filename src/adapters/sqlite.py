@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,6 +26,8 @@ from typing import Any
 
 from adapters.staterows import (
     LOOKUP_COLUMNS,
+    DiffingStore,
+    Seen,
     StateFileError,
     decision_rows,
     dump,
@@ -131,7 +132,7 @@ _LOOKUP_INDEXES = {
 """The index each look-up of the mirror view reads (named in its query)."""
 
 
-class SqliteStateStore:
+class SqliteStateStore(DiffingStore):
     """The state store in one SQLite file (see the module docstring for its guarantees)."""
 
     def __init__(
@@ -263,14 +264,6 @@ class SqliteStateStore:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def load_state(self) -> SyncState:
-        """The state the last save left (empty on first use)."""
-        return self._load_state(links=True)
-
-    def load_state_except_links(self) -> SyncState:
-        """The state the last save left, without its link tables."""
-        return self._load_state(links=False)
-
     def _load_state(self, *, links: bool) -> SyncState:
         db = self._db
         tables = (
@@ -311,8 +304,6 @@ class SqliteStateStore:
             kept_apart=kept_apart,
             decisions=decisions,
         )
-        if links:
-            self._seen_state = state
         return state
 
     def load_mirror(self, system: System) -> Snapshot:
@@ -340,47 +331,14 @@ class SqliteStateStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'saved_at'").fetchone()
         return str(row[0]) if row else None
 
-    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
-        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
-        self._save(state, mirrors, None)
-
-    def save_partial(
-        self,
-        state: SyncState,
-        mirrors: Sequence[Snapshot],
-        since: tuple[SyncState, Sequence[Snapshot]],
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
     ) -> None:
-        """Save an incremental run's part of the whole in one transaction: what differs from
-        ``since`` (see the port); everything else is kept."""
-        self._save(state, mirrors, since)
-
-    def _save(
-        self,
-        state: SyncState,
-        mirrors: Sequence[Snapshot],
-        since: tuple[SyncState, Sequence[Snapshot]] | None,
-    ) -> None:
-        # A unique marker per save, so a cached mirror is known to be the file's own.
-        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
-        seen_state, seen_mirrors = (
-            (since[0], {m.system: m for m in since[1]})
-            if since is not None
-            else (self._seen_state, self._seen_mirrors)
-        )
         with self._transaction() as db:
-            self._save_state(db, state, seen_state)
+            self._save_state(db, state, seen[0])
             for mirror in mirrors:
-                self._save_mirror(db, mirror, seen_mirrors.get(mirror.system))
+                self._save_mirror(db, mirror, seen[1].get(mirror.system))
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at', ?)", (marker,))
-        self._saved_at = marker
-        if since is not None:
-            # A partial state is no baseline for a whole one: the next run loads again.
-            self._seen_state, self._seen_mirrors = None, {}
-            return
-        # Only once committed do these become the baseline the next save is diffed against.
-        self._seen_state = state
-        for mirror in mirrors:
-            self._seen_mirrors[mirror.system] = mirror
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
         """Durably record writes about to be sent (committed before this returns)."""

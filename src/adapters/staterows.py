@@ -8,8 +8,9 @@ changed; this module is the one spelling of both, so the stores differ only in t
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -160,6 +161,80 @@ def link_tables(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, LinkTabl
         link = link_from_row(*row)
         tables.setdefault(link.flow, []).append(link)
     return {flow: LinkTable.of(links) for flow, links in tables.items()}
+
+
+Seen = tuple[SyncState | None, Mapping[System, Snapshot]]
+"""The baseline a save is diffed against: the state and mirrors last loaded or saved."""
+
+
+class DiffingStore:
+    """The SQL stores' load and save entry points: a save writes only what differs from a
+    baseline, which is what this store last loaded or saved whole, or a partial save's
+    ``since`` (an incremental run's working set as read through the mirror view).
+
+    A store supplies ``_load_state`` and ``_write`` (one transaction) and keeps the baseline
+    in ``_seen_state`` and ``_seen_mirrors``.
+    """
+
+    _seen_state: SyncState | None
+    _seen_mirrors: dict[System, Snapshot]
+    _saved_at: str | None
+
+    def load_state(self) -> SyncState:
+        """The state the last save left (empty on first use)."""
+        state = self._load_state(links=True)
+        self._seen_state = state
+        return state
+
+    def load_state_except_links(self) -> SyncState:
+        """The state the last save left, without its link tables."""
+        return self._load_state(links=False)
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
+        self._save(state, mirrors, None)
+
+    def save_partial(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]],
+    ) -> None:
+        """Save an incremental run's part of the whole in one transaction: what differs from
+        ``since`` (see the port); everything else is kept."""
+        self._save(state, mirrors, since)
+
+    def _save(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]] | None,
+    ) -> None:
+        # A unique marker per save, so a cached mirror is known to be the store's own.
+        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
+        if since is None:
+            self._write(state, mirrors, (self._seen_state, self._seen_mirrors), marker)
+        else:
+            self._write(state, mirrors, (since[0], {m.system: m for m in since[1]}), marker)
+        self._saved_at = marker
+        if since is not None:
+            # A partial state is no baseline for a whole one: the next run loads again.
+            self._seen_state, self._seen_mirrors = None, {}
+            return
+        # Only once committed do these become the baseline the next save is diffed against.
+        self._seen_state = state
+        for mirror in mirrors:
+            self._seen_mirrors[mirror.system] = mirror
+
+    def _load_state(self, *, links: bool) -> SyncState:
+        raise NotImplementedError
+
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
+    ) -> None:
+        """Write what differs from ``seen`` (state, mirrors), and ``marker``, in one
+        transaction."""
+        raise NotImplementedError
 
 
 # -- what changed since the last load or save ------------------------------------------------
