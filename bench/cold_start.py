@@ -12,14 +12,23 @@ costs is what a scheduled talksync costs. This benchmark:
    latency, so the wall time is the process's own work: interpreter start, imports, loading
    state and mirrors, reading, planning, applying, saving;
 3. checks the run applied exactly the 1,000 counterpart writes, and prints wall time and the
-   child's peak RSS.
+   child's peak RSS;
+4. does the same once more on a fresh copy of the state with ``RunOptions.whole_mirrors``: the
+   path before the mirror view (issue 13), which loads both whole mirrors and every link, so
+   today's cost and the old one are measured in the same run, on the same state and machine.
+
+The view path reads through the SQLite store only what the changes touch (their records,
+links, counterparts and the records sharing their identity values, names and origin keys) and
+saves only what changed.
 
     python bench/cold_start.py                 # 1,000,000 per side (builds ~1 GB of SQLite)
     python bench/cold_start.py 100000
-    python bench/cold_start.py 100000 --keep /tmp/cold.db   # reuse a built state
+    python bench/cold_start.py 100000 --keep cold.db   # reuse a built state
+    python bench/cold_start.py --no-baseline   # skip the whole-mirror run
 
 The last line reads ``cold incremental sync: X s wall, Y MiB peak (1,000 changes over N
-mirrored per side)``.
+mirrored per side)``; the line before it gives the whole-mirror path's figures. The fakes
+simulate no API latency, so both wall times are the process's own work.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
 from adapters.sqlite import SqliteStateStore
-from talkcore.engine import run_sync
+from talkcore.engine import RunOptions, run_sync
 from talkcore.ports import NO_HOOKS, ApplyHooks, WriteOp, WriteRequest, WriteResult
 from talkcore.records import Kind, ReadResult, Record, RecordKey, System
 
@@ -126,15 +136,30 @@ class ChangesOnly:
         return {}
 
 
-def child(path: Path) -> None:
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB.
+
+    ``VmHWM`` where Linux gives it: ``ru_maxrss`` survives ``exec``, so a child started by a
+    parent that once held a large state would report the parent's peak, not its own.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(path: Path, *, whole_mirrors: bool) -> None:
     """The fresh process: one incremental sync; prints its own figures as JSON."""
     poweroffice, zendesk = ChangesOnly(System.POWEROFFICE), ChangesOnly(System.ZENDESK)
     store = SqliteStateStore(path)
     try:
-        report = run_sync(poweroffice, zendesk, store)
+        report = run_sync(poweroffice, zendesk, store, RunOptions(whole_mirrors=whole_mirrors))
     finally:
         store.close()
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mib = peak_rss_mib()
     print(
         json.dumps(
             {
@@ -147,11 +172,12 @@ def child(path: Path) -> None:
     )
 
 
-def cold_run(path: Path) -> tuple[float, dict[str, object]]:
+def cold_run(path: Path, *, whole_mirrors: bool = False) -> tuple[float, dict[str, object]]:
     """Run ``child`` as a new process on ``path``; its wall seconds and figures."""
     start = time.perf_counter()
+    flags = ["--whole-mirrors"] if whole_mirrors else []
     done = subprocess.run(
-        [sys.executable, __file__, "--child", str(path)],
+        [sys.executable, __file__, "--child", str(path), *flags],
         capture_output=True,
         text=True,
         check=True,
@@ -160,14 +186,25 @@ def cold_run(path: Path) -> tuple[float, dict[str, object]]:
     return wall, json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def checked(figures: dict[str, object]) -> dict[str, object]:
+    """``figures``, once the run is known to have done the expected work."""
+    if figures["full"] or figures["applied"] != CHANGES or figures["failed"]:
+        raise SystemExit(f"the run did not do the expected work: {figures}")
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("n", nargs="?", type=int, default=1_000_000, help="records per side")
     parser.add_argument("--keep", type=Path, help="state file to build once and reuse")
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the whole-mirror (pre-view) run"
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--whole-mirrors", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child)
+        child(args.child, whole_mirrors=args.whole_mirrors)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "cold.db"
@@ -176,14 +213,23 @@ def main() -> None:
             print(f"built in {build_state(path, args.n):.1f} s ({path.stat().st_size >> 20} MiB)")
         # A copy per run, so every run starts from the same state (a run saves its changes).
         scratch = Path(tmp) / "run.db"
-        scratch.write_bytes(path.read_bytes())
+        baseline: tuple[float, dict[str, object]] | None = None
+        if not args.no_baseline:
+            shutil.copyfile(path, scratch)
+            wall, figures = cold_run(scratch, whole_mirrors=True)
+            baseline = wall, checked(figures)
+            for stale in Path(tmp).glob("run.db*"):
+                stale.unlink()
+        shutil.copyfile(path, scratch)
         wall, figures = cold_run(scratch)
-    if figures["full"] or figures["applied"] != CHANGES or figures["failed"]:
-        raise SystemExit(f"the run did not do the expected work: {figures}")
-    print(
-        f"cold incremental sync: {wall:.2f} s wall, {figures['peak_mib']:.0f} MiB peak"
-        f" ({CHANGES:,} changes over {args.n:,} mirrored per side)"
-    )
+        checked(figures)
+    what = f"({CHANGES:,} changes over {args.n:,} mirrored per side)"
+    if baseline is not None:
+        print(
+            f"before (whole mirrors loaded): {baseline[0]:.2f} s wall,"
+            f" {baseline[1]['peak_mib']:.0f} MiB peak {what}"
+        )
+    print(f"cold incremental sync: {wall:.2f} s wall, {figures['peak_mib']:.0f} MiB peak {what}")
 
 
 if __name__ == "__main__":

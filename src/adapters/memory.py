@@ -17,21 +17,23 @@ from typing import Any
 import attrs
 
 from adapters.reportjson import report_json
-from adapters.staterows import links_touching
+from adapters.staterows import link_changes, links_touching, record_changes
 from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, PropertyMap
 from talkcore.engine import RunReport
 from talkcore.ports import (
     NO_HOOKS,
     AlreadyRunning,
     ApplyHooks,
+    Lookup,
     WriteError,
     WriteOp,
     WriteRequest,
     WriteResult,
 )
-from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System
-from talkcore.state import Link, SyncState
+from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System, upsert
+from talkcore.state import Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
+from talkcore.view import lookup_fields
 
 ORIGIN_FIELD = {Kind.ORGANIZATION: "external_id", Kind.USER: "external_id"}
 
@@ -245,6 +247,8 @@ class MemoryStateStore:
     runs: list[dict[str, Any]] = attrs.field(factory=list)
     locked: bool = False
     saves: int = 0
+    dataflow: Dataflow = DEFAULT_DATAFLOW
+    """Which properties the view's look-ups by identity value, name and origin key read."""
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -261,6 +265,10 @@ class MemoryStateStore:
         """The saved state."""
         return self.state
 
+    def load_state_except_links(self) -> SyncState:
+        """The saved state without its link tables."""
+        return attrs.evolve(self.state, links={})
+
     def load_mirror(self, system: System) -> Snapshot:
         """The saved mirror of ``system``."""
         return self.mirrors.get(system, Snapshot(system))
@@ -271,6 +279,45 @@ class MemoryStateStore:
         for mirror in mirrors:
             self.mirrors[mirror.system] = mirror
         self.saves += 1
+
+    def save_partial(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]],
+    ) -> None:
+        """Put in what differs from ``since``; keep the rest."""
+        self.save(*self._merged(state, mirrors, since))
+
+    def _merged(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]],
+    ) -> tuple[SyncState, list[Snapshot]]:
+        """The whole state and mirrors with a partial save's changes put in."""
+        seen_state, seen_mirrors = since
+        tables = dict(self.state.links)
+        for change in link_changes(seen_state, state):
+            table = dict(self.state.table(change.scope).by_poweroffice)
+            for po_id in change.gone:
+                table.pop(po_id, None)
+            table.update({link.poweroffice_id: link for link in change.changed})
+            tables[change.scope] = LinkTable.of(table.values())
+        merged: list[Snapshot] = []
+        seen = {m.system: m for m in seen_mirrors}
+        for mirror in mirrors:
+            whole = self.load_mirror(mirror.system)
+            gone: set[RecordKey] = set()
+            changed: list[Record] = []
+            for change in record_changes(seen.get(mirror.system), mirror):
+                gone |= {RecordKey.of(Kind(change.scope), rid) for rid in change.gone}
+                changed += change.changed
+            kept = (r for r in whole if r.key not in gone)
+            merged.append(
+                upsert(Snapshot.of(mirror.system, kept, complete=mirror.complete), changed)
+            )
+        return attrs.evolve(state, links=tables), merged
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
         """Remember writes about to be sent."""
@@ -312,3 +359,29 @@ class MemoryStateStore:
     def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
         """The links of ``flow`` whose ``system``-side id is one of ``ids``."""
         return links_touching(self.state.table(flow), system, ids)
+
+    def find(self, kind: Kind, lookup: Lookup, values: Sequence[str]) -> list[Record]:
+        """The records of ``kind`` whose ``lookup`` key is one of ``values`` (indexed)."""
+        found = lookup_fields(self.dataflow).get(kind, {}).get(lookup)
+        if found is None:
+            return []
+        field, key = found
+        mirror = self.load_mirror(kind.system)
+        records = {
+            r.key: r
+            for value in dict.fromkeys(values)
+            for r in mirror.lookup(kind, field, key, value)
+        }
+        return [records[k] for k in sorted(records)]
+
+    def link_count(self, flow: str) -> int:
+        """How many links ``flow`` has."""
+        return len(self.state.table(flow))
+
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record."""
+        return len(self.load_mirror(system)) > 0
+
+    def mirror_complete(self, system: System) -> frozenset[Kind]:
+        """The kinds of ``system`` last read in full."""
+        return self.load_mirror(system).complete

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import socket
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -33,6 +32,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.staterows import (
+    LOOKUP_COLUMNS,
+    DiffingStore,
+    Seen,
     StateFileError,
     decision_rows,
     dump,
@@ -43,19 +45,24 @@ from adapters.staterows import (
     links_touching,
     load,
     lookup_column,
+    lookup_marker,
     new_decisions,
     record_changes,
     record_from_row,
     record_row,
+    rekeyed_rows,
     report_text,
     retry_from_text,
     retry_text,
 )
+from talkcore.context import id_order
+from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow
 from talkcore.engine import RunReport
 from talkcore.plan import Ambiguity, Conflict
-from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
+from talkcore.ports import AlreadyRunning, Lookup, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
+from talkcore.view import lookup_fields
 
 DEFAULT_TENANT = "default"
 """The tenant a single-company setup (``TALKSYNC_DATABASE_URL`` alone) keeps its state under."""
@@ -173,15 +180,23 @@ def _too_new(where: str, version: int) -> StateFileError:
     )
 
 
-class PostgresStateStore:
+class PostgresStateStore(DiffingStore):
     """One tenant's state store in PostgreSQL (see the module docstring for its guarantees).
 
     ``create=False`` opens for reading only: no migration, no tenant created, and
     ``NothingStored`` when there is nothing to read yet.
     """
 
-    def __init__(self, url: str, tenant: str = DEFAULT_TENANT, *, create: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        tenant: str = DEFAULT_TENANT,
+        *,
+        create: bool = True,
+        dataflow: Dataflow = DEFAULT_DATAFLOW,
+    ) -> None:
         self.url = url
+        self._fields = lookup_fields(dataflow)
         self.tenant = tenant
         self.where = describe(url)
         self._db = connect(url)
@@ -208,7 +223,35 @@ class PostgresStateStore:
         row = self._db.execute("SELECT id FROM tenants WHERE name = %s", (self.tenant,)).fetchone()
         if row is None:
             raise NothingStored(f"no tenant {self.tenant!r} in {self.where}")
+        if create:
+            self._rekey(int(row[0]))
         return int(row[0])
+
+    def _rekey(self, tenant: int) -> None:
+        """Fill the look-up key columns again when they were computed from other roles (an
+        older schema, another dataflow): the view's look-ups must find what the planner would."""
+        marker = lookup_marker(self._fields)
+        with self._db.transaction():
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE tenant_id = %s AND key = 'lookup_keys' FOR UPDATE",
+                (tenant,),
+            ).fetchone()
+            if row is not None and row[0] == marker:
+                return
+            rows = self._db.execute(
+                "SELECT system, kind, id, fields FROM records WHERE tenant_id = %s", (tenant,)
+            ).fetchall()
+            with self._db.cursor() as cur:
+                cur.executemany(
+                    "UPDATE records SET email_key = %s, name_key = %s, origin_key = %s"
+                    " WHERE tenant_id = %s AND system = %s AND kind = %s AND id = %s",
+                    [(*keys[:3], tenant, *keys[3:]) for keys in rekeyed_rows(rows, self._fields)],
+                )
+            self._db.execute(
+                "INSERT INTO meta (tenant_id, key, value) VALUES (%s, 'lookup_keys', %s)"
+                " ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value",
+                (tenant, marker),
+            )
 
     @property
     def schema_version(self) -> int:
@@ -257,14 +300,17 @@ class PostgresStateStore:
         finally:
             db.close()
 
-    def load_state(self) -> SyncState:
-        """The state the last save left (empty on first use)."""
+    def _load_state(self, *, links: bool) -> SyncState:
         db, tenant = self._db, (self.tenant_id,)
-        links = link_tables(
-            db.execute(
-                "SELECT flow, poweroffice_id, zendesk_id, base FROM links WHERE tenant_id = %s",
-                tenant,
+        tables = (
+            link_tables(
+                db.execute(
+                    "SELECT flow, poweroffice_id, zendesk_id, base FROM links WHERE tenant_id = %s",
+                    tenant,
+                )
             )
+            if links
+            else {}
         )
         cursors = dict(
             db.execute("SELECT name, value FROM cursors WHERE tenant_id = %s", tenant).fetchall()
@@ -302,7 +348,7 @@ class PostgresStateStore:
         )
         full = self._meta("last_full_sync")
         state = SyncState(
-            links=links,
+            links=tables,
             cursors=cursors,
             conflicts=conflicts,
             resolutions=resolutions,
@@ -312,7 +358,6 @@ class PostgresStateStore:
             kept_apart=kept_apart,
             decisions=decisions,
         )
-        self._seen_state = state
         return state
 
     def load_mirror(self, system: System) -> Snapshot:
@@ -333,34 +378,21 @@ class PostgresStateStore:
         for kind, rid, fields, modified, active in rows:
             record = record_from_row(system, kind, rid, fields, modified, active)
             by_kind.setdefault(record.key.kind, {})[rid] = record
-        complete = frozenset(
-            Kind(kind)
-            for (kind,) in self._db.execute(
-                "SELECT kind FROM mirror_complete WHERE tenant_id = %s AND system = %s",
-                (self.tenant_id, system.value),
-            )
-        )
-        snapshot = Snapshot(system, by_kind, complete)
+        snapshot = Snapshot(system, by_kind, self.mirror_complete(system))
         self._seen_mirrors[system] = snapshot
         return snapshot
 
     def _marker(self) -> str | None:
         return self._meta("saved_at")
 
-    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
-        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
-        # A unique marker per save, so a cached mirror is known to be the database's own.
-        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
+    ) -> None:
         with self._db.transaction():
-            self._save_state(state)
+            self._save_state(state, seen[0])
             for mirror in mirrors:
-                self._save_mirror(mirror)
+                self._save_mirror(mirror, seen[1].get(mirror.system))
             self._set_meta("saved_at", marker)
-        self._saved_at = marker
-        # Only once committed do these become the baseline the next save is diffed against.
-        self._seen_state = state
-        for mirror in mirrors:
-            self._seen_mirrors[mirror.system] = mirror
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
         """Durably record writes about to be sent (committed before this returns)."""
@@ -454,6 +486,41 @@ class PostgresStateStore:
         )
         return links_touching(LinkTable.of(link_from_row(*row) for row in rows), system, ids)
 
+    def find(self, kind: Kind, lookup: Lookup, values: Sequence[str]) -> list[Record]:
+        """The records of ``kind`` whose ``lookup`` key is one of ``values`` (one indexed query)."""
+        column = LOOKUP_COLUMNS[lookup]
+        rows = self._db.execute(
+            "SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed names
+            f" WHERE tenant_id = %s AND system = %s AND kind = %s AND {column} = ANY(%s::text[])",
+            (self.tenant_id, kind.system.value, kind.value, list(dict.fromkeys(values))),
+        )
+        found = {row[1]: record_from_row(kind.system, *row) for row in rows}
+        return [found[rid] for rid in sorted(found, key=id_order)]
+
+    def link_count(self, flow: str) -> int:
+        """How many links ``flow`` has."""
+        row = self._db.execute(
+            "SELECT count(*) FROM links WHERE tenant_id = %s AND flow = %s",
+            (self.tenant_id, flow),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (one row read, not a count)."""
+        row = self._db.execute(
+            "SELECT 1 FROM records WHERE tenant_id = %s AND system = %s LIMIT 1",
+            (self.tenant_id, system.value),
+        ).fetchone()
+        return row is not None
+
+    def mirror_complete(self, system: System) -> frozenset[Kind]:
+        """The kinds of ``system`` whose last read was a full read."""
+        rows = self._db.execute(
+            "SELECT kind FROM mirror_complete WHERE tenant_id = %s AND system = %s",
+            (self.tenant_id, system.value),
+        )
+        return frozenset(Kind(kind) for (kind,) in rows)
+
     # -- the run log and look-ups for the CLI ----------------------------------------------
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
@@ -518,8 +585,8 @@ class PostgresStateStore:
             (self.tenant_id,),
         )
 
-    def _save_state(self, state: SyncState) -> None:
-        seen, tenant = self._seen_state, self.tenant_id
+    def _save_state(self, state: SyncState, seen: SyncState | None) -> None:
+        tenant = self.tenant_id
         if seen is None:
             self._clear("links")
         for change in link_changes(seen, state):
@@ -571,9 +638,8 @@ class PostgresStateStore:
         full = state.last_full_sync
         self._set_meta("last_full_sync", None if full is None else full.isoformat())
 
-    def _save_mirror(self, mirror: Snapshot) -> None:
+    def _save_mirror(self, mirror: Snapshot, seen: Snapshot | None) -> None:
         system, tenant = mirror.system.value, self.tenant_id
-        seen = self._seen_mirrors.get(mirror.system)
         if seen is None:
             self._db.execute(
                 "DELETE FROM records WHERE tenant_id = %s AND system = %s", (tenant, system)
@@ -586,12 +652,13 @@ class PostgresStateStore:
             )
             self._many(
                 "INSERT INTO records (tenant_id, system, kind, id, fields, modified, active,"
-                " email_key, name_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " email_key, name_key, origin_key)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (tenant_id, system, kind, id) DO UPDATE SET"
                 " fields = excluded.fields, modified = excluded.modified,"
                 " active = excluded.active, email_key = excluded.email_key,"
-                " name_key = excluded.name_key",
-                [(tenant, *record_row(rec)) for rec in change.changed],
+                " name_key = excluded.name_key, origin_key = excluded.origin_key",
+                [(tenant, *record_row(rec, self._fields)) for rec in change.changed],
             )
         self._db.execute(
             "DELETE FROM mirror_complete WHERE tenant_id = %s AND system = %s", (tenant, system)

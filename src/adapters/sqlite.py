@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.staterows import (
+    LOOKUP_COLUMNS,
+    DiffingStore,
+    Seen,
     StateFileError,
     decision_rows,
     dump,
@@ -36,19 +38,24 @@ from adapters.staterows import (
     links_touching,
     load,
     lookup_column,
+    lookup_marker,
     new_decisions,
     record_changes,
     record_from_row,
     record_row,
+    rekeyed_rows,
     report_text,
     retry_from_text,
     retry_text,
 )
+from talkcore.context import id_order
+from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow
 from talkcore.engine import RunReport
 from talkcore.plan import Ambiguity, Conflict
-from talkcore.ports import AlreadyRunning, WriteRequest, WriteResult
+from talkcore.ports import AlreadyRunning, Lookup, WriteRequest, WriteResult
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
+from talkcore.view import lookup_fields
 
 __all__ = ["DEFAULT_STATE_PATH", "SCHEMA_VERSION", "SqliteStateStore", "StateFileError"]
 
@@ -108,16 +115,33 @@ MIGRATIONS: tuple[str, ...] = (
     WHERE intent IS NOT NULL AND json_extract(intent, '$.flow') IS NULL
       AND item_id GLOB '[a-z][a-z][a-z][a-z][a-z][a-z]:?*:?*'
     """,
+    # 4: the mirror view finds records by origin key too (issue 13). The key columns are
+    # filled from the dataflow's roles when the store opens (``_rekey``), not here.
+    """
+    ALTER TABLE records ADD COLUMN origin_key TEXT;
+    CREATE INDEX records_by_origin ON records (system, kind, origin_key)
+        WHERE origin_key IS NOT NULL
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
+_LOOKUP_INDEXES = {
+    Lookup.IDENTITY: "records_by_email",
+    Lookup.NAME: "records_by_name",
+    Lookup.ORIGIN: "records_by_origin",
+}
+"""The index each look-up of the mirror view reads (named in its query)."""
 
-class SqliteStateStore:
+
+class SqliteStateStore(DiffingStore):
     """The state store in one SQLite file (see the module docstring for its guarantees)."""
 
-    def __init__(self, path: Path | str = DEFAULT_STATE_PATH) -> None:
+    def __init__(
+        self, path: Path | str = DEFAULT_STATE_PATH, dataflow: Dataflow = DEFAULT_DATAFLOW
+    ) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self._fields = lookup_fields(dataflow)
         self._db = self._open()
         self._seen_state: SyncState | None = None
         self._seen_mirrors: dict[System, Snapshot] = {}
@@ -143,6 +167,7 @@ class SqliteStateStore:
             # FULL: a journaled intent must survive power loss, not only a process crash.
             db.execute("PRAGMA synchronous = FULL")
             self._migrate(db)
+            self._rekey(db)
         except sqlite3.DatabaseError as exc:
             raise StateFileError(f"{self.path} is not a usable talksync state file: {exc}") from exc
         return db
@@ -165,6 +190,29 @@ class SqliteStateStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _rekey(self, db: sqlite3.Connection) -> None:
+        """Fill the look-up key columns again when they were computed from other roles (an
+        older schema, another dataflow): the view's look-ups must find what the planner would."""
+        marker = lookup_marker(self._fields)
+        row = db.execute("SELECT value FROM meta WHERE key = 'lookup_keys'").fetchone()
+        if row is not None and row[0] == marker:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = db.execute("SELECT system, kind, id, fields FROM records").fetchall()
+            db.executemany(
+                "UPDATE records SET email_key = ?, name_key = ?, origin_key = ?"
+                " WHERE system = ? AND kind = ? AND id = ?",
+                rekeyed_rows(rows, self._fields),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('lookup_keys', ?)", (marker,)
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     @property
     def schema_version(self) -> int:
@@ -217,10 +265,13 @@ class SqliteStateStore:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def load_state(self) -> SyncState:
-        """The state the last save left (empty on first use)."""
+    def _load_state(self, *, links: bool) -> SyncState:
         db = self._db
-        links = link_tables(db.execute("SELECT flow, poweroffice_id, zendesk_id, base FROM links"))
+        tables = (
+            link_tables(db.execute("SELECT flow, poweroffice_id, zendesk_id, base FROM links"))
+            if links
+            else {}
+        )
         cursors = dict(db.execute("SELECT name, value FROM cursors").fetchall())
         conflicts = {
             key: load(data, Conflict)
@@ -244,7 +295,7 @@ class SqliteStateStore:
         full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
         retry = db.execute("SELECT value FROM meta WHERE key = 'retry'").fetchone()
         state = SyncState(
-            links=links,
+            links=tables,
             cursors=cursors,
             conflicts=conflicts,
             resolutions=resolutions,
@@ -254,7 +305,6 @@ class SqliteStateStore:
             kept_apart=kept_apart,
             decisions=decisions,
         )
-        self._seen_state = state
         return state
 
     def load_mirror(self, system: System) -> Snapshot:
@@ -274,13 +324,7 @@ class SqliteStateStore:
         for kind, rid, fields, modified, active in rows:
             record = record_from_row(system, kind, rid, fields, modified, active)
             by_kind.setdefault(record.key.kind, {})[rid] = record
-        complete = frozenset(
-            Kind(kind)
-            for (kind,) in self._db.execute(
-                "SELECT kind FROM mirror_complete WHERE system = ?", (system.value,)
-            )
-        )
-        snapshot = Snapshot(system, by_kind, complete)
+        snapshot = Snapshot(system, by_kind, self.mirror_complete(system))
         self._seen_mirrors[system] = snapshot
         return snapshot
 
@@ -288,20 +332,14 @@ class SqliteStateStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'saved_at'").fetchone()
         return str(row[0]) if row else None
 
-    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
-        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
-        # A unique marker per save, so a cached mirror is known to be the file's own.
-        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
+    ) -> None:
         with self._transaction() as db:
-            self._save_state(db, state)
+            self._save_state(db, state, seen[0])
             for mirror in mirrors:
-                self._save_mirror(db, mirror)
+                self._save_mirror(db, mirror, seen[1].get(mirror.system))
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('saved_at', ?)", (marker,))
-        self._saved_at = marker
-        # Only once committed do these become the baseline the next save is diffed against.
-        self._seen_state = state
-        for mirror in mirrors:
-            self._seen_mirrors[mirror.system] = mirror
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
         """Durably record writes about to be sent (committed before this returns)."""
@@ -377,16 +415,55 @@ class SqliteStateStore:
     def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
         """The links of ``flow`` whose ``system``-side id is one of ``ids`` (indexed look-ups)."""
         column = "poweroffice_id" if system is System.POWEROFFICE else "zendesk_id"
+        # By Zendesk id the index is named: without statistics SQLite prefers the primary key's
+        # flow prefix, a scan of the flow's links.
+        index = "" if system is System.POWEROFFICE else " INDEXED BY links_by_zendesk"
         rows = [
             row
             for rid in dict.fromkeys(ids)
             for row in self._db.execute(
                 "SELECT flow, poweroffice_id, zendesk_id, base FROM links"  # noqa: S608 - fixed
-                f" WHERE flow = ? AND {column} = ?",
+                f"{index} WHERE flow = ? AND {column} = ?",
                 (flow, rid),
             )
         ]
         return links_touching(LinkTable.of(link_from_row(*row) for row in rows), system, ids)
+
+    def find(self, kind: Kind, lookup: Lookup, values: Sequence[str]) -> list[Record]:
+        """The records of ``kind`` whose ``lookup`` key is one of ``values`` (indexed)."""
+        column = LOOKUP_COLUMNS[lookup]
+        found: dict[str, Record] = {}
+        for value in dict.fromkeys(values):
+            # Named: without statistics SQLite prefers the primary key's (system, kind) prefix,
+            # a scan of the whole kind.
+            rows = self._db.execute(
+                f"SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - fixed
+                f" INDEXED BY {_LOOKUP_INDEXES[lookup]}"
+                f" WHERE system = ? AND kind = ? AND {column} = ? AND {column} IS NOT NULL",
+                (kind.system.value, kind.value, value),
+            )
+            for row in rows:
+                found[row[1]] = record_from_row(kind.system, *row)
+        return [found[rid] for rid in sorted(found, key=id_order)]
+
+    def link_count(self, flow: str) -> int:
+        """How many links ``flow`` has (counted on the index)."""
+        row = self._db.execute("SELECT count(*) FROM links WHERE flow = ?", (flow,)).fetchone()
+        return int(row[0])
+
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (one row read, not a count)."""
+        row = self._db.execute(
+            "SELECT 1 FROM records WHERE system = ? LIMIT 1", (system.value,)
+        ).fetchone()
+        return row is not None
+
+    def mirror_complete(self, system: System) -> frozenset[Kind]:
+        """The kinds of ``system`` whose last read was a full read."""
+        rows = self._db.execute(
+            "SELECT kind FROM mirror_complete WHERE system = ?", (system.value,)
+        )
+        return frozenset(Kind(kind) for (kind,) in rows)
 
     # -- the run log and look-ups for the CLI ----------------------------------------------
 
@@ -409,8 +486,7 @@ class SqliteStateStore:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _save_state(self, db: sqlite3.Connection, state: SyncState) -> None:
-        seen = self._seen_state
+    def _save_state(self, db: sqlite3.Connection, state: SyncState, seen: SyncState | None) -> None:
         if seen is None:
             db.execute("DELETE FROM links")
         for change in link_changes(seen, state):
@@ -464,9 +540,8 @@ class SqliteStateStore:
                 (state.last_full_sync.isoformat(),),
             )
 
-    def _save_mirror(self, db: sqlite3.Connection, mirror: Snapshot) -> None:
+    def _save_mirror(self, db: sqlite3.Connection, mirror: Snapshot, seen: Snapshot | None) -> None:
         system = mirror.system.value
-        seen = self._seen_mirrors.get(mirror.system)
         if seen is None:
             db.execute("DELETE FROM records WHERE system = ?", (system,))
         for change in record_changes(seen, mirror):
@@ -475,8 +550,8 @@ class SqliteStateStore:
                 [(system, change.scope, rid) for rid in change.gone],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [record_row(rec) for rec in change.changed],
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [record_row(rec, self._fields) for rec in change.changed],
             )
         db.execute("DELETE FROM mirror_complete WHERE system = ?", (system,))
         db.executemany(

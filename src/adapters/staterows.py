@@ -8,17 +8,20 @@ changed; this module is the one spelling of both, so the stores differ only in t
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import attrs
 
 from adapters.reportjson import CONVERTER, report_json
 from talkcore.engine import RunReport
+from talkcore.ports import Lookup
 from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Decision, Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
+from talkcore.view import LookupFields, lookup_keys
 
 _T = TypeVar("_T")
 
@@ -64,15 +67,43 @@ def retry_from_text(text: str | None) -> frozenset[RecordKey]:
     return frozenset(RecordKey.parse(key) for key in json.loads(text)) if text else frozenset()
 
 
-def identity_keys(record: Record) -> tuple[str | None, str | None]:
-    """The normalised e-mail and organization-name keys a record can be found by."""
-    email = record.get("email") or record.get("emailAddress") or record.get("EmailAddress")
-    name = record.get("name") or record.get("Name")
-    return normalise(email, Datatype.EMAIL), name_key(name)
+LOOKUP_COLUMNS: Mapping[Lookup, str] = {
+    Lookup.IDENTITY: "email_key",
+    Lookup.NAME: "name_key",
+    Lookup.ORIGIN: "origin_key",
+}
+"""The records column each look-up key is kept in (the identity column kept its first name)."""
+
+
+def lookup_marker(fields: LookupFields) -> str:
+    """What the key columns were computed from, as text: a store whose marker differs (an
+    older schema, another dataflow) computes them again (``rekeyed_rows``)."""
+    return _compact(
+        sorted(
+            (kind.value, lookup.value, field, getattr(key, "__name__", repr(key)))
+            for kind, by_lookup in fields.items()
+            for lookup, (field, key) in by_lookup.items()
+        )
+    )
+
+
+def rekeyed_rows(
+    rows: Iterable[tuple[str, str, str, str]], fields: LookupFields
+) -> list[tuple[str | None, str | None, str | None, str, str, str]]:
+    """(identity, name, origin key, system, kind, id) for (system, kind, id, fields) rows."""
+    out = []
+    for system, kind, rid, data in rows:
+        record = Record(RecordKey(System(system), Kind(kind), rid), json.loads(data))
+        out.append((*lookup_keys(record, fields), system, kind, rid))
+    return out
 
 
 def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]:
-    """The records column and normalised key ``find_records`` matches: e-mail or name."""
+    """The records column and normalised key ``find_records`` matches: e-mail or name.
+
+    The identity column holds the identity value as Zendesk compares it (``lookup_fields``),
+    which for an e-mail is its normalised form.
+    """
     if (email is None) == (name is None):
         raise ValueError("give exactly one of email or name")
     if email is not None:
@@ -80,9 +111,10 @@ def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]
     return "name_key", name_key(name)
 
 
-def record_row(record: Record) -> tuple[Any, ...]:
-    """(system, kind, id, fields, modified, active, email_key, name_key) of one record."""
-    email, name = identity_keys(record)
+def record_row(record: Record, fields: LookupFields) -> tuple[Any, ...]:
+    """(system, kind, id, fields, modified, active, identity, name and origin keys) of one
+    record; which field each key reads comes from the dataflow's roles (``fields``)."""
+    identity, name, origin = lookup_keys(record, fields)
     return (
         record.key.system.value,
         record.key.kind.value,
@@ -90,8 +122,9 @@ def record_row(record: Record) -> tuple[Any, ...]:
         _compact(dict(record.fields)),
         record.modified.isoformat() if record.modified else None,
         record.active,
-        email,
+        identity,
         name,
+        origin,
     )
 
 
@@ -124,6 +157,80 @@ def link_tables(rows: Iterable[tuple[str, str, str, str]]) -> dict[str, LinkTabl
         link = link_from_row(*row)
         tables.setdefault(link.flow, []).append(link)
     return {flow: LinkTable.of(links) for flow, links in tables.items()}
+
+
+Seen = tuple[SyncState | None, Mapping[System, Snapshot]]
+"""The baseline a save is diffed against: the state and mirrors last loaded or saved."""
+
+
+class DiffingStore:
+    """The SQL stores' load and save entry points: a save writes only what differs from a
+    baseline, which is what this store last loaded or saved whole, or a partial save's
+    ``since`` (an incremental run's working set as read through the mirror view).
+
+    A store supplies ``_load_state`` and ``_write`` (one transaction) and keeps the baseline
+    in ``_seen_state`` and ``_seen_mirrors``.
+    """
+
+    _seen_state: SyncState | None
+    _seen_mirrors: dict[System, Snapshot]
+    _saved_at: str | None
+
+    def load_state(self) -> SyncState:
+        """The state the last save left (empty on first use)."""
+        state = self._load_state(links=True)
+        self._seen_state = state
+        return state
+
+    def load_state_except_links(self) -> SyncState:
+        """The state the last save left, without its link tables."""
+        return self._load_state(links=False)
+
+    def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
+        """Save ``state`` and ``mirrors`` in one transaction, writing only what changed."""
+        self._save(state, mirrors, None)
+
+    def save_partial(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]],
+    ) -> None:
+        """Save an incremental run's part of the whole in one transaction: what differs from
+        ``since`` (see the port); everything else is kept."""
+        self._save(state, mirrors, since)
+
+    def _save(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]] | None,
+    ) -> None:
+        # A unique marker per save, so a cached mirror is known to be the store's own.
+        marker = f"{datetime.now(UTC).isoformat()} {uuid.uuid4().hex}"
+        if since is None:
+            self._write(state, mirrors, (self._seen_state, self._seen_mirrors), marker)
+        else:
+            self._write(state, mirrors, (since[0], {m.system: m for m in since[1]}), marker)
+        self._saved_at = marker
+        if since is not None:
+            # A partial state is no baseline for a whole one: the next run loads again.
+            self._seen_state, self._seen_mirrors = None, {}
+            return
+        # Only once committed do these become the baseline the next save is diffed against.
+        self._seen_state = state
+        for mirror in mirrors:
+            self._seen_mirrors[mirror.system] = mirror
+
+    def _load_state(self, *, links: bool) -> SyncState:
+        raise NotImplementedError
+
+    def _write(
+        self, state: SyncState, mirrors: Sequence[Snapshot], seen: Seen, marker: str
+    ) -> None:
+        """Write what differs from ``seen`` (state, mirrors), and ``marker``, in one
+        transaction."""
+        raise NotImplementedError
 
 
 # -- what changed since the last load or save ------------------------------------------------

@@ -42,6 +42,9 @@ class Inputs:
     dataflow: Dataflow
     policy: SyncPolicy
     focus: frozenset[RecordKey] | None
+    link_counts: Mapping[str, int] | None = None
+    """How many links each flow has, when ``state`` holds only some of them (planning over a
+    mirror view): the delete cap is a share of all of them."""
 
 
 @attrs.frozen

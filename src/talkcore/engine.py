@@ -48,6 +48,7 @@ from talkcore.records import (
     upsert,
 )
 from talkcore.state import Link, SyncState, created_link, fold_results
+from talkcore.view import working_set
 
 NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
 """Write error codes meaning the target record no longer exists (PowerOffice, Zendesk)."""
@@ -120,6 +121,9 @@ class RunOptions:
     policy: SyncPolicy = attrs.field(factory=SyncPolicy)
     full: bool = False
     """Read and plan everything, not just what changed since the cursors."""
+    whole_mirrors: bool = False
+    """Plan an incremental run over both whole mirrors loaded from the store, as before the
+    mirror view (issue 13); kept to measure the view against (``bench/cold_start.py``)."""
     now: datetime | None = None
     """When the run starts (``None``: the clock's time); decides whether a full read is due."""
     run_id: str | None = None
@@ -189,12 +193,26 @@ class _Run:
         started = self.options.now or datetime.now(UTC)
         report = _Reporter(self.options.run_id or uuid.uuid4().hex[:12], started)
         with self.store.lock():
-            state = self.store.load_state()
-            mirrors = {s: self.store.load_mirror(s) for s in System}
-            if not dry_run:
-                state, mirrors, report.reconciled = self._reconcile_intents(state, mirrors)
-            report.full = self.options.full or self._full_due(state, mirrors, started)
-            reads = self._read(state, mirrors, full=report.full)
+            viewed = self._over_view(started, dry_run=dry_run)
+            since: tuple[SyncState, list[Snapshot]] | None = None
+            counts: Mapping[str, int] | None = None
+            if isinstance(viewed, _Viewed):
+                state, mirrors, reads = viewed.state, viewed.mirrors, viewed.reads
+                since, counts = viewed.since, viewed.link_counts
+            else:
+                state = self.store.load_state()
+                mirrors = {s: self.store.load_mirror(s) for s in System}
+                if viewed is not None:
+                    # A port answered a change read with a full one: fold it as read.
+                    reads = viewed
+                    for system, read in reads.items():
+                        mirrors[system] = fold_read(mirrors[system], read)
+                else:
+                    if not dry_run:
+                        state, mirrors, report.reconciled = self._reconcile_intents(state, mirrors)
+                    empty = not all(len(m) for m in mirrors.values())
+                    report.full = self.options.full or self._full_due(state, empty, started)
+                    reads = self._read(state, mirrors, full=report.full)
             report.problems = tuple(p for read in reads.values() for p in read.problems)
             if not dry_run and self.options.should_stop():
                 return self._stopped_before_planning(report, state, mirrors)
@@ -206,6 +224,7 @@ class _Run:
                 self.dataflow,
                 self.options.policy,
                 focus=focus,
+                link_counts=counts,
             )
             self.observer.event("plan.done", {"summary": plan.summary()})
             if dry_run:
@@ -218,35 +237,75 @@ class _Run:
                 interrupted=self.stopped,
                 planned_writes=len(plan.writes()),
             )
-            self.store.save(state, list(mirrors.values()))
+            if since is None:
+                self.store.save(state, list(mirrors.values()))
+            else:
+                self.store.save_partial(state, list(mirrors.values()), since)
             self.store.record_run(done)
             self.observer.event(
                 "run.done", {"applied": len(done.applied), "failed": len(done.failures)}
             )
             return done
 
-    def _full_due(
-        self, state: SyncState, mirrors: Mapping[System, Snapshot], now: datetime
-    ) -> bool:
-        if state.last_full_sync is None or not all(len(m) for m in mirrors.values()):
+    def _over_view(
+        self, started: datetime, *, dry_run: bool
+    ) -> _Viewed | dict[System, ReadResult] | None:
+        """An incremental run's reads and working set, read through the store's mirror view
+        (issue 13): what the changes touch, never both whole mirrors.
+
+        ``None`` when the run needs the whole mirrors: a full run (asked for, first, or due),
+        open intents to reconcile after a crash, or ``whole_mirrors``. The reads alone when a
+        port answered them with a full read (its absences mean deletes: the whole mirror is
+        folded).
+        """
+        if self.options.full or self.options.whole_mirrors:
+            return None
+        if not dry_run and self.store.open_intents():
+            return None
+        head = self.store.load_state_except_links()
+        empty = not all(self.store.mirror_holds_records(system) for system in System)
+        if self._full_due(head, empty, started):
+            return None
+        reads = self._read_changes(head.cursors)
+        if any(read.full for read in reads.values()):
+            return reads
+        working = working_set(
+            self.store,
+            self.dataflow,
+            head,
+            (record for read in reads.values() for record in read.records),
+            incremental_focus(reads.values(), head),
+        )
+        mirrors = {system: fold_read(working.mirrors[system], reads[system]) for system in System}
+        since = (working.state, [working.mirrors[system] for system in System])
+        return _Viewed(working.state, mirrors, reads, since, working.link_counts)
+
+    def _full_due(self, state: SyncState, empty: bool, now: datetime) -> bool:
+        """Whether this run reads everything: first run, a mirror empty, or the periodic
+        full reconcile due."""
+        if state.last_full_sync is None or empty:
             return True
         return now - state.last_full_sync >= self.options.policy.full_reconcile_every
+
+    def _read_changes(self, cursors: Mapping[str, str] | None) -> dict[System, ReadResult]:
+        """Read both systems: everything (``cursors`` ``None``) or the changes since them."""
+        reads: dict[System, ReadResult] = {}
+        for system in System:
+            self.observer.event("read.start", {"system": str(system), "full": cursors is None})
+            read = self.port(system).read(kinds_read(self.dataflow, system), cursors)
+            reads[system] = read
+            self.observer.event(
+                "read.done", {"system": str(system), "count": len(read.records), "full": read.full}
+            )
+        return reads
 
     def _read(
         self, state: SyncState, mirrors: dict[System, Snapshot], *, full: bool
     ) -> dict[System, ReadResult]:
         """Read both systems (all, or changes since the cursors) and fold into the mirrors."""
-        reads: dict[System, ReadResult] = {}
-        for system in System:
-            self.observer.event("read.start", {"system": str(system), "full": full})
-            read = self.port(system).read(
-                kinds_read(self.dataflow, system), None if full else state.cursors
-            )
-            reads[system] = read
+        reads = self._read_changes(None if full else state.cursors)
+        for system, read in reads.items():
             mirrors[system] = fold_read(mirrors[system], read)
-            self.observer.event(
-                "read.done", {"system": str(system), "count": len(read.records), "full": read.full}
-            )
         return reads
 
     def _stopped_before_planning(
@@ -379,6 +438,18 @@ class _Run:
         if not self.stopped and self.options.should_stop():
             self.stopped = True
         return self.stopped
+
+
+@attrs.frozen
+class _Viewed:
+    """An incremental run's start over the mirror view: the working set with the reads folded
+    in, the reads, and what the working set was as read (the partial save's baseline)."""
+
+    state: SyncState
+    mirrors: dict[System, Snapshot]
+    reads: dict[System, ReadResult]
+    since: tuple[SyncState, list[Snapshot]]
+    link_counts: Mapping[str, int]
 
 
 @attrs.define

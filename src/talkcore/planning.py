@@ -48,7 +48,7 @@ creates in ``counterparts``; the merge of a pair in ``settling``, after ``mergin
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 import attrs
 
@@ -72,6 +72,7 @@ def plan_changes(
     policy: SyncPolicy,
     *,
     focus: Collection[RecordKey] | None = None,
+    link_counts: Mapping[str, int] | None = None,
 ) -> Plan:
     """Plan one sync run. Pure: the same inputs always give the same plan.
 
@@ -79,9 +80,19 @@ def plan_changes(
     those the last run reported on or failed to write; only they and their links are planned,
     using the snapshots' indexes, so the cost follows the changes, not the mirrors' size. The
     result is the full plan's, provided the focus holds every record whose plan could differ.
+
+    With ``link_counts``, the snapshots and ``state`` may hold only the records and links the
+    focus touches (a working set read through a mirror view, ``talkcore.view``); the counts
+    are every flow's number of links, which the delete cap is a share of.
     """
     inputs = Inputs(
-        poweroffice, zendesk, state, dataflow, policy, None if focus is None else frozenset(focus)
+        poweroffice,
+        zendesk,
+        state,
+        dataflow,
+        policy,
+        None if focus is None else frozenset(focus),
+        link_counts,
     )
     context = Context.empty()
     items: list[PlanItem] = []
@@ -215,7 +226,8 @@ def _end_gone(draft: Draft, flow: Flow) -> list[Pair]:
             deletes.append(
                 Delete(f"delete:{flow.id}:{survivor.key}", flow.id, survivor.key, gone_key)
             )
-    _cap_deletes(draft, flow, fpolicy, len(table), deletes)
+    counts = draft.inputs.link_counts
+    _cap_deletes(draft, flow, fpolicy, len(table) if counts is None else counts[flow.id], deletes)
     return live
 
 

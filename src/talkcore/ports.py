@@ -160,7 +160,62 @@ class SystemPort(Protocol):
         ...
 
 
-class StateStore(Protocol):
+class Lookup(enum.StrEnum):
+    """What a mirror view finds records by (each a normalised key the store keeps indexed).
+
+    Which property holds each is read from the dataflow's roles (``talkcore.view``), never
+    from property names.
+    """
+
+    IDENTITY = "identity"
+    """The identity value (``Role.IDENTITY``; an e-mail in the default dataflow)."""
+    NAME = "name"
+    """The unique name (``Role.NAME``)."""
+    ORIGIN = "origin"
+    """The origin key a created Zendesk record carries (``Flow.zendesk_origin_field``)."""
+
+
+class MirrorView(Protocol):
+    """A read-only view over the mirrors and links, answering the planner's questions by key
+    (issue 13): an incremental run reads what its changes touch, never a whole mirror."""
+
+    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
+        """The mirrored records of ``keys`` that the mirrors hold (absent keys are left out).
+
+        Inactive records are returned too.
+        """
+        ...
+
+    def find(self, kind: Kind, lookup: Lookup, values: Sequence[str]) -> list[Record]:
+        """The mirrored records of ``kind`` whose ``lookup`` key is one of ``values``.
+
+        ``values`` are keys as ``talkcore.view.lookup_key`` computes them; inactive records
+        are returned too.
+        """
+        ...
+
+    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
+        """The links of ``flow`` whose ``system``-side id is one of ``ids`` (issue 13).
+
+        A look-up by key, so an incremental run reads the links of its changed records
+        without loading every link table.
+        """
+        ...
+
+    def link_count(self, flow: str) -> int:
+        """How many links ``flow`` has (the delete cap is a share of them)."""
+        ...
+
+    def mirror_holds_records(self, system: System) -> bool:
+        """Whether the mirror of ``system`` holds any record (an empty one means a full run)."""
+        ...
+
+    def mirror_complete(self, system: System) -> frozenset[Kind]:
+        """The kinds of ``system`` whose last read was a full read (``Snapshot.complete``)."""
+        ...
+
+
+class StateStore(MirrorView, Protocol):
     """Where link state, mirrors, the journal and the run log live between runs."""
 
     def lock(self) -> AbstractContextManager[None]:
@@ -171,12 +226,31 @@ class StateStore(Protocol):
         """The state the last run left (empty on first use)."""
         ...
 
+    def load_state_except_links(self) -> SyncState:
+        """The state the last run left without its link tables (an incremental run reads the
+        links it needs through ``links_touching``)."""
+        ...
+
     def load_mirror(self, system: System) -> Snapshot:
         """The last-seen records of ``system`` (empty on first use)."""
         ...
 
     def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
         """Save ``state`` and ``mirrors`` atomically: all of it or none."""
+        ...
+
+    def save_partial(
+        self,
+        state: SyncState,
+        mirrors: Sequence[Snapshot],
+        since: tuple[SyncState, Sequence[Snapshot]],
+    ) -> None:
+        """Save part of the whole, atomically: an incremental run's state and mirrors, which
+        hold only what it read through the view (``since``) and what it changed.
+
+        What differs from ``since`` is written (links and records gone or changed, the small
+        state whole); every link and record not in it is kept.
+        """
         ...
 
     def journal_intents(self, run_id: str, writes: Sequence[WriteRequest]) -> None:
@@ -202,20 +276,4 @@ class StateStore(Protocol):
 
     def recent_runs(self, limit: int = 10) -> Sequence[Mapping[str, Any]]:
         """The last ``limit`` reports of the run log, newest first."""
-        ...
-
-    def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
-        """The mirrored records of ``keys`` that the mirrors hold (absent keys are left out).
-
-        For a person's decisions and listings, which name a handful of records: a store
-        answers without loading a whole mirror. Inactive records are returned too.
-        """
-        ...
-
-    def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
-        """The links of ``flow`` whose ``system``-side id is one of ``ids`` (issue 13).
-
-        A look-up by key, so an incremental run reads the links of its changed records
-        without loading every link table.
-        """
         ...

@@ -31,20 +31,24 @@ from adapters.memory import MemoryStateStore
 from adapters.postgres import PostgresStateStore
 from adapters.reportjson import FORMAT, plan_from_json, report_json
 from adapters.sqlite import MIGRATIONS, SCHEMA_VERSION, SqliteStateStore, StateFileError
+from talkcore.dataflow import DEFAULT_DATAFLOW, Role
 from talkcore.plan import Ambiguity, Conflict
 from talkcore.policy import ConflictPolicy
 from talkcore.ports import (
     AlreadyRunning,
+    Lookup,
     StateStore,
     WriteError,
     WriteOp,
     WriteRequest,
     WriteResult,
 )
-from talkcore.records import Kind, Record, RecordKey, Snapshot, System
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System, upsert
 from talkcore.state import Decision, KeptApart, Link, LinkTable, SyncState
+from talkcore.view import lookup_fields, lookup_key
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+FIELDS = lookup_fields(DEFAULT_DATAFLOW)
 
 
 @attrs.define
@@ -662,3 +666,167 @@ def test_records_are_found_by_key_without_the_whole_mirror(subject: StoreUnderTe
     assert found[wanted[0]].get("Name") == "Acme AS"
     assert found[wanted[1]].active is False  # inactive records are returned too
     assert store.records([]) == {}
+
+
+# -- the mirror view (issue 13) ---------------------------------------------------------------
+
+
+def org(rid: str, name: str | None, external_id: str | None = None) -> Record:
+    return Record(
+        RecordKey.of(Kind.ORGANIZATION, rid), {"name": name, "external_id": external_id}, T0, True
+    )
+
+
+def contact(rid: str, email: str | None) -> Record:
+    return Record(RecordKey.of(Kind.CONTACT_PERSON, rid), {"emailAddress": email}, T0, True)
+
+
+def view_mirrors() -> list[Snapshot]:
+    po = Snapshot.of(
+        System.POWEROFFICE,
+        [
+            customer("1", "  Acme AS ", EmailAddress="post@acme.no"),
+            customer("2", "Beta"),
+            contact("9", "Kari@Acme.NO"),
+        ],
+        complete=[Kind.CUSTOMER],
+    )
+    zd = Snapshot.of(
+        System.ZENDESK,
+        [
+            org("77", "ACME as", "poweroffice:customer:1"),
+            org("78", "Beta", " PowerOffice:Customer:2 "),
+            user("501", " kari@acme.no"),
+            user("502", "KARI@acme.no", active=False),
+            user("503", "other@x.no"),
+        ],
+    )
+    return [po, zd]
+
+
+def test_the_view_finds_records_by_identity_name_and_origin_key(subject: StoreUnderTest) -> None:
+    """Keys as ``talkcore.view.lookup_key`` computes them; inactive records too; ids in order."""
+    subject.store.save(full_state(), view_mirrors())
+    store = subject.reopen()
+
+    def ids(kind: Kind, lookup: Lookup, *values: str) -> list[str]:
+        return [r.id for r in store.find(kind, lookup, list(values))]
+
+    assert ids(Kind.USER, Lookup.IDENTITY, "kari@acme.no") == ["501", "502"]
+    assert ids(Kind.CONTACT_PERSON, Lookup.IDENTITY, "kari@acme.no") == ["9"]
+    assert ids(Kind.CUSTOMER, Lookup.IDENTITY, "post@acme.no") == ["1"]
+    assert ids(Kind.ORGANIZATION, Lookup.NAME, "acme as", "beta", "nobody") == ["77", "78"]
+    assert ids(Kind.CUSTOMER, Lookup.NAME, "acme as") == ["1"]
+    assert ids(Kind.ORGANIZATION, Lookup.ORIGIN, "poweroffice:customer:2") == ["78"]
+    assert ids(Kind.USER, Lookup.NAME, "kari@acme.no") == []  # users have no unique name
+    assert ids(Kind.USER, Lookup.IDENTITY) == []
+    # The keys are the ones the planner compares by.
+    inactive = user("502", "KARI@acme.no", active=False)
+    assert lookup_key(inactive, FIELDS, Lookup.IDENTITY) == "kari@acme.no"
+
+
+def test_the_view_counts_links_and_records_and_knows_complete_kinds(
+    subject: StoreUnderTest,
+) -> None:
+    assert not subject.store.mirror_holds_records(System.POWEROFFICE)
+    subject.store.save(full_state(), view_mirrors())
+    store = subject.reopen()
+    assert store.link_count("customers-organizations") == 2
+    assert store.link_count("departments-organizations") == 0
+    assert store.mirror_holds_records(System.POWEROFFICE)
+    assert store.mirror_holds_records(System.ZENDESK)
+    assert store.mirror_complete(System.POWEROFFICE) == frozenset({Kind.CUSTOMER})
+    assert store.mirror_complete(System.ZENDESK) == frozenset()
+
+
+def test_state_without_links_holds_everything_else(subject: StoreUnderTest) -> None:
+    subject.store.save(full_state(), [])
+    assert subject.reopen().load_state_except_links() == attrs.evolve(full_state(), links={})
+
+
+def test_a_partial_save_writes_what_changed_and_keeps_the_rest(subject: StoreUnderTest) -> None:
+    """An incremental run saves its working set against what it read (``since``)."""
+    subject.store.save(full_state(), view_mirrors())
+    store = subject.reopen()
+    flow = "customers-organizations"
+    seen_state = attrs.evolve(
+        store.load_state_except_links(),
+        links={flow: LinkTable.of(store.links_touching(flow, System.POWEROFFICE, ["1"]))},
+    )
+    keys = [RecordKey.of(Kind.CUSTOMER, "1"), RecordKey.of(Kind.ORGANIZATION, "77")]
+    found = store.records(keys)
+    seen = [
+        Snapshot.of(System.POWEROFFICE, [found[keys[0]]], complete=[Kind.CUSTOMER]),
+        Snapshot.of(System.ZENDESK, [found[keys[1]]]),
+    ]
+    renamed = customer("1", "Acme Group", EmailAddress="post@acme.no")
+    new_state = attrs.evolve(
+        seen_state,
+        links={flow: LinkTable.of([Link(flow, "1", "77", {"Name": "Acme Group"})])},
+        cursors={"zendesk:user": "def"},
+    )
+    store.save_partial(
+        new_state,
+        [upsert(seen[0], [renamed]), upsert(seen[1], [org("79", "New")])],
+        (seen_state, seen),
+    )
+
+    again = subject.reopen()
+    state = again.load_state()
+    assert state.table(flow).for_poweroffice("1") == Link(flow, "1", "77", {"Name": "Acme Group"})
+    assert state.table(flow).for_poweroffice("2") == full_state().table(flow).for_poweroffice("2")
+    assert state.table("contact-persons-users") == full_state().table("contact-persons-users")
+    assert state.cursors == {"zendesk:user": "def"}
+    po, zd = again.load_mirror(System.POWEROFFICE), again.load_mirror(System.ZENDESK)
+    assert po.get(renamed.key) == renamed
+    assert len(po) == 3 and len(zd) == 6  # the rest kept, the new one added
+    assert [r.id for r in again.find(Kind.CUSTOMER, Lookup.NAME, ["acme group"])] == ["1"]
+    assert again.find(Kind.CUSTOMER, Lookup.NAME, ["acme as"]) == []
+
+
+def test_an_older_file_gets_its_look_up_keys_from_the_dataflow(tmp_path: Path) -> None:
+    """Schema 3 kept no origin keys, and keys came from hard-coded field names (issue 16): an
+    open computes them again from the dataflow's roles, once."""
+    path = tmp_path / "state.db"
+    db = sqlite3.connect(path)
+    for migration in MIGRATIONS[:3]:
+        db.executescript(migration)
+    db.execute("PRAGMA user_version = 3")
+    db.execute(
+        "INSERT INTO records VALUES ('zendesk', 'organization', '77', ?, NULL, 1, NULL, NULL)",
+        (json.dumps({"name": "Acme", "external_id": "poweroffice:customer:1"}),),
+    )
+    db.commit()
+    db.close()
+    with SqliteStateStore(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert [
+            r.id for r in store.find(Kind.ORGANIZATION, Lookup.ORIGIN, ["poweroffice:customer:1"])
+        ] == ["77"]
+        assert [r.id for r in store.find(Kind.ORGANIZATION, Lookup.NAME, ["acme"])] == ["77"]
+
+
+def test_look_up_keys_follow_the_dataflow_roles_not_field_names(tmp_path: Path) -> None:
+    """A dataflow naming organizations by another field is found by that field (issue 16)."""
+    flows = tuple(
+        attrs.evolve(
+            flow,
+            properties=tuple(
+                attrs.evolve(p, zendesk="display_name") if p.role is Role.NAME else p
+                for p in flow.properties
+            ),
+        )
+        for flow in DEFAULT_DATAFLOW
+    )
+    dataflow = attrs.evolve(DEFAULT_DATAFLOW, flows=flows)
+    renamed = Record(
+        RecordKey.of(Kind.ORGANIZATION, "77"), {"name": "Old", "display_name": "Acme"}, T0
+    )
+    with SqliteStateStore(tmp_path / "state.db") as store:
+        store.save(SyncState(), [Snapshot.of(System.ZENDESK, [renamed])])
+    with SqliteStateStore(tmp_path / "state.db", dataflow) as store:
+        assert [r.id for r in store.find(Kind.ORGANIZATION, Lookup.NAME, ["acme"])] == ["77"]
+        assert store.find(Kind.ORGANIZATION, Lookup.NAME, ["old"]) == []
+    memory = MemoryStateStore(dataflow=dataflow)
+    memory.save(SyncState(), [Snapshot.of(System.ZENDESK, [renamed])])
+    assert [r.id for r in memory.find(Kind.ORGANIZATION, Lookup.NAME, ["acme"])] == ["77"]

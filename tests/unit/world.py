@@ -35,6 +35,8 @@ class World:
     def __attrs_post_init__(self) -> None:
         self.po = memory_poweroffice(self.clock)
         self.zd = memory_zendesk(self.clock)
+        # The store's look-ups by identity value, name and origin key follow the dataflow.
+        self.store.dataflow = self.dataflow
 
     def sync(self, *, full: bool = False) -> RunReport:
         """One sync run."""
