@@ -7,7 +7,8 @@ already linked to another, is never linked: it becomes an ``Ambiguity`` naming e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import attrs
 
@@ -15,7 +16,7 @@ from talkcore.context import Draft
 from talkcore.dataflow import Flow, IdentityRule
 from talkcore.plan import Ambiguity
 from talkcore.records import FieldValue, Record, RecordKey, System
-from talkcore.state import LinkTable, link_base
+from talkcore.state import Link, LinkTable, link_base
 from talkcore.values import INDEX_KEYS
 
 IdentityValue = tuple[FieldValue, ...]
@@ -56,13 +57,49 @@ def group_by_identity(
 Lookup = Callable[[IdentityValue], "list[Record] | None"]
 
 
+class Links(Protocol):
+    """A flow's links by either end, as identity matching asks for them."""
+
+    def for_poweroffice(self, po_id: str) -> Link | None: ...
+
+    def for_zendesk(self, zd_id: str) -> Link | None: ...
+
+
+@attrs.frozen
+class _Standing:
+    """A flow's links less those this plan ends: a record an ended link frees may match another
+    by identity in the same plan, or the next run would link it (and the fixpoint fail)."""
+
+    table: LinkTable
+    draft: Draft
+    flow_id: str
+
+    def _standing(self, link: Link | None) -> Link | None:
+        if link is None or self.draft.is_ended(self.flow_id, link.poweroffice_id):
+            return None
+        return link
+
+    def for_poweroffice(self, po_id: str) -> Link | None:
+        return self._standing(self.table.for_poweroffice(po_id))
+
+    def for_zendesk(self, zd_id: str) -> Link | None:
+        return self._standing(self.table.for_zendesk(zd_id))
+
+    def ended(self) -> Iterator[Link]:
+        """The links of the flow this plan ends (looked up, not found by walking the table)."""
+        for flow_id, po_id in self.draft.context.ended | self.draft.ended:
+            link = self.table.for_poweroffice(po_id) if flow_id == self.flow_id else None
+            if link is not None:
+                yield link
+
+
 def match_identities(
     flow: Flow,
     rule: IdentityRule,
     values: Iterable[IdentityValue],
     poweroffice: Lookup,
     zendesk: Lookup,
-    links: LinkTable,
+    links: Links,
 ) -> tuple[list[Match], list[Ambiguity]]:
     """Match ``values`` one-to-one: each value's live records on both sides, linked or not.
 
@@ -111,11 +148,11 @@ def link_by_identity(draft: Draft, flow: Flow, rule: IdentityRule) -> None:
     Values are matched as they will be after this plan's writes, so a later flow does not link
     next run what this run's writes make matchable.
     """
-    table = draft.inputs.state.table(flow.id)
+    table = _Standing(draft.inputs.state.table(flow.id), draft, flow.id)
     if draft.inputs.focus is None:
         found = _all_identities(draft, flow, rule, table)
     else:
-        found = _focused_identities(draft, flow, rule)
+        found = _focused_identities(draft, flow, rule, table)
     if found is None:
         return
     values, po_lookup, zd_lookup = found
@@ -132,7 +169,7 @@ _Identities = tuple[list[IdentityValue], Lookup, Lookup]
 
 
 def _all_identities(
-    draft: Draft, flow: Flow, rule: IdentityRule, table: LinkTable
+    draft: Draft, flow: Flow, rule: IdentityRule, table: Links
 ) -> _Identities | None:
     """Every unlinked PowerOffice identity value, with lookups over every live record."""
     po_live = [
@@ -151,9 +188,11 @@ def _all_identities(
     return [v for v in values if v is not None], po_groups.get, zd_groups.get
 
 
-def _focused_identities(draft: Draft, flow: Flow, rule: IdentityRule) -> _Identities:
-    """The identity values of the records in focus and of those this plan writes, with
-    lookups through the snapshots' indexes."""
+def _focused_identities(
+    draft: Draft, flow: Flow, rule: IdentityRule, table: _Standing
+) -> _Identities:
+    """The identity values of the records in focus, of those this plan writes and of those an
+    ended link frees, with lookups through the snapshots' indexes."""
     lookups = {system: _identity_lookup(draft, flow, system, rule) for system in System}
     values: set[IdentityValue | None] = set()
     for system, snapshot in (
@@ -164,6 +203,13 @@ def _focused_identities(draft: Draft, flow: Flow, rule: IdentityRule) -> _Identi
             view = draft.view(record)
             if _takes_part(flow, view):
                 values.add(identity_of(view, rule))
+    for link in table.ended():
+        for freed in (
+            draft.inputs.po.get(RecordKey.of(flow.poweroffice_kind, link.poweroffice_id)),
+            draft.inputs.zd.get(RecordKey.of(flow.zendesk_kind, link.zendesk_id)),
+        ):
+            if freed is not None and _takes_part(flow, draft.view(freed)):
+                values.add(identity_of(draft.view(freed), rule))
     kinds = (flow.poweroffice_kind, flow.zendesk_kind)
     for key in draft.written:
         written = draft.inputs.po.get(key) or draft.inputs.zd.get(key)
