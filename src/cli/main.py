@@ -5,6 +5,7 @@ The exit codes are ``EXIT_CODES`` below, listed once in ``talksync --help`` and 
 
 from __future__ import annotations
 
+import gc
 import sys
 import uuid
 from collections.abc import Iterator
@@ -698,6 +699,10 @@ def run(argv: list[str] | None = None) -> None:
     """The ``talksync`` command: ``app``, with a usage error told like every other error, so
     stderr stays JSON lines under ``--log-format json`` (and in a pipe)."""
     args = sys.argv[1:] if argv is None else argv
+    # A sync allocates millions of small, acyclic objects (records, plan items, JSON); with the
+    # default gen-0 threshold of 700 the cyclic collector runs through them thousands of times
+    # (a third of a 70,000-record plan's time). Collected still, but 70 times less often.
+    gc.set_threshold(50_000, 20, 100)
     if not _stderr_is_json(args):
         app(args=args, prog_name="talksync")
         return
