@@ -37,7 +37,7 @@ from adapters.poweroffice.errors import (
     PowerOfficeInDoubt,
     PowerOfficeUnavailable,
 )
-from adapters.poweroffice.limiter import RateLimiter
+from adapters.poweroffice.limiter import Limiter
 from adapters.poweroffice.wire import TokenDto, structure
 
 log = structlog.get_logger()
@@ -99,7 +99,7 @@ class PowerOfficeClient:
     base_url: str
     token_url: str
     credentials: PowerOfficeCredentials = attrs.field(repr=False)
-    limiter: RateLimiter
+    limiter: Limiter
     sleep: Callable[[float], None]
     now: Callable[[], datetime]
     timeout: httpx.Timeout = DEFAULT_TIMEOUT
