@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import subprocess
 import sys
@@ -33,36 +32,20 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.postgres_support import postgres_server  # noqa: E402
+from tests.tenant_support import register_tenants, runs  # noqa: E402
 
 from adapters.sandbox.accounts import PowerOfficeGateway, ZendeskAccounts  # noqa: E402
 from adapters.sandbox.seed import seed_sandboxes  # noqa: E402
 from adapters.sandbox.server import RunningAccounts, serve_accounts  # noqa: E402
 from adapters.sandbox.zendesk import ZendeskSandbox  # noqa: E402
-from adapters.tenant_registry import TenantRegistry  # noqa: E402
-from adapters.tenants import SecretRef, Tenant  # noqa: E402
 
 CHANGES = ("create", "update", "delete", "link")
 LIMIT = 10.0
 """PowerOffice's requests a second per subscription key."""
-
-
-def reports(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every tenant's run reports, oldest first."""
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT t.name, r.report FROM runs r JOIN tenants t ON t.id = r.tenant_id"
-            " ORDER BY r.seq"
-        ).fetchall()
-    found: dict[str, list[dict[str, Any]]] = {}
-    for name, report in rows:
-        found.setdefault(name, []).append(json.loads(report))
-    return found
 
 
 def quiet(report: dict[str, Any]) -> bool:
@@ -103,25 +86,8 @@ def main() -> None:
     ):
         url = server.fresh_database("bench")
         running, names = serve(args.tenants, args.size, args.latency)
-        secrets = {}
-        cadence = timedelta(seconds=args.cadence)
-        with TenantRegistry(url) as registry:
-            for n, name in enumerate(names):
-                account = running.zendesk.accounts[name]
-                secrets[f"ZD_TOKEN_{n}"] = account.credentials.api_token
-                secrets[f"PO_CLIENT_{n}"] = f"client-{name}"
-                registry.add(
-                    Tenant(
-                        name,
-                        zendesk_url=running.zendesk_account_url(name),
-                        zendesk_email=account.credentials.email,
-                        zendesk_token=SecretRef("env", f"ZD_TOKEN_{n}"),
-                        poweroffice_client_key=SecretRef("env", f"PO_CLIENT_{n}"),
-                        cadence=cadence,
-                    )
-                )
+        secrets = register_tenants(url, running, names, timedelta(seconds=args.cadence))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TALKSYNC_")}
-        env.update(running.poweroffice_env())
         env.update(secrets)
         env["TALKSYNC_DATABASE_URL"] = url
         env["PYTHONPATH"] = str(ROOT / "src")
@@ -149,7 +115,7 @@ def main() -> None:
         try:
             started = time.time()
             while True:
-                seen = reports(url)
+                seen = runs(url)
                 steady = sum(1 for name in names if any(quiet(r) for r in seen.get(name, [])))
                 print(
                     f"warm-up {time.time() - started:5.0f} s: {steady}/{len(names)} steady",
@@ -168,7 +134,7 @@ def main() -> None:
                 worker.terminate()
             for worker in workers:
                 worker.wait(timeout=120)
-        seen = reports(url)
+        seen = runs(url)
         running.stop()
 
     seconds = range(int(window_start) + 1, int(window_end))
@@ -177,16 +143,16 @@ def main() -> None:
     synced = staleness = 0.0
     overlapping = unconverged = 0
     for name in names:
-        runs = seen.get(name, [])
-        finished = sorted(when(r, "finished") for r in runs)
+        mine = seen.get(name, [])
+        finished = sorted(when(r, "finished") for r in mine)
         in_window = [t for t in finished if window_start <= t <= window_end]
         synced += len(in_window)
         marks = [window_start, *in_window, window_end]
         gap = max(b - a for a, b in itertools.pairwise(marks))
         staleness = max(staleness, gap / args.cadence)
-        spans = sorted((when(r, "started"), when(r, "finished")) for r in runs)
+        spans = sorted((when(r, "started"), when(r, "finished")) for r in mine)
         overlapping += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
-        unconverged += 0 if runs and quiet(runs[-1]) else 1
+        unconverged += 0 if mine and quiet(mine[-1]) else 1
     minutes = (window_end - window_start) / 60
     demand = len(names) / args.cadence * 60
     print(

@@ -19,7 +19,8 @@ import psycopg
 import pytest
 from e2e_support import cli_env, comparable, duplicated_external_ids, talksync
 from site_support import changes
-from test_worker import WAIT_LIMIT, overlapping, runs, start_worker, stop, wait_for
+from test_worker import WAIT_LIMIT, overlapping, start_worker, stop, wait_for
+from tests.tenant_support import register_tenants, runs
 
 from adapters.postgres import LOCK_SPACE
 from adapters.sandbox.accounts import PowerOfficeGateway, ZendeskAccounts
@@ -27,8 +28,6 @@ from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.seed import seed_sandboxes
 from adapters.sandbox.server import RunningAccounts, serve_accounts, serve_sandboxes
 from adapters.sandbox.zendesk import ZendeskSandbox
-from adapters.tenant_registry import TenantRegistry
-from adapters.tenants import SecretRef, Tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -87,24 +86,11 @@ def _holder_pid(url: str, name: str) -> int | None:
 def test_six_tenants_three_workers_two_kills_one_budget(tmp_path: Path, database_url: str) -> None:
     expected = reference(tmp_path)
     with shared_server() as running:
-        secrets = {}
-        with TenantRegistry(database_url) as registry:
-            for name in TENANTS:
-                account = running.zendesk.accounts[name]
-                secrets[f"{name.upper()}_CLIENT_KEY"] = f"client-{name}"
-                secrets[f"{name.upper()}_ZENDESK_TOKEN"] = account.credentials.api_token
-                registry.add(
-                    Tenant(
-                        name,
-                        zendesk_url=running.zendesk_account_url(name),
-                        zendesk_email=account.credentials.email,
-                        zendesk_token=SecretRef("env", f"{name.upper()}_ZENDESK_TOKEN"),
-                        poweroffice_client_key=SecretRef("env", f"{name.upper()}_CLIENT_KEY"),
-                        cadence=CADENCE,
-                    )
-                )
         env = cli_env(
-            {**running.poweroffice_env(), "TALKSYNC_DATABASE_URL": database_url, **secrets}
+            {
+                **register_tenants(database_url, running, TENANTS, CADENCE),
+                "TALKSYNC_DATABASE_URL": database_url,
+            }
         )
         logs: list[Path] = []
 

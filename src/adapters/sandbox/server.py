@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 import attrs
@@ -82,8 +82,36 @@ def _start(app: WSGIApp, host: str, port: int) -> tuple[_ThreadingServer, thread
     return server, thread
 
 
+class _Serving:
+    """What is being served stops when its ``with`` block ends (``stop``)."""
+
+    _servers: list[tuple[_ThreadingServer, threading.Thread]]
+
+    def _shutdown(self) -> None:
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers.clear()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._shutdown()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @attrs.define
-class RunningSandboxes:
+class RunningSandboxes(_Serving):
     """Both sandboxes being served; use as a context manager (stops on exit)."""
 
     poweroffice: PowerOfficeSandbox
@@ -111,22 +139,7 @@ class RunningSandboxes:
     def stop(self) -> None:
         """Stop serving (releasing any withheld response first, so threads can finish)."""
         self.controller.release()
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        self._servers.clear()
-
-    def __enter__(self) -> RunningSandboxes:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._shutdown()
 
 
 def serve_sandboxes(
@@ -152,7 +165,7 @@ def serve_sandboxes(
 
 
 @attrs.define
-class RunningAccounts:
+class RunningAccounts(_Serving):
     """A PowerOffice gateway (many clients, one subscription key) and many Zendesk accounts
     being served; use as a context manager (stops on exit)."""
 
@@ -175,25 +188,6 @@ class RunningAccounts:
     def zendesk_account_url(self, account: str) -> str:
         """One account's URL (``<server>/<account>``; its API is under ``/api/v2`` below it)."""
         return f"{self.zendesk_url}/{account}"
-
-    def stop(self) -> None:
-        """Stop serving."""
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        self._servers.clear()
-
-    def __enter__(self) -> RunningAccounts:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def serve_accounts(
