@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
@@ -26,6 +26,9 @@ from talkcore.engine import RunReport
 from talkcore.ports import StateStore, SystemPort, SystemUnavailable, WriteRequest, WriteResult
 from talkcore.records import Record, RecordKey, Snapshot, System
 from talkcore.state import SyncState
+
+if TYPE_CHECKING:
+    from adapters.poweroffice.limiter import Limiter
 
 
 class NoState(Exception):
@@ -242,6 +245,24 @@ def check_hosts(settings: Settings) -> None:
             ) from None
 
 
+SHARED_POWEROFFICE_RATE = 9.5
+"""Requests a second all processes sharing a PostgreSQL database book per subscription key.
+
+Below PowerOffice's 10: slots exactly 0.1 s apart put 11 requests into one second as soon as one
+of them leaves late (a thread woken late, a slow connection); at 9.5 a request must be more
+than 50 ms late for that, and 95% of the budget is still used."""
+
+
+def poweroffice_limiter(settings: Settings, key_id: str) -> Limiter | None:
+    """With PostgreSQL, the budget every worker and CLI run shares through it; without, ``None``
+    (the port then uses its process-wide limiter, enough for one company on one machine)."""
+    if not settings.database_url:
+        return None
+    from adapters.postgres_budget import shared_budget
+
+    return shared_budget(settings.database_url, key_id, SHARED_POWEROFFICE_RATE)
+
+
 @attrs.define
 class RealWiring:
     """PowerOffice Go and Zendesk over HTTPS, state in SQLite.
@@ -274,14 +295,16 @@ class RealWiring:
             else httpx.Timeout(settings.http_timeout, connect=min(10.0, settings.http_timeout))
         )
         po_client = stack.enter_context(po_adapter.make_client(timeout))
+        creds = PowerOfficeCredentials(
+            po.application_key or "", po.client_key or "", po.subscription_key or ""
+        )
         poweroffice = PowerOfficePort(
             po_client,
             po.base_url,
             po.token_url,
-            PowerOfficeCredentials(
-                po.application_key or "", po.client_key or "", po.subscription_key or ""
-            ),
+            creds,
             sleep=self.sleep,
+            limiter=poweroffice_limiter(settings, creds.limiter_id()),
         )
         if zd.oauth_token:
             auth = ZendeskAuth.oauth(zd.oauth_token)

@@ -213,3 +213,29 @@ def test_two_ports_with_one_key_share_the_limit() -> None:
     for replay in (replay_a, replay_b):
         replay.port(time, "same-key", shared_limit=True, requests_per_second=2.0).check()
     assert max(time.sleeps) >= 1.4
+
+
+def test_every_request_has_its_own_slot_booked_just_before_it() -> None:
+    # A call that needs a token fetches it before booking its own slot: booked first, the
+    # call's slot would be spent waiting for the token, and the two requests would go out back
+    # to back (over the rate when many processes share one budget).
+    replay = Replay.of("token_expiry")
+    booked_before: list[int] = []
+
+    class Recording:
+        def reserve(self) -> float:
+            booked_before.append(len(replay.sent))
+            return 0.0
+
+        def hold_off(self, seconds: float) -> None:
+            raise AssertionError("no 429 in this exchange")
+
+    time = FakeTime()
+    port = replay.port(time, "slots", shared_limit=True, page_size=2, limiter=Recording())
+    port.read(DEPARTMENTS, None)  # the first call fetches the token
+    time.advance(500)
+    port.read(DEPARTMENTS, None)
+    time.advance(90)  # inside the renewal margin: this call renews the token
+    port.read(DEPARTMENTS, None)
+    replay.assert_done()
+    assert booked_before == list(range(len(replay.sent)))

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from e2e_support import CLI, cli_env, duplicated_external_ids
 from site_support import changes
+from tests.tenant_support import runs
 
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.seed import seed_sandboxes
@@ -99,19 +100,6 @@ def wait_for(what: str, done: Callable[[], bool], logs: list[Path]) -> None:
             tails = "\n".join(p.read_text()[-3000:] for p in logs)
             raise AssertionError(f"gave up waiting for {what}; worker logs:\n{tails}")
         time.sleep(0.25)
-
-
-def runs(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every tenant's run reports, oldest first."""
-    with psycopg.connect(url) as db:
-        rows = db.execute(
-            "SELECT t.name, r.report FROM runs r JOIN tenants t ON t.id = r.tenant_id"
-            " ORDER BY r.seq"
-        ).fetchall()
-    found: dict[str, list[dict[str, Any]]] = {}
-    for name, report in rows:
-        found.setdefault(name, []).append(json.loads(report))
-    return found
 
 
 def overlapping(reports: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -9,8 +9,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import attrs
+
+
+class Limiter(Protocol):
+    """What the transport needs of a rate limiter: a slot to wait for, and a way to back off.
+
+    :class:`RateLimiter` is one process's; ``adapters.postgres_budget.PostgresBudget`` is shared
+    by every process using one PostgreSQL database.
+    """
+
+    def reserve(self) -> float:
+        """Book the next slot; the seconds to wait before using it (0 when free now)."""
+        ...
+
+    def hold_off(self, seconds: float) -> None:
+        """Push every later slot back by at least ``seconds`` from now (after a 429)."""
+        ...
 
 
 @attrs.define

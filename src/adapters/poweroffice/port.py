@@ -31,7 +31,7 @@ from adapters.poweroffice.errors import (
     PowerOfficeRequestRejected,
     PowerOfficeUnavailable,
 )
-from adapters.poweroffice.limiter import RateLimiter, shared_limiter
+from adapters.poweroffice.limiter import Limiter, shared_limiter
 from adapters.poweroffice.mapping import (
     DTO_OF,
     ORIGIN_FIELD,
@@ -123,7 +123,7 @@ class PowerOfficePort:
         page_size: int = DEFAULT_PAGE_SIZE,
         overlap: timedelta = timedelta(seconds=5),
         replica_lag: float = 1.5,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
         max_url_length: int = MAX_URL_LENGTH,
     ) -> None:
         self.base_url = base_url

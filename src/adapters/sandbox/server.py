@@ -8,11 +8,12 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 import attrs
 
+from adapters.sandbox.accounts import PowerOfficeGateway, ZendeskAccounts
 from adapters.sandbox.faults import Controller, FaultConfig
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.wsgi import WSGIApp
@@ -81,8 +82,36 @@ def _start(app: WSGIApp, host: str, port: int) -> tuple[_ThreadingServer, thread
     return server, thread
 
 
+class _Serving:
+    """What is being served stops when its ``with`` block ends (``stop``)."""
+
+    _servers: list[tuple[_ThreadingServer, threading.Thread]]
+
+    def _shutdown(self) -> None:
+        for server, thread in self._servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        self._servers.clear()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._shutdown()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @attrs.define
-class RunningSandboxes:
+class RunningSandboxes(_Serving):
     """Both sandboxes being served; use as a context manager (stops on exit)."""
 
     poweroffice: PowerOfficeSandbox
@@ -110,22 +139,7 @@ class RunningSandboxes:
     def stop(self) -> None:
         """Stop serving (releasing any withheld response first, so threads can finish)."""
         self.controller.release()
-        for server, thread in self._servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        self._servers.clear()
-
-    def __enter__(self) -> RunningSandboxes:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._shutdown()
 
 
 def serve_sandboxes(
@@ -148,6 +162,44 @@ def serve_sandboxes(
     zd_url = f"http://{host}:{zd_server[0].server_address[1]}"
     zd.base_url = zd_url
     return RunningSandboxes(po, zd, po_url, zd_url, controller, [po_server, zd_server])
+
+
+@attrs.define
+class RunningAccounts(_Serving):
+    """A PowerOffice gateway (many clients, one subscription key) and many Zendesk accounts
+    being served; use as a context manager (stops on exit)."""
+
+    gateway: PowerOfficeGateway
+    zendesk: ZendeskAccounts
+    poweroffice_url: str
+    zendesk_url: str
+    _servers: list[tuple[_ThreadingServer, threading.Thread]] = attrs.field(repr=False)
+
+    def poweroffice_env(self) -> dict[str, str]:
+        """What every tenant shares: the PowerOffice URLs and the integration's two keys (the
+        client key is per tenant)."""
+        return {
+            "TALKSYNC_POWEROFFICE_BASE_URL": f"{self.poweroffice_url}/v2",
+            "TALKSYNC_POWEROFFICE_TOKEN_URL": f"{self.poweroffice_url}/OAuth/Token",
+            "TALKSYNC_POWEROFFICE_APPLICATION_KEY": self.gateway.application_key,
+            "TALKSYNC_POWEROFFICE_SUBSCRIPTION_KEY": self.gateway.subscription_key,
+        }
+
+    def zendesk_account_url(self, account: str) -> str:
+        """One account's URL (``<server>/<account>``; its API is under ``/api/v2`` below it)."""
+        return f"{self.zendesk_url}/{account}"
+
+
+def serve_accounts(
+    gateway: PowerOfficeGateway, zendesk: ZendeskAccounts, host: str = "127.0.0.1"
+) -> RunningAccounts:
+    """Serve the gateway and the Zendesk accounts on free loopback ports."""
+    po_server = _start(gateway.app, host, 0)
+    zd_server = _start(zendesk.app, host, 0)
+    po_url = f"http://{host}:{po_server[0].server_address[1]}"
+    zd_url = f"http://{host}:{zd_server[0].server_address[1]}"
+    zendesk.point_at(zd_url)
+    return RunningAccounts(gateway, zendesk, po_url, zd_url, [po_server, zd_server])
 
 
 def serve_forever(
