@@ -29,7 +29,7 @@ from adapters.sandbox.base import SandboxApp
 from adapters.sandbox.faults import Controller
 from adapters.sandbox.poweroffice_query import Entry, list_predicates
 from adapters.sandbox.poweroffice_query import Invalid as _Invalid
-from adapters.sandbox.wsgi import Match, Request, Response, Router
+from adapters.sandbox.wsgi import Match, Request, Response, Router, reason_phrase
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -782,18 +782,6 @@ class PowerOfficeSandbox(SandboxApp):
 
 # -- module helpers --------------------------------------------------------------------------
 
-_TITLES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    415: "Unsupported Media Type",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-}
-
 
 def problem(
     status: int,
@@ -806,7 +794,7 @@ def problem(
     """An RFC 7807 ProblemDetails response, PascalCase like the spec's schema."""
     payload: dict[str, Any] = {
         "Type": f"https://httpstatuses.io/{status}",
-        "Title": title or _TITLES.get(status, "Error"),
+        "Title": title or reason_phrase(status),
         "Status": status,
         "Detail": detail,
         "Instance": instance,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,23 +20,13 @@ StartResponse = Callable[..., Any]
 WSGIEnviron = dict[str, Any]
 WSGIApp = Callable[[WSGIEnviron, StartResponse], Iterable[bytes]]
 
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase of an HTTP status (``Unknown`` for one the standard lacks)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 class BadJSON(ValueError):
@@ -161,7 +152,7 @@ class Response:
 
     def send(self, start_response: StartResponse) -> Iterable[bytes]:
         """Hand the response to a WSGI server."""
-        reason = _REASONS.get(self.status, "Unknown")
+        reason = reason_phrase(self.status)
         headers = [(k, v) for k, v in self.headers if k.lower() != "content-length"]
         if not self.cut_off:
             headers.append(("Content-Length", str(len(self.body))))
