@@ -478,9 +478,7 @@ class PowerOfficeSandbox(SandboxApp):
                 "be deleted.",
                 request,
             )
-        self._remove(self.customers, customer_id)
-        self.wrote()
-        return Response.empty(200)  # the document lists 200 (no body), never 204
+        return self._deleted(self.customers, customer_id)
 
     # -- contact persons ----------------------------------------------------------------------
 
@@ -554,9 +552,7 @@ class PowerOfficeSandbox(SandboxApp):
         person_id = self._person_of(contact_id, id)
         if person_id is None:
             return self._not_found(self.contact_persons, int(id), request)
-        self._remove(self.contact_persons, person_id)
-        self.wrote()
-        return Response.empty(200)  # the document lists 200 (no body), never 204
+        return self._deleted(self.contact_persons, person_id)
 
     # -- departments --------------------------------------------------------------------------
 
@@ -619,9 +615,7 @@ class PowerOfficeSandbox(SandboxApp):
             return self._not_found(self.departments, department_id, request)
         if any(row.get("DepartmentId") == department_id for row in self.customers.rows.values()):
             return self.error(409, f"Department {department_id} is in use by customers.", request)
-        self._remove(self.departments, department_id)
-        self.wrote()
-        return Response.empty(200)  # the document lists 200 (no body), never 204
+        return self._deleted(self.departments, department_id)
 
     # -- suppliers ----------------------------------------------------------------------------
 
@@ -712,10 +706,13 @@ class PowerOfficeSandbox(SandboxApp):
         table.changed[row_id] = stamp
         table.created.setdefault(row_id, stamp)
 
-    def _remove(self, table: _Table, row_id: int) -> None:
+    def _deleted(self, table: _Table, row_id: int) -> Response:
+        """Delete a row and answer as the document says: 200 with no body, never 204."""
         del table.rows[row_id]
         del table.changed[row_id]
         table.created.pop(row_id, None)
+        self.wrote()
+        return Response.empty(200)
 
     def _dto(self, table: _Table, row_id: int) -> dict[str, Any]:
         return {k: v for k, v in table.rows[row_id].items() if k in table.dto_fields}
