@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 from e2e_support import cli_args, cli_env, duplicated_external_ids, sandboxes, talksync
 
+from adapters.sandbox.faults import FaultConfig
 from adapters.sandbox.poweroffice import PowerOfficeSandbox
 from adapters.sandbox.seed import seed_sandboxes
 from adapters.sandbox.server import RunningSandboxes, serve_sandboxes
@@ -196,6 +197,11 @@ def test_a_second_signal_exits_at_once_and_the_journal_lets_the_next_sync_recove
     with serve_sandboxes(po, zd) as running:
         proc = _start(running, state, "sync")
         _wait_for_first_write(running, proc)
+        # From now on every answer takes 3 s (and is then given normally), so the first signal
+        # always finds a request in flight to wait for: the second one must not wait. Without
+        # it, the first stop could end within the 0.2 s before the second signal.
+        running.controller.configure(FaultConfig(rate=1.0, kinds=("delay",), delay_seconds=3.0))
+        time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
@@ -204,6 +210,7 @@ def test_a_second_signal_exits_at_once_and_the_journal_lets_the_next_sync_recove
         finally:
             if proc.poll() is None:
                 proc.kill()
+        running.controller.configure(FaultConfig())
         assert proc.returncode == 130, err[-3000:]
         assert "interrupted again: exiting now" in err
         # It did not wait for the batch in flight: no run was recorded, no state saved.

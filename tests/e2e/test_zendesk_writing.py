@@ -169,11 +169,12 @@ def test_a_move_to_another_customer_keeps_memberships_no_flow_owns(site: Site) -
         EmailAddress=person["EmailAddress"],
     )
     new_org = int(site.link("customers-organizations", new_party))
-    # A full read sees the delete and ends the old link; the next run links the new person
-    # to the user (its first sync: PowerOffice's customer wins over the one the flow owned).
-    ended = json.loads(site.cli("sync", "--full", "--json").stdout)
-    assert [i["zendesk"] for i in items(ended, "unlink")] == [f"zendesk:user:{user_id}"]
-    report = site.sync()
+    # A full read sees the delete and ends the old link, and the same run links the new person
+    # to the user the ended link freed (its first sync: PowerOffice's customer wins over the
+    # one the flow owned).
+    report = json.loads(site.cli("sync", "--full", "--json").stdout)
+    assert [i["zendesk"] for i in items(report, "unlink")] == [f"zendesk:user:{user_id}"]
+    assert [i["zendesk"] for i in items(report, "link")] == [f"zendesk:user:{user_id}"]
     assert report["summary"]["failed"] == 0
     (moved,) = [u for u in items(report, "update") if u["target"] == f"zendesk:user:{user_id}"]
     assert [c["value"] for c in moved["changes"]] == [str(new_org)]
