@@ -18,6 +18,7 @@ import attrs
 
 from adapters.reportjson import report_json
 from adapters.staterows import link_changes, links_touching, record_changes
+from talkcore.context import id_order
 from talkcore.dataflow import DEFAULT_DATAFLOW, Dataflow, PropertyMap
 from talkcore.engine import RunReport
 from talkcore.ports import (
@@ -372,7 +373,7 @@ class MemoryStateStore:
             for value in dict.fromkeys(values)
             for r in mirror.lookup(kind, field, key, value)
         }
-        return [records[k] for k in sorted(records)]
+        return [records[k] for k in sorted(records, key=lambda k: id_order(k.id))]
 
     def link_count(self, flow: str) -> int:
         """How many links ``flow`` has."""

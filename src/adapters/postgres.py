@@ -32,12 +32,14 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from adapters.staterows import (
+    KEY_COLUMNS,
     LOOKUP_COLUMNS,
     DiffingStore,
     Seen,
     StateFileError,
     decision_rows,
     dump,
+    key_assignments,
     link_changes,
     link_from_row,
     link_row,
@@ -101,6 +103,15 @@ def migrations() -> tuple[Migration, ...]:
 
 
 MIGRATIONS = migrations()
+
+_UPSERT_RECORD = (
+    "INSERT INTO records"  # noqa: S608 - fixed names
+    f" (tenant_id, system, kind, id, fields, modified, active, {', '.join(KEY_COLUMNS)})"
+    f" VALUES ({', '.join(['%s'] * (7 + len(KEY_COLUMNS)))})"
+    " ON CONFLICT (tenant_id, system, kind, id) DO UPDATE SET"
+    " fields = excluded.fields, modified = excluded.modified, active = excluded.active, "
+    + ", ".join(f"{column} = excluded.{column}" for column in KEY_COLUMNS)
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -241,11 +252,15 @@ class PostgresStateStore(DiffingStore):
             rows = self._db.execute(
                 "SELECT system, kind, id, fields FROM records WHERE tenant_id = %s", (tenant,)
             ).fetchall()
+            width = len(KEY_COLUMNS)
             with self._db.cursor() as cur:
                 cur.executemany(
-                    "UPDATE records SET email_key = %s, name_key = %s, origin_key = %s"
+                    f"UPDATE records SET {key_assignments('%s')}"  # noqa: S608 - fixed names
                     " WHERE tenant_id = %s AND system = %s AND kind = %s AND id = %s",
-                    [(*keys[:3], tenant, *keys[3:]) for keys in rekeyed_rows(rows, self._fields)],
+                    [
+                        (*keys[:width], tenant, *keys[width:])
+                        for keys in rekeyed_rows(rows, self._fields)
+                    ],
                 )
             self._db.execute(
                 "INSERT INTO meta (tenant_id, key, value) VALUES (%s, 'lookup_keys', %s)"
@@ -651,13 +666,7 @@ class PostgresStateStore(DiffingStore):
                 [(tenant, system, change.scope, rid) for rid in change.gone],
             )
             self._many(
-                "INSERT INTO records (tenant_id, system, kind, id, fields, modified, active,"
-                " email_key, name_key, origin_key)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (tenant_id, system, kind, id) DO UPDATE SET"
-                " fields = excluded.fields, modified = excluded.modified,"
-                " active = excluded.active, email_key = excluded.email_key,"
-                " name_key = excluded.name_key, origin_key = excluded.origin_key",
+                _UPSERT_RECORD,
                 [(tenant, *record_row(rec, self._fields)) for rec in change.changed],
             )
         self._db.execute(

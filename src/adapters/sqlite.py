@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from adapters.staterows import (
+    KEY_COLUMNS,
     LOOKUP_COLUMNS,
     DiffingStore,
     Seen,
     StateFileError,
     decision_rows,
     dump,
+    key_assignments,
     link_changes,
     link_from_row,
     link_row,
@@ -122,6 +124,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX records_by_origin ON records (system, kind, origin_key)
         WHERE origin_key IS NOT NULL
     """,
+    # 5: … and by the id a reference names, to find who refers to a record whose link ends.
+    # Filled when the store opens (``_rekey``), like 4.
+    """
+    ALTER TABLE records ADD COLUMN reference_key TEXT;
+    CREATE INDEX records_by_reference ON records (system, kind, reference_key)
+        WHERE reference_key IS NOT NULL
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -129,8 +138,15 @@ _LOOKUP_INDEXES = {
     Lookup.IDENTITY: "records_by_email",
     Lookup.NAME: "records_by_name",
     Lookup.ORIGIN: "records_by_origin",
+    Lookup.REFERENCE: "records_by_reference",
 }
 """The index each look-up of the mirror view reads (named in its query)."""
+
+_INSERT_RECORD = (
+    "INSERT OR REPLACE INTO records"  # noqa: S608 - fixed names
+    f" (system, kind, id, fields, modified, active, {', '.join(KEY_COLUMNS)})"
+    f" VALUES ({', '.join('?' * (6 + len(KEY_COLUMNS)))})"
+)
 
 
 class SqliteStateStore(DiffingStore):
@@ -202,7 +218,7 @@ class SqliteStateStore(DiffingStore):
         try:
             rows = db.execute("SELECT system, kind, id, fields FROM records").fetchall()
             db.executemany(
-                "UPDATE records SET email_key = ?, name_key = ?, origin_key = ?"
+                f"UPDATE records SET {key_assignments('?')}"  # noqa: S608 - fixed names
                 " WHERE system = ? AND kind = ? AND id = ?",
                 rekeyed_rows(rows, self._fields),
             )
@@ -550,7 +566,7 @@ class SqliteStateStore(DiffingStore):
                 [(system, change.scope, rid) for rid in change.gone],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_RECORD,
                 [record_row(rec, self._fields) for rec in change.changed],
             )
         db.execute("DELETE FROM mirror_complete WHERE system = ?", (system,))

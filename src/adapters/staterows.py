@@ -71,8 +71,18 @@ LOOKUP_COLUMNS: Mapping[Lookup, str] = {
     Lookup.IDENTITY: "email_key",
     Lookup.NAME: "name_key",
     Lookup.ORIGIN: "origin_key",
+    Lookup.REFERENCE: "reference_key",
 }
 """The records column each look-up key is kept in (the identity column kept its first name)."""
+
+KEY_COLUMNS: tuple[str, ...] = tuple(LOOKUP_COLUMNS[lookup] for lookup in Lookup)
+"""The key columns in ``Lookup`` order: the order ``record_row`` and ``rekeyed_rows`` give
+the keys in."""
+
+
+def key_assignments(placeholder: str) -> str:
+    """``email_key = ?, name_key = ?, …`` for an UPDATE of every key column."""
+    return ", ".join(f"{column} = {placeholder}" for column in KEY_COLUMNS)
 
 
 def lookup_marker(fields: LookupFields) -> str:
@@ -89,8 +99,9 @@ def lookup_marker(fields: LookupFields) -> str:
 
 def rekeyed_rows(
     rows: Iterable[tuple[str, str, str, str]], fields: LookupFields
-) -> list[tuple[str | None, str | None, str | None, str, str, str]]:
-    """(identity, name, origin key, system, kind, id) for (system, kind, id, fields) rows."""
+) -> list[tuple[str | None, ...]]:
+    """(the keys in ``KEY_COLUMNS`` order, system, kind, id) for (system, kind, id, fields)
+    rows."""
     out = []
     for system, kind, rid, data in rows:
         record = Record(RecordKey(System(system), Kind(kind), rid), json.loads(data))
@@ -112,9 +123,8 @@ def lookup_column(email: str | None, name: str | None) -> tuple[str, str | None]
 
 
 def record_row(record: Record, fields: LookupFields) -> tuple[Any, ...]:
-    """(system, kind, id, fields, modified, active, identity, name and origin keys) of one
-    record; which field each key reads comes from the dataflow's roles (``fields``)."""
-    identity, name, origin = lookup_keys(record, fields)
+    """(system, kind, id, fields, modified, active, then the keys in ``KEY_COLUMNS`` order)
+    of one record; which field each key reads comes from the dataflow's roles (``fields``)."""
     return (
         record.key.system.value,
         record.key.kind.value,
@@ -122,9 +132,7 @@ def record_row(record: Record, fields: LookupFields) -> tuple[Any, ...]:
         _compact(dict(record.fields)),
         record.modified.isoformat() if record.modified else None,
         record.active,
-        identity,
-        name,
-        origin,
+        *lookup_keys(record, fields),
     )
 
 

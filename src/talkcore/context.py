@@ -301,7 +301,7 @@ class Draft:
             return None
         for ref_flow in prop.reference_flows:
             link = self.inputs.state.table(ref_flow).for_zendesk(zd_id)
-            if link is not None:
+            if link is not None and not self.is_ended(ref_flow, link.poweroffice_id):
                 return link.poweroffice_id
             planned = self.linked_zendesk[ref_flow].get(zd_id)
             if planned is not None:

@@ -141,6 +141,11 @@ class Flow:
         return any(p.is_reference for p in self.properties)
 
     @property
+    def references(self) -> tuple[PropertyMap, ...]:
+        """The properties of this flow that refer into other flows."""
+        return tuple(p for p in self.properties if p.is_reference)
+
+    @property
     def name_property(self) -> PropertyMap | None:
         """The property that is the Zendesk record's unique name (``Role.NAME``), if any."""
         for prop in self.properties:
@@ -189,6 +194,7 @@ class Dataflow:
             for prop in flow.properties:
                 _check_reference(flow, prop, seen)
             seen[flow.id] = flow
+        _check_one_reference_field_per_kind(self.flows)
 
     def unique_properties(self, kind: Kind) -> tuple[PropertyMap, ...]:
         """The properties Zendesk holds unique among records of ``kind`` (``Role.NAME`` and
@@ -215,6 +221,15 @@ class Dataflow:
     def sharing_zendesk_kind(self, kind: Kind) -> list[Flow]:
         """The flows whose Zendesk records are of ``kind`` (they share its unique names)."""
         return [flow for flow in self.flows if flow.zendesk_kind is kind]
+
+    def referring_to(self, flow_id: str) -> list[tuple[Flow, PropertyMap]]:
+        """The flows with a reference that may point into ``flow_id``, each with that property."""
+        return [
+            (flow, prop)
+            for flow in self.flows
+            for prop in flow.references
+            if flow_id in prop.reference_flows
+        ]
 
     def __iter__(self) -> Iterator[Flow]:
         return iter(self.flows)
@@ -243,6 +258,23 @@ def _check_reference(flow: Flow, prop: PropertyMap, before: Mapping[str, Flow]) 
         raise ValueError(f"{where}: refers to {unknown[0]!r}, which is not a flow before it")
     if len({before[f].zendesk_kind for f in prop.reference.flows}) != 1:
         raise ValueError(f"{where}: the flows it refers to hold different Zendesk kinds")
+
+
+def _check_one_reference_field_per_kind(flows: tuple[Flow, ...]) -> None:
+    """A kind refers through one field on each side: the stores index that field to find who
+    refers to a record whose link ends (``Lookup.REFERENCE``)."""
+    fields: dict[Kind, tuple[str, str]] = {}
+    for flow in flows:
+        for prop in flow.references:
+            for system in System:
+                kind, name = flow.kind_in(system), prop.name_in(system)
+                first = fields.setdefault(kind, (flow.id, name))
+                if first[1] != name:
+                    raise ValueError(
+                        f"flow {flow.id!r}: {kind} refers through {name!r}, but flow"
+                        f" {first[0]!r} refers through {first[1]!r}; a kind refers through"
+                        " one field"
+                    )
 
 
 CONTACT_PERSONS = "contact-persons-users"

@@ -94,6 +94,7 @@ def plan_changes(
         None if focus is None else frozenset(focus),
         link_counts,
     )
+    inputs = attrs.evolve(inputs, focus=with_referrers_of_ended_links(inputs))
     context = Context.empty()
     items: list[PlanItem] = []
     for phase in pipeline(dataflow):
@@ -106,7 +107,9 @@ def plan_changes(
 def planner_indexes(dataflow: Dataflow) -> list[tuple[System, IndexSpec]]:
     """The snapshot indexes an incremental plan of ``dataflow`` looks records up in.
 
-    A long-running process keeps them warm between runs; a benchmark builds them first.
+    A long-running process keeps them warm between runs; a benchmark builds them first. The
+    index of who refers to a record (``with_referrers_of_ended_links``) is left out: it is read
+    only when a link ends, so it is built then, and kept from there on.
     """
     specs: list[tuple[System, IndexSpec]] = []
     for flow in dataflow:
@@ -127,6 +130,44 @@ def planner_indexes(dataflow: Dataflow) -> list[tuple[System, IndexSpec]]:
 
 def _unique_spec(flow: Flow, prop: PropertyMap) -> IndexSpec:
     return (flow.zendesk_kind, prop.zendesk, UNIQUE_KEYS[prop.compare_as])
+
+
+def _referrer_spec(flow: Flow, prop: PropertyMap, system: System) -> IndexSpec:
+    return (flow.kind_in(system), prop.name_in(system), INDEX_KEYS[prop.compare_as])
+
+
+def with_referrers_of_ended_links(inputs: Inputs) -> frozenset[RecordKey] | None:
+    """An incremental plan's focus, with every record that refers to a record whose link this
+    plan ends.
+
+    The full plan reports such a reference (its organization is no longer linked) even though
+    the referring record did not change, so the incremental plan must look at it too. The
+    working set holds these records (``talkcore.view`` finds them by ``Lookup.REFERENCE``).
+    """
+    if inputs.focus is None:
+        return None
+    found: set[RecordKey] = set()
+    for flow in inputs.dataflow:
+        referrers = inputs.dataflow.referring_to(flow.id)
+        if not referrers:
+            continue
+        po_records = inputs.po.of_kind(flow.poweroffice_kind)
+        zd_records = inputs.zd.of_kind(flow.zendesk_kind)
+        for link in _links_in_focus(inputs, flow, inputs.state.table(flow.id)):
+            po = po_records.get(link.poweroffice_id)
+            zd = zd_records.get(link.zendesk_id)
+            if _gone(inputs, flow, po, zd) is None:
+                continue
+            for referrer, prop in referrers:
+                for snapshot, rid in (
+                    (inputs.po, link.poweroffice_id),
+                    (inputs.zd, link.zendesk_id),
+                ):
+                    kind, field, key = _referrer_spec(referrer, prop, snapshot.system)
+                    value = key(rid)
+                    if value is not None:
+                        found |= {r.key for r in snapshot.lookup(kind, field, key, value)}
+    return inputs.focus | found if found else inputs.focus
 
 
 def pipeline(dataflow: Dataflow) -> list[Phase]:

@@ -173,6 +173,9 @@ class Lookup(enum.StrEnum):
     """The unique name (``Role.NAME``)."""
     ORIGIN = "origin"
     """The origin key a created Zendesk record carries (``Flow.zendesk_origin_field``)."""
+    REFERENCE = "reference"
+    """The id a kind's reference property names (``PropertyMap.reference``): who refers to a
+    record whose link ends."""
 
 
 class MirrorView(Protocol):

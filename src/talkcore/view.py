@@ -23,7 +23,7 @@ from talkcore.dataflow import Dataflow, Flow, PropertyMap, Role
 from talkcore.ports import Lookup, MirrorView
 from talkcore.records import FieldValue, KeyFunction, Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import Link, LinkTable, SyncState
-from talkcore.values import UNIQUE_KEYS, origin_index_key
+from talkcore.values import INDEX_KEYS, UNIQUE_KEYS, origin_index_key
 
 LookupFields = Mapping[Kind, Mapping[Lookup, tuple[str, KeyFunction]]]
 """Per kind, the field and key function of each look-up it can be found by."""
@@ -52,11 +52,18 @@ def lookup_fields(dataflow: Dataflow) -> LookupFields:
                 put(flow.kind_in(system), Lookup.IDENTITY, prop.name_in(system), _unique(prop))
         if flow.zendesk_origin_field is not None:
             put(flow.zendesk_kind, Lookup.ORIGIN, flow.zendesk_origin_field, origin_index_key)
+        for prop in flow.references:
+            for system in System:
+                put(flow.kind_in(system), Lookup.REFERENCE, prop.name_in(system), _index(prop))
     return fields
 
 
 def _unique(prop: PropertyMap) -> KeyFunction:
     return UNIQUE_KEYS[prop.compare_as]
+
+
+def _index(prop: PropertyMap) -> KeyFunction:
+    return INDEX_KEYS[prop.compare_as]
 
 
 def lookup_key(record: Record, fields: LookupFields, lookup: Lookup) -> str | None:
@@ -68,13 +75,9 @@ def lookup_key(record: Record, fields: LookupFields, lookup: Lookup) -> str | No
     return key(record.get(field))
 
 
-def lookup_keys(record: Record, fields: LookupFields) -> tuple[str | None, str | None, str | None]:
-    """``record``'s identity, name and origin keys, as the stores keep them."""
-    return (
-        lookup_key(record, fields, Lookup.IDENTITY),
-        lookup_key(record, fields, Lookup.NAME),
-        lookup_key(record, fields, Lookup.ORIGIN),
-    )
+def lookup_keys(record: Record, fields: LookupFields) -> tuple[str | None, ...]:
+    """``record``'s key for each look-up, in ``Lookup`` order, as the stores keep them."""
+    return tuple(lookup_key(record, fields, lookup) for lookup in Lookup)
 
 
 def key_of_value(kind: Kind, fields: LookupFields, lookup: Lookup, value: FieldValue) -> str | None:
@@ -179,7 +182,12 @@ class _Closure:
             for flow in self.dataflow:
                 if key.kind is not flow.kind_in(key.system):
                     continue
-                more |= self._linked(flow, key)
+                links = self._linked(flow, key)
+                for link in links:
+                    more.add(RecordKey.of(flow.poweroffice_kind, link.poweroffice_id))
+                    more.add(RecordKey.of(flow.zendesk_kind, link.zendesk_id))
+                if links and _may_end_its_link(flow, key, record):
+                    self._referrers(flow, links, by_value)
                 if record is None:
                     continue
                 more |= self._references(flow, record)
@@ -192,13 +200,27 @@ class _Closure:
     def _kinds_by(self, lookup: Lookup) -> list[Kind]:
         return [kind for kind, by_lookup in self.fields.items() if lookup in by_lookup]
 
-    def _linked(self, flow: Flow, key: RecordKey) -> set[RecordKey]:
-        found: set[RecordKey] = set()
-        for link in self.view.links_touching(flow.id, key.system, [key.id]):
+    def _linked(self, flow: Flow, key: RecordKey) -> list[Link]:
+        links = self.view.links_touching(flow.id, key.system, [key.id])
+        for link in links:
             self.links[flow.id][link.poweroffice_id] = link
-            found.add(RecordKey.of(flow.poweroffice_kind, link.poweroffice_id))
-            found.add(RecordKey.of(flow.zendesk_kind, link.zendesk_id))
-        return found
+        return links
+
+    def _referrers(
+        self, flow: Flow, links: list[Link], by_value: dict[tuple[Kind, Lookup], set[str]]
+    ) -> None:
+        """Note the look-ups of the records on either side that refer to a record of
+        ``links`` (``planning.with_referrers_of_ended_links`` plans them when a link ends)."""
+        for referrer, _ in self.dataflow.referring_to(flow.id):
+            for link in links:
+                for system, rid in (
+                    (System.POWEROFFICE, link.poweroffice_id),
+                    (System.ZENDESK, link.zendesk_id),
+                ):
+                    kind = referrer.kind_in(system)
+                    value = key_of_value(kind, self.fields, Lookup.REFERENCE, rid)
+                    if value is not None:
+                        by_value.setdefault((kind, Lookup.REFERENCE), set()).add(value)
 
     def _references(self, flow: Flow, record: Record) -> set[RecordKey]:
         """The records ``record``'s references name, in the flows they point into."""
@@ -247,6 +269,15 @@ class _Closure:
                 if source is not None:
                     return {source}
         return set()
+
+
+def _may_end_its_link(flow: Flow, key: RecordKey, record: Record | None) -> bool:
+    """Whether ``record`` (as this run sees it) may end its link in ``flow``: missing,
+    inactive, or out of the flow (``planning``'s rule, widened: a few more look-ups are
+    harmless, a missed one is a wrong plan)."""
+    if record is None or not record.active:
+        return True
+    return key.system is System.POWEROFFICE and not flow.takes_part(record)
 
 
 def _parsed(origin: FieldValue) -> RecordKey | None:

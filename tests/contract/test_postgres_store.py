@@ -187,6 +187,27 @@ def _tenant_tables() -> set[str]:
     return tables
 
 
+def _string_texts(tree: ast.AST) -> list[str]:
+    """Every string in ``tree``: an f-string whole, its fields shown as ``{}`` (so a statement
+    built with one is read as one text, not as pieces)."""
+    texts: list[str] = []
+    parts: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            parts |= {id(value) for value in node.values}
+            texts.append(
+                "".join(
+                    v.value if isinstance(v, ast.Constant) else "{}"
+                    for v in node.values
+                    if not isinstance(v, ast.Constant) or isinstance(v.value, str)
+                )
+            )
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in parts:
+            texts.append(node.value)
+    return texts
+
+
 def test_every_statement_on_a_tenant_table_names_the_tenant() -> None:
     """Read from the store's source: each SQL text touching a tenant's table filters or writes
     by ``tenant_id`` (the behaviour is shown above; this keeps a new query from forgetting)."""
@@ -194,11 +215,9 @@ def test_every_statement_on_a_tenant_table_names_the_tenant() -> None:
     assert {"records", "links", "journal", "runs", "meta", "decisions"} <= tables
     source = Path(adapters.postgres.__file__).read_text(encoding="utf-8")
     statements = [
-        node.value
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.Constant)
-        and isinstance(node.value, str)
-        and re.match(r"\s*(SELECT|INSERT|UPDATE|DELETE)\b", node.value)
+        text
+        for text in _string_texts(ast.parse(source))
+        if re.match(r"\s*(SELECT|INSERT|UPDATE|DELETE)\b", text)
     ]
     touching = [
         sql

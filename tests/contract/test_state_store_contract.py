@@ -677,8 +677,17 @@ def org(rid: str, name: str | None, external_id: str | None = None) -> Record:
     )
 
 
-def contact(rid: str, email: str | None) -> Record:
-    return Record(RecordKey.of(Kind.CONTACT_PERSON, rid), {"emailAddress": email}, T0, True)
+def contact(rid: str, email: str | None, party: str | None = None) -> Record:
+    return Record(
+        RecordKey.of(Kind.CONTACT_PERSON, rid),
+        {"emailAddress": email, "partyId": party},
+        T0,
+        True,
+    )
+
+
+def member(rid: str, email: str, organization: str) -> Record:
+    return Record(RecordKey.of(Kind.USER, rid), {"email": email, "organization_id": organization})
 
 
 def view_mirrors() -> list[Snapshot]:
@@ -687,7 +696,8 @@ def view_mirrors() -> list[Snapshot]:
         [
             customer("1", "  Acme AS ", EmailAddress="post@acme.no"),
             customer("2", "Beta"),
-            contact("9", "Kari@Acme.NO"),
+            contact("9", "Kari@Acme.NO", " 1"),
+            contact("10", "per@acme.no", "2"),
         ],
         complete=[Kind.CUSTOMER],
     )
@@ -699,12 +709,16 @@ def view_mirrors() -> list[Snapshot]:
             user("501", " kari@acme.no"),
             user("502", "KARI@acme.no", active=False),
             user("503", "other@x.no"),
+            member("504", "ola@acme.no", "77"),
+            member("505", "per@acme.no", "77"),
         ],
     )
     return [po, zd]
 
 
-def test_the_view_finds_records_by_identity_name_and_origin_key(subject: StoreUnderTest) -> None:
+def test_the_view_finds_records_by_identity_name_origin_key_and_reference(
+    subject: StoreUnderTest,
+) -> None:
     """Keys as ``talkcore.view.lookup_key`` computes them; inactive records too; ids in order."""
     subject.store.save(full_state(), view_mirrors())
     store = subject.reopen()
@@ -718,6 +732,10 @@ def test_the_view_finds_records_by_identity_name_and_origin_key(subject: StoreUn
     assert ids(Kind.ORGANIZATION, Lookup.NAME, "acme as", "beta", "nobody") == ["77", "78"]
     assert ids(Kind.CUSTOMER, Lookup.NAME, "acme as") == ["1"]
     assert ids(Kind.ORGANIZATION, Lookup.ORIGIN, "poweroffice:customer:2") == ["78"]
+    assert ids(Kind.CONTACT_PERSON, Lookup.REFERENCE, "1") == ["9"]  # who refers to customer 1
+    assert ids(Kind.CONTACT_PERSON, Lookup.REFERENCE, "1", "2") == ["9", "10"]
+    assert ids(Kind.USER, Lookup.REFERENCE, "77") == ["504", "505"]
+    assert ids(Kind.CUSTOMER, Lookup.REFERENCE, "1") == []  # customers refer to nothing
     assert ids(Kind.USER, Lookup.NAME, "kari@acme.no") == []  # users have no unique name
     assert ids(Kind.USER, Lookup.IDENTITY) == []
     # The keys are the ones the planner compares by.
@@ -779,7 +797,7 @@ def test_a_partial_save_writes_what_changed_and_keeps_the_rest(subject: StoreUnd
     assert state.cursors == {"zendesk:user": "def"}
     po, zd = again.load_mirror(System.POWEROFFICE), again.load_mirror(System.ZENDESK)
     assert po.get(renamed.key) == renamed
-    assert len(po) == 3 and len(zd) == 6  # the rest kept, the new one added
+    assert len(po) == 4 and len(zd) == 8  # the rest kept, the new one added
     assert [r.id for r in again.find(Kind.CUSTOMER, Lookup.NAME, ["acme group"])] == ["1"]
     assert again.find(Kind.CUSTOMER, Lookup.NAME, ["acme as"]) == []
 
@@ -796,6 +814,10 @@ def test_an_older_file_gets_its_look_up_keys_from_the_dataflow(tmp_path: Path) -
         "INSERT INTO records VALUES ('zendesk', 'organization', '77', ?, NULL, 1, NULL, NULL)",
         (json.dumps({"name": "Acme", "external_id": "poweroffice:customer:1"}),),
     )
+    db.execute(
+        "INSERT INTO records VALUES ('zendesk', 'user', '501', ?, NULL, 1, NULL, NULL)",
+        (json.dumps({"email": "ola@acme.no", "organization_id": "77"}),),
+    )
     db.commit()
     db.close()
     with SqliteStateStore(path) as store:
@@ -804,6 +826,7 @@ def test_an_older_file_gets_its_look_up_keys_from_the_dataflow(tmp_path: Path) -
             r.id for r in store.find(Kind.ORGANIZATION, Lookup.ORIGIN, ["poweroffice:customer:1"])
         ] == ["77"]
         assert [r.id for r in store.find(Kind.ORGANIZATION, Lookup.NAME, ["acme"])] == ["77"]
+        assert [r.id for r in store.find(Kind.USER, Lookup.REFERENCE, ["77"])] == ["501"]
 
 
 def test_look_up_keys_follow_the_dataflow_roles_not_field_names(tmp_path: Path) -> None:

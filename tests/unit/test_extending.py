@@ -186,6 +186,17 @@ def test_a_reference_into_either_flow_translates_through_the_one_that_links_it()
     assert world.sync().plan.changes() == []
 
 
+def test_a_kind_that_refers_through_two_fields_is_refused() -> None:
+    """The stores index one reference field per kind (who refers to a record whose link ends)."""
+    flows = list(DEFAULT_DATAFLOW)
+    contacts = DEFAULT_DATAFLOW.flow(CONTACT_PERSONS)
+    (party,) = contacts.references
+    second = attrs.evolve(party, poweroffice="departmentId", zendesk="default_group_id")
+    flows[flows.index(contacts)] = attrs.evolve(contacts, properties=(*contacts.properties, second))
+    with pytest.raises(ValueError, match="refers through one field"):
+        Dataflow(tuple(flows))
+
+
 def test_a_dataflow_whose_reference_points_into_a_later_flow_is_refused() -> None:
     flows = list(WITH_SUPPLIERS)
     suppliers = flows.pop(1)

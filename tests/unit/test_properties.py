@@ -217,6 +217,20 @@ def disagreements(world: World, report: RunReport) -> list[str]:
     policy=ConflictPolicy.NEWEST,
     edits=[("po_email", 100, "ola@x.no"), ("deactivate_user", 0, "")],
 )
+# A customer deleted in PowerOffice (which a change read cannot see) fails the next write to
+# it, and the run after ends its link: that run must also report the contact person whose
+# user still sits in the organization, though neither changed (found by the explore profile).
+@example(
+    data={
+        "customers": {1: ("Acme", False, None)},
+        "departments": {},
+        "contacts": {100: ("ola@x.no", "1")},
+        "users": {500: "ola@x.no"},
+        "orgs": {},
+    },
+    policy=ConflictPolicy.NEWEST,
+    edits=[("remove_customer", 1, ""), ("rename_org", 0, "Beta")],
+)
 def test_fixpoint_convergence_and_no_duplicates(
     data: dict[str, Any], policy: ConflictPolicy, edits: list[tuple[str, int, Any]]
 ) -> None:
@@ -374,6 +388,19 @@ def sync_crashing_after(world: World, writes: int) -> None:
     },
     policy=ConflictPolicy.NEWEST,
     edits=[("po_email", 100, "ola@x.no"), ("deactivate_user", 0, "")],
+)
+# The plan that ends a deleted customer's link must look at who refers to it: the contact
+# person and the user in its organization (the full plan reports their reference).
+@example(
+    data={
+        "customers": {1: ("Acme", False, None)},
+        "departments": {},
+        "contacts": {100: ("ola@x.no", "1")},
+        "users": {500: "ola@x.no"},
+        "orgs": {},
+    },
+    policy=ConflictPolicy.NEWEST,
+    edits=[("remove_customer", 1, ""), ("rename_org", 0, "Beta"), ("rename_customer", 8, "")],
 )
 def test_incremental_plan_equals_the_full_plan(
     data: dict[str, Any], policy: ConflictPolicy, edits: list[tuple[str, int, Any]]
