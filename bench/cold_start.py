@@ -25,6 +25,7 @@ saves only what changed.
     python bench/cold_start.py 100000
     python bench/cold_start.py 100000 --keep cold.db   # reuse a built state
     python bench/cold_start.py --no-baseline   # skip the whole-mirror run
+    python bench/cold_start.py --full-reconcile   # also a full reconcile (not streamed yet)
 
 The last line reads ``cold incremental sync: X s wall, Y MiB peak (1,000 changes over N
 mirrored per side)``; the line before it gives the whole-mirror path's figures. The fakes
@@ -102,9 +103,14 @@ def changed_records(system: System) -> tuple[Record, ...]:
 
 @attrs.define
 class ChangesOnly:
-    """A system that reports a fixed set of changes and stores every write as sent."""
+    """A system that reports a fixed set of changes and stores every write as sent.
+
+    With ``everything`` (the records of a full read), a read without cursors answers every
+    record with the changes on top: a full reconcile's read.
+    """
 
     system: System
+    everything: tuple[Record, ...] | None = None
     applied: int = 0
 
     def check(self) -> str:
@@ -113,9 +119,13 @@ class ChangesOnly:
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
         """The changes, as an incremental read (the state's cursors are always given)."""
+        changes = changed_records(self.system)
         if cursors is None:
-            raise AssertionError("the benchmark expects an incremental run")
-        return ReadResult(self.system, kinds, changed_records(self.system), False, dict(cursors))
+            if self.everything is None:
+                raise AssertionError("the benchmark expects an incremental run")
+            merged = {r.key: r for r in self.everything} | {r.key: r for r in changes}
+            return ReadResult(self.system, kinds, tuple(merged.values()), True, {})
+        return ReadResult(self.system, kinds, changes, False, dict(cursors))
 
     def apply(
         self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
@@ -151,12 +161,20 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(path: Path, *, whole_mirrors: bool) -> None:
-    """The fresh process: one incremental sync; prints its own figures as JSON."""
+def child(path: Path, *, whole_mirrors: bool, full_of: int | None = None) -> None:
+    """The fresh process: one incremental sync (or, with ``full_of``, a full reconcile of
+    that many records per side); prints its own figures as JSON."""
     poweroffice, zendesk = ChangesOnly(System.POWEROFFICE), ChangesOnly(System.ZENDESK)
+    if full_of is not None:
+        from plan_scale import build
+
+        po, zd, _ = build(full_of, changed_share=0.0)
+        poweroffice.everything, zendesk.everything = tuple(po), tuple(zd)
+        del po, zd
     store = SqliteStateStore(path)
     try:
-        report = run_sync(poweroffice, zendesk, store, RunOptions(whole_mirrors=whole_mirrors))
+        options = RunOptions(whole_mirrors=whole_mirrors, full=full_of is not None)
+        report = run_sync(poweroffice, zendesk, store, options)
     finally:
         store.close()
     peak_mib = peak_rss_mib()
@@ -172,10 +190,14 @@ def child(path: Path, *, whole_mirrors: bool) -> None:
     )
 
 
-def cold_run(path: Path, *, whole_mirrors: bool = False) -> tuple[float, dict[str, object]]:
+def cold_run(
+    path: Path, *, whole_mirrors: bool = False, full_of: int | None = None
+) -> tuple[float, dict[str, object]]:
     """Run ``child`` as a new process on ``path``; its wall seconds and figures."""
     start = time.perf_counter()
     flags = ["--whole-mirrors"] if whole_mirrors else []
+    if full_of is not None:
+        flags += ["--full-of", str(full_of)]
     done = subprocess.run(
         [sys.executable, __file__, "--child", str(path), *flags],
         capture_output=True,
@@ -186,9 +208,9 @@ def cold_run(path: Path, *, whole_mirrors: bool = False) -> tuple[float, dict[st
     return wall, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def checked(figures: dict[str, object]) -> dict[str, object]:
+def checked(figures: dict[str, object], *, full: bool = False) -> dict[str, object]:
     """``figures``, once the run is known to have done the expected work."""
-    if figures["full"] or figures["applied"] != CHANGES or figures["failed"]:
+    if figures["full"] is not full or figures["applied"] != CHANGES or figures["failed"]:
         raise SystemExit(f"the run did not do the expected work: {figures}")
     return figures
 
@@ -200,11 +222,17 @@ def main() -> None:
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the whole-mirror (pre-view) run"
     )
+    parser.add_argument(
+        "--full-reconcile",
+        action="store_true",
+        help="also time a full reconcile of the same state (every record read; not streamed)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--whole-mirrors", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--full-of", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, whole_mirrors=args.whole_mirrors)
+        child(args.child, whole_mirrors=args.whole_mirrors, full_of=args.full_of)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = args.keep or Path(tmp) / "cold.db"
@@ -220,10 +248,22 @@ def main() -> None:
             baseline = wall, checked(figures)
             for stale in Path(tmp).glob("run.db*"):
                 stale.unlink()
+        full: tuple[float, dict[str, object]] | None = None
+        if args.full_reconcile:
+            shutil.copyfile(path, scratch)
+            wall, figures = cold_run(scratch, full_of=args.n)
+            full = wall, checked(figures, full=True)
+            for stale in Path(tmp).glob("run.db*"):
+                stale.unlink()
         shutil.copyfile(path, scratch)
         wall, figures = cold_run(scratch)
         checked(figures)
     what = f"({CHANGES:,} changes over {args.n:,} mirrored per side)"
+    if full is not None:
+        print(
+            f"full reconcile (every record read, whole mirrors): {full[0]:.2f} s wall,"
+            f" {full[1]['peak_mib']:.0f} MiB peak {what}"
+        )
     if baseline is not None:
         print(
             f"before (whole mirrors loaded): {baseline[0]:.2f} s wall,"
