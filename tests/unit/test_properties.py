@@ -203,6 +203,17 @@ def disagreements(world: World, report: RunReport) -> list[str]:
     return problems
 
 
+DELETED_CUSTOMER: dict[str, Any] = {
+    "customers": {1: ("Acme", False, None)},
+    "departments": {},
+    "contacts": {100: ("ola@x.no", "1")},
+    "users": {500: "ola@x.no"},
+    "orgs": {},
+}
+"""A customer with a contact person and its user: the world of the deleted-customer examples
+(``remove_customer`` 1, then a write to it that finds it gone)."""
+
+
 @given(WORLD, policies, st.lists(EDIT, max_size=8))
 # A link ended in a plan frees its records to match another by identity in that same plan; the
 # next run linked them, breaking the fixpoint (found by the explore profile).
@@ -221,13 +232,7 @@ def disagreements(world: World, report: RunReport) -> list[str]:
 # it, and the run after ends its link: that run must also report the contact person whose
 # user still sits in the organization, though neither changed (found by the explore profile).
 @example(
-    data={
-        "customers": {1: ("Acme", False, None)},
-        "departments": {},
-        "contacts": {100: ("ola@x.no", "1")},
-        "users": {500: "ola@x.no"},
-        "orgs": {},
-    },
+    data=DELETED_CUSTOMER,
     policy=ConflictPolicy.NEWEST,
     edits=[("remove_customer", 1, ""), ("rename_org", 0, "Beta")],
 )
@@ -392,13 +397,7 @@ def sync_crashing_after(world: World, writes: int) -> None:
 # The plan that ends a deleted customer's link must look at who refers to it: the contact
 # person and the user in its organization (the full plan reports their reference).
 @example(
-    data={
-        "customers": {1: ("Acme", False, None)},
-        "departments": {},
-        "contacts": {100: ("ola@x.no", "1")},
-        "users": {500: "ola@x.no"},
-        "orgs": {},
-    },
+    data=DELETED_CUSTOMER,
     policy=ConflictPolicy.NEWEST,
     edits=[("remove_customer", 1, ""), ("rename_org", 0, "Beta"), ("rename_customer", 8, "")],
 )
