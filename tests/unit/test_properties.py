@@ -203,6 +203,16 @@ def disagreements(world: World, report: RunReport) -> list[str]:
     return problems
 
 
+FREED_BY_AN_ENDED_LINK: dict[str, Any] = {
+    "customers": {},
+    "departments": {},
+    "contacts": {100: ("kari@x.no", "1")},
+    "users": {500: "kari@x.no", 501: "ola@x.no"},
+    "orgs": {},
+}
+"""A contact person linked to one user whose e-mail moves to another's: the world of the
+examples where an ended link frees records to match by identity."""
+
 DELETED_CUSTOMER: dict[str, Any] = {
     "customers": {1: ("Acme", False, None)},
     "departments": {},
@@ -218,13 +228,7 @@ DELETED_CUSTOMER: dict[str, Any] = {
 # A link ended in a plan frees its records to match another by identity in that same plan; the
 # next run linked them, breaking the fixpoint (found by the explore profile).
 @example(
-    data={
-        "customers": {},
-        "departments": {},
-        "contacts": {100: ("kari@x.no", "1")},
-        "users": {500: "kari@x.no", 501: "ola@x.no"},
-        "orgs": {},
-    },
+    data=FREED_BY_AN_ENDED_LINK,
     policy=ConflictPolicy.NEWEST,
     edits=[("po_email", 100, "ola@x.no"), ("deactivate_user", 0, "")],
 )
@@ -384,13 +388,7 @@ def sync_crashing_after(world: World, writes: int) -> None:
 # A link ended in a plan frees its records to match another by identity in that same plan; the
 # next run linked them, breaking the fixpoint (found by the explore profile).
 @example(
-    data={
-        "customers": {},
-        "departments": {},
-        "contacts": {100: ("kari@x.no", "1")},
-        "users": {500: "kari@x.no", 501: "ola@x.no"},
-        "orgs": {},
-    },
+    data=FREED_BY_AN_ENDED_LINK,
     policy=ConflictPolicy.NEWEST,
     edits=[("po_email", 100, "ola@x.no"), ("deactivate_user", 0, "")],
 )
