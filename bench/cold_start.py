@@ -25,7 +25,7 @@ saves only what changed.
     python bench/cold_start.py 100000
     python bench/cold_start.py 100000 --keep cold.db   # reuse a built state
     python bench/cold_start.py --no-baseline   # skip the whole-mirror run
-    python bench/cold_start.py --full-reconcile   # also a full reconcile (not streamed yet)
+    python bench/cold_start.py --full-reconcile   # also a full reconcile, whole and streamed
 
 The last line reads ``cold incremental sync: X s wall, Y MiB peak (1,000 changes over N
 mirrored per side)``; the line before it gives the whole-mirror path's figures. The fakes
@@ -51,10 +51,15 @@ import attrs
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "src"))
 
+from plan_scale import build, pair_records
+
 from adapters.sqlite import SqliteStateStore
+from talkcore.dataflow import DEFAULT_DATAFLOW
 from talkcore.engine import RunOptions, run_sync
+from talkcore.policy import SyncPolicy
 from talkcore.ports import NO_HOOKS, ApplyHooks, WriteOp, WriteRequest, WriteResult
-from talkcore.records import Kind, ReadResult, Record, RecordKey, System
+from talkcore.records import Kind, ReadPages, ReadResult, Record, RecordKey, System, collect_read
+from talkcore.streaming import plan_basis
 
 CHANGES = 1000
 LATER = datetime.now(UTC)
@@ -62,14 +67,13 @@ LATER = datetime.now(UTC)
 
 def build_state(path: Path, n: int) -> float:
     """Save the plan_scale data at ``path`` as a finished full sync; the seconds it took."""
-    from plan_scale import build
-
     start = time.perf_counter()
     po, zd, state = build(n, changed_share=0.0)
     state = attrs.evolve(
         state,
         cursors={"poweroffice": "built", "zendesk": "built"},
         last_full_sync=datetime.now(UTC) - timedelta(minutes=5),
+        full_plan_basis=plan_basis(DEFAULT_DATAFLOW, SyncPolicy()),
     )
     store = SqliteStateStore(path)
     try:
@@ -101,16 +105,21 @@ def changed_records(system: System) -> tuple[Record, ...]:
     )
 
 
+FULL_READ_PAGE = 5_000
+"""Records per page of the fakes' full read (the page size the PowerOffice adapter asks)."""
+
+
 @attrs.define
 class ChangesOnly:
     """A system that reports a fixed set of changes and stores every write as sent.
 
-    With ``everything`` (the records of a full read), a read without cursors answers every
-    record with the changes on top: a full reconcile's read.
+    With ``n``, a read without cursors answers every record of the built state, generated a
+    page at a time with the changes on top: a full reconcile's read. ``read`` collects those
+    pages into one result, as a whole read holds every record it fetched.
     """
 
     system: System
-    everything: tuple[Record, ...] | None = None
+    n: int | None = None
     applied: int = 0
 
     def check(self) -> str:
@@ -118,14 +127,29 @@ class ChangesOnly:
         return f"{self.system} in memory"
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
-        """The changes, as an incremental read (the state's cursors are always given)."""
+        """The changes (or, without cursors, everything), as one result."""
+        return collect_read(self.read_pages(kinds, cursors))
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
+        """The changes as an incremental read, or every record in pages of ``FULL_READ_PAGE``."""
         changes = changed_records(self.system)
-        if cursors is None:
-            if self.everything is None:
-                raise AssertionError("the benchmark expects an incremental run")
-            merged = {r.key: r for r in self.everything} | {r.key: r for r in changes}
-            return ReadResult(self.system, kinds, tuple(merged.values()), True, {})
-        return ReadResult(self.system, kinds, changes, False, dict(cursors))
+        if cursors is not None:
+            yield changes
+            return ReadResult(self.system, kinds, (), False, dict(cursors))
+        if self.n is None:
+            raise AssertionError("the benchmark expects an incremental run")
+        changed = {record.key: record for record in changes}
+        page: list[Record] = []
+        for i in range(self.n // 2):
+            for record in pair_records(i):
+                if record.key.system is self.system:
+                    page.append(changed.get(record.key, record))
+            if len(page) >= FULL_READ_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
+        return ReadResult(self.system, kinds, (), True, {})
 
     def apply(
         self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
@@ -164,13 +188,8 @@ def peak_rss_mib() -> float:
 def child(path: Path, *, whole_mirrors: bool, full_of: int | None = None) -> None:
     """The fresh process: one incremental sync (or, with ``full_of``, a full reconcile of
     that many records per side); prints its own figures as JSON."""
-    poweroffice, zendesk = ChangesOnly(System.POWEROFFICE), ChangesOnly(System.ZENDESK)
-    if full_of is not None:
-        from plan_scale import build
-
-        po, zd, _ = build(full_of, changed_share=0.0)
-        poweroffice.everything, zendesk.everything = tuple(po), tuple(zd)
-        del po, zd
+    poweroffice = ChangesOnly(System.POWEROFFICE, full_of)
+    zendesk = ChangesOnly(System.ZENDESK, full_of)
     store = SqliteStateStore(path)
     try:
         options = RunOptions(whole_mirrors=whole_mirrors, full=full_of is not None)
@@ -248,22 +267,24 @@ def main() -> None:
             baseline = wall, checked(figures)
             for stale in Path(tmp).glob("run.db*"):
                 stale.unlink()
-        full: tuple[float, dict[str, object]] | None = None
-        if args.full_reconcile:
+        full: dict[bool, tuple[float, dict[str, object]]] = {}
+        for whole in (True, False) if args.full_reconcile else ():
             shutil.copyfile(path, scratch)
-            wall, figures = cold_run(scratch, full_of=args.n)
-            full = wall, checked(figures, full=True)
+            wall, figures = cold_run(scratch, whole_mirrors=whole, full_of=args.n)
+            full[whole] = wall, checked(figures, full=True)
             for stale in Path(tmp).glob("run.db*"):
                 stale.unlink()
         shutil.copyfile(path, scratch)
         wall, figures = cold_run(scratch)
         checked(figures)
     what = f"({CHANGES:,} changes over {args.n:,} mirrored per side)"
-    if full is not None:
-        print(
-            f"full reconcile (every record read, whole mirrors): {full[0]:.2f} s wall,"
-            f" {full[1]['peak_mib']:.0f} MiB peak {what}"
-        )
+    for whole, how in ((True, "whole mirrors, before"), (False, "streamed")):
+        if whole in full:
+            wall_full, figures_full = full[whole]
+            print(
+                f"full reconcile ({how}): {wall_full:.2f} s wall,"
+                f" {figures_full['peak_mib']:.0f} MiB peak {what}"
+            )
     if baseline is not None:
         print(
             f"before (whole mirrors loaded): {baseline[0]:.2f} s wall,"

@@ -27,6 +27,30 @@ from talkcore.state import Link, LinkTable, SyncState
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 
 
+def pair_records(i: int, changed: bool = False) -> tuple[Record, Record, Record, Record]:
+    """The ``i``-th customer, organization, contact person and user (``changed``: the
+    customer renamed and the user's e-mail changed since the links were made)."""
+    cid, oid, pid, uid = (str(i + 1), str(10_000_000 + i), str(20_000_000 + i), str(30_000_000 + i))
+    name = f"Kunde {i} AS"
+    email = f"person{i}@example.no"
+    return (
+        Record(
+            RecordKey.of(Kind.CUSTOMER, cid),
+            {"Name": name + (" (ny)" if changed else ""), "IsPerson": "false"},
+            WHEN,
+        ),
+        Record(RecordKey.of(Kind.ORGANIZATION, oid), {"name": name}, WHEN),
+        Record(
+            RecordKey.of(Kind.CONTACT_PERSON, pid), {"emailAddress": email, "partyId": cid}, WHEN
+        ),
+        Record(
+            RecordKey.of(Kind.USER, uid),
+            {"email": f"ny{i}@example.no" if changed else email, "organization_id": oid},
+            WHEN,
+        ),
+    )
+
+
 def build(n: int, changed_share: float = 0.01) -> tuple[Snapshot, Snapshot, SyncState]:
     """N/2 linked customer–organization pairs and N/2 linked contact–user pairs per side."""
     half = n // 2
@@ -34,30 +58,13 @@ def build(n: int, changed_share: float = 0.01) -> tuple[Snapshot, Snapshot, Sync
     customers, orgs, persons, users = {}, {}, {}, {}
     org_links, user_links = [], []
     for i in range(half):
-        cid, oid, pid, uid = (
-            str(i + 1),
-            str(10_000_000 + i),
-            str(20_000_000 + i),
-            str(30_000_000 + i),
-        )
-        name = f"Kunde {i} AS"
-        email = f"person{i}@example.no"
-        customers[cid] = Record(
-            RecordKey.of(Kind.CUSTOMER, cid),
-            {"Name": name + (" (ny)" if i < changed else ""), "IsPerson": "false"},
-            WHEN,
-        )
-        orgs[oid] = Record(RecordKey.of(Kind.ORGANIZATION, oid), {"name": name}, WHEN)
-        persons[pid] = Record(
-            RecordKey.of(Kind.CONTACT_PERSON, pid), {"emailAddress": email, "partyId": cid}, WHEN
-        )
-        users[uid] = Record(
-            RecordKey.of(Kind.USER, uid),
-            {"email": email if i >= changed else f"ny{i}@example.no", "organization_id": oid},
-            WHEN,
-        )
-        org_links.append(Link(CUSTOMERS, cid, oid, {"Name": name}))
-        user_links.append(Link(CONTACT_PERSONS, pid, uid, {"emailAddress": email, "partyId": cid}))
+        customer, org, person, user = pair_records(i, i < changed)
+        customers[customer.id], orgs[org.id] = customer, org
+        persons[person.id], users[user.id] = person, user
+        name, email = f"Kunde {i} AS", f"person{i}@example.no"
+        org_links.append(Link(CUSTOMERS, customer.id, org.id, {"Name": name}))
+        base = {"emailAddress": email, "partyId": customer.id}
+        user_links.append(Link(CONTACT_PERSONS, person.id, user.id, base))
     po = Snapshot(
         System.POWEROFFICE,
         {Kind.CUSTOMER: customers, Kind.CONTACT_PERSON: persons},

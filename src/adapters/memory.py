@@ -31,7 +31,17 @@ from talkcore.ports import (
     WriteRequest,
     WriteResult,
 )
-from talkcore.records import Kind, ReadResult, Record, RecordKey, Snapshot, System, upsert
+from talkcore.records import (
+    Kind,
+    ReadPages,
+    ReadResult,
+    Record,
+    RecordKey,
+    Snapshot,
+    System,
+    collect_read,
+    upsert,
+)
 from talkcore.state import Link, LinkTable, SyncState
 from talkcore.values import Datatype, name_key, normalise
 from talkcore.view import lookup_fields
@@ -66,6 +76,8 @@ class MemorySystem:
     """Origin keys of created records that do not show them as a field (PowerOffice)."""
     dataflow: Dataflow = DEFAULT_DATAFLOW
     """Which fields Zendesk holds unique (and so stores trimmed or lower-cased)."""
+    page_size: int = 50
+    """Records per page of ``read_pages`` (small, so tests cross page boundaries)."""
     _ids: Iterator[int] = attrs.field(factory=lambda: itertools.count(1000))
 
     def put(
@@ -108,21 +120,30 @@ class MemorySystem:
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
         """Everything of ``kinds``, or what changed after the cursors (ISO times)."""
-        out: list[Record] = []
+        return collect_read(self.read_pages(kinds, cursors))
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
+        """``read`` in pages of ``page_size`` records."""
+        page: list[Record] = []
         new_cursors: dict[str, str] = {}
-        for kind in kinds:
+        for kind in sorted(kinds):
             name = f"{self.system}:{kind}"
             since = None if cursors is None or name not in cursors else cursors[name]
             latest = since
-            for record in self.records.get(kind, {}).values():
+            for record in list(self.records.get(kind, {}).values()):
                 stamp = record.modified.isoformat() if record.modified else ""
                 if since is None or stamp > since:
-                    out.append(record)
+                    page.append(record)
+                    if len(page) >= self.page_size:
+                        yield tuple(page)
+                        page = []
                 if latest is None or stamp > latest:
                     latest = stamp
             if latest is not None:
                 new_cursors[name] = latest
-        return ReadResult(self.system, kinds, tuple(out), cursors is None, new_cursors)
+        if page:
+            yield tuple(page)
+        return ReadResult(self.system, kinds, (), cursors is None, new_cursors)
 
     def apply(
         self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS
@@ -386,3 +407,7 @@ class MemoryStateStore:
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` last read in full."""
         return self.load_mirror(system).complete
+
+    def mirror_ids(self, kind: Kind) -> Iterator[str]:
+        """The ids of the mirrored records of ``kind``."""
+        yield from list(self.load_mirror(kind.system).of_kind(kind))

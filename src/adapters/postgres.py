@@ -372,6 +372,7 @@ class PostgresStateStore(DiffingStore):
             retry=retry_from_text(self._meta("retry")),
             kept_apart=kept_apart,
             decisions=decisions,
+            full_plan_basis=self._meta("full_plan_basis"),
         )
         return state
 
@@ -528,6 +529,19 @@ class PostgresStateStore(DiffingStore):
         ).fetchone()
         return row is not None
 
+    def mirror_ids(self, kind: Kind) -> Iterator[str]:
+        """The ids of the mirrored records of ``kind``, fetched in batches (a server-side
+        cursor, so a million ids are never one result in memory)."""
+        # A server-side cursor lives in a transaction (the connection autocommits).
+        with self._db.transaction(), self._db.cursor(name="mirror_ids") as cursor:
+            cursor.itersize = 20_000
+            cursor.execute(
+                "SELECT id FROM records WHERE tenant_id = %s AND system = %s AND kind = %s",
+                (self.tenant_id, kind.system.value, kind.value),
+            )
+            for (rid,) in cursor:
+                yield rid
+
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` whose last read was a full read."""
         rows = self._db.execute(
@@ -652,6 +666,7 @@ class PostgresStateStore(DiffingStore):
         self._set_meta("retry", retry_text(state.retry))
         full = state.last_full_sync
         self._set_meta("last_full_sync", None if full is None else full.isoformat())
+        self._set_meta("full_plan_basis", state.full_plan_basis)
 
     def _save_mirror(self, mirror: Snapshot, seen: Snapshot | None) -> None:
         system, tenant = mirror.system.value, self.tenant_id

@@ -310,6 +310,7 @@ class SqliteStateStore(DiffingStore):
         )
         full = db.execute("SELECT value FROM meta WHERE key = 'last_full_sync'").fetchone()
         retry = db.execute("SELECT value FROM meta WHERE key = 'retry'").fetchone()
+        basis = db.execute("SELECT value FROM meta WHERE key = 'full_plan_basis'").fetchone()
         state = SyncState(
             links=tables,
             cursors=cursors,
@@ -320,6 +321,7 @@ class SqliteStateStore(DiffingStore):
             retry=retry_from_text(retry[0] if retry else None),
             kept_apart=kept_apart,
             decisions=decisions,
+            full_plan_basis=basis[0] if basis else None,
         )
         return state
 
@@ -481,6 +483,14 @@ class SqliteStateStore(DiffingStore):
         )
         return frozenset(Kind(kind) for (kind,) in rows)
 
+    def mirror_ids(self, kind: Kind) -> Iterator[str]:
+        """The ids of the mirrored records of ``kind``, streamed from the table."""
+        rows = self._db.execute(
+            "SELECT id FROM records WHERE system = ? AND kind = ?", (kind.system.value, kind.value)
+        )
+        for (rid,) in rows:
+            yield rid
+
     # -- the run log and look-ups for the CLI ----------------------------------------------
 
     def recent_runs(self, limit: int = 10) -> list[dict[str, Any]]:
@@ -548,13 +558,15 @@ class SqliteStateStore(DiffingStore):
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('retry', ?)",
             (retry_text(state.retry),),
         )
-        if state.last_full_sync is None:
-            db.execute("DELETE FROM meta WHERE key = 'last_full_sync'")
-        else:
-            db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('last_full_sync', ?)",
-                (state.last_full_sync.isoformat(),),
-            )
+        full = state.last_full_sync
+        for key, value in (
+            ("last_full_sync", None if full is None else full.isoformat()),
+            ("full_plan_basis", state.full_plan_basis),
+        ):
+            if value is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
+            else:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def _save_mirror(self, db: sqlite3.Connection, mirror: Snapshot, seen: Snapshot | None) -> None:
         system = mirror.system.value

@@ -24,7 +24,7 @@ import attrs
 from cli.config import ConfigError, Settings, load_settings
 from talkcore.engine import RunReport
 from talkcore.ports import StateStore, SystemPort, SystemUnavailable, WriteRequest, WriteResult
-from talkcore.records import Record, RecordKey, Snapshot, System
+from talkcore.records import Kind, Record, RecordKey, Snapshot, System
 from talkcore.state import SyncState
 
 if TYPE_CHECKING:
@@ -147,6 +147,10 @@ class ReadOnlyStore:
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys``."""
         return self.inner.records(keys)
+
+    def mirror_ids(self, kind: Kind) -> Iterator[str]:
+        """The ids of the mirrored records of ``kind``."""
+        return self.inner.mirror_ids(kind)
 
     def save(self, state: SyncState, mirrors: Sequence[Snapshot]) -> None:
         """Refused: a read-only command saves nothing."""

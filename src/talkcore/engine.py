@@ -48,6 +48,7 @@ from talkcore.records import (
     upsert,
 )
 from talkcore.state import Link, SyncState, created_link, fold_results
+from talkcore.streaming import StreamedRead, fold_streamed, plan_basis, stream_full_read
 from talkcore.view import working_set
 
 NOT_FOUND_CODES = frozenset({"not_found", "record_not_found"})
@@ -122,8 +123,10 @@ class RunOptions:
     full: bool = False
     """Read and plan everything, not just what changed since the cursors."""
     whole_mirrors: bool = False
-    """Plan an incremental run over both whole mirrors loaded from the store, as before the
-    mirror view (issue 13); kept to measure the view against (``bench/cold_start.py``)."""
+    """Plan over both whole mirrors loaded from the store, as before the mirror view (issue
+    13): an incremental run, or a full run that reads both systems whole and plans every
+    record. Kept to measure the view against (``bench/cold_start.py``) and as the full
+    reconcile's safety net (``talksync sync --full --whole``)."""
     now: datetime | None = None
     """When the run starts (``None``: the clock's time); decides whether a full read is due."""
     run_id: str | None = None
@@ -199,6 +202,8 @@ class _Run:
             if isinstance(viewed, _Viewed):
                 state, mirrors, reads = viewed.state, viewed.mirrors, viewed.reads
                 since, counts = viewed.since, viewed.link_counts
+                report.full = viewed.full
+                focus: set[RecordKey] | None = viewed.focus
             else:
                 state = self.store.load_state()
                 mirrors = {s: self.store.load_mirror(s) for s in System}
@@ -213,10 +218,10 @@ class _Run:
                     empty = not all(len(m) for m in mirrors.values())
                     report.full = self.options.full or self._full_due(state, empty, started)
                     reads = self._read(state, mirrors, full=report.full)
+                focus = None if report.full else incremental_focus(reads.values(), state)
             report.problems = tuple(p for read in reads.values() for p in read.problems)
             if not dry_run and self.options.should_stop():
                 return self._stopped_before_planning(report, state, mirrors)
-            focus = None if report.full else incremental_focus(reads.values(), state)
             plan = plan_changes(
                 mirrors[System.POWEROFFICE],
                 mirrors[System.ZENDESK],
@@ -250,35 +255,72 @@ class _Run:
     def _over_view(
         self, started: datetime, *, dry_run: bool
     ) -> _Viewed | dict[System, ReadResult] | None:
-        """An incremental run's reads and working set, read through the store's mirror view
-        (issue 13): what the changes touch, never both whole mirrors.
+        """A run's reads and working set, read through the store's mirror view (issue 13):
+        what the changes touch, never both whole mirrors.
 
-        ``None`` when the run needs the whole mirrors: a full run (asked for, first, or due),
-        open intents to reconcile after a crash, or ``whole_mirrors``. The reads alone when a
-        port answered them with a full read (its absences mean deletes: the whole mirror is
-        folded).
+        An incremental run reads the changes since the cursors. A full run (asked for, or the
+        periodic one) streams its read and keeps what differs from the mirror
+        (``talkcore.streaming``), as long as the last full plan was made under this dataflow
+        and policy and no run stopped since.
+
+        ``None`` when the run needs the whole mirrors: the first run (a mirror empty), a full
+        run under a new dataflow or policy, open intents to reconcile after a crash, or
+        ``whole_mirrors``. The reads alone when a port answered a change read with a full read
+        (its absences mean deletes: the whole mirror is folded).
         """
-        if self.options.full or self.options.whole_mirrors:
+        if self.options.whole_mirrors:
             return None
         if not dry_run and self.store.open_intents():
             return None
         head = self.store.load_state_except_links()
-        empty = not all(self.store.mirror_holds_records(system) for system in System)
-        if self._full_due(head, empty, started):
+        if not all(self.store.mirror_holds_records(system) for system in System):
             return None
-        reads = self._read_changes(head.cursors)
-        if any(read.full for read in reads.values()):
-            return reads
+        full = self.options.full or self._full_due(head, False, started)
+        removed: frozenset[RecordKey] = frozenset()
+        if full:
+            if head.full_plan_basis != plan_basis(self.dataflow, self.options.policy):
+                return None
+            streamed = self._read_streamed()
+            reads = {system: streamed[system].read for system in System}
+            removed = frozenset().union(*(streamed[system].removed for system in System))
+        else:
+            reads = self._read_changes(head.cursors)
+            if any(read.full for read in reads.values()):
+                return reads
+        focus = incremental_focus(reads.values(), head) | removed
         working = working_set(
             self.store,
             self.dataflow,
             head,
             (record for read in reads.values() for record in read.records),
-            incremental_focus(reads.values(), head),
+            focus,
+            removed,
         )
-        mirrors = {system: fold_read(working.mirrors[system], reads[system]) for system in System}
+        if full:
+            mirrors = {s: fold_streamed(working.mirrors[s], streamed[s]) for s in System}
+        else:
+            mirrors = {s: fold_read(working.mirrors[s], reads[s]) for s in System}
         since = (working.state, [working.mirrors[system] for system in System])
-        return _Viewed(working.state, mirrors, reads, since, working.link_counts)
+        return _Viewed(working.state, mirrors, reads, since, working.link_counts, focus, full)
+
+    def _read_streamed(self) -> dict[System, StreamedRead]:
+        """Read both systems whole, page by page, keeping what differs from the mirror."""
+        streamed: dict[System, StreamedRead] = {}
+        for system in System:
+            self.observer.event("read.start", {"system": str(system), "full": True})
+            pages = self.port(system).read_pages(kinds_read(self.dataflow, system), None)
+            streamed[system] = stream_full_read(self.store, pages)
+            self.observer.event(
+                "read.done",
+                {
+                    "system": str(system),
+                    "count": streamed[system].count,
+                    "full": True,
+                    "differ": len(streamed[system].read.records),
+                    "removed": len(streamed[system].removed),
+                },
+            )
+        return streamed
 
     def _full_due(self, state: SyncState, empty: bool, now: datetime) -> bool:
         """Whether this run reads everything: first run, a mirror empty, or the periodic
@@ -314,7 +356,8 @@ class _Run:
         """Nothing written yet: leave the state as it was (the reads are read again)."""
         done = report.done(Plan(()), interrupted=True)
         if report.reconciled:
-            self.store.save(state, list(mirrors.values()))
+            # The mirrors saved hold this run's reads, which were never planned.
+            self.store.save(attrs.evolve(state, full_plan_basis=None), list(mirrors.values()))
         self.store.record_run(done)
         return done
 
@@ -334,8 +377,13 @@ class _Run:
             for read in reads.values():
                 state = attrs.evolve(state, cursors={**state.cursors, **read.cursors})
         state = fold_results(state, plan, results, self.dataflow)
-        if full and not self.stopped:
-            state = attrs.evolve(state, last_full_sync=started)
+        if self.stopped:
+            # What this run read is in the mirror but was not all planned: the next full run
+            # must plan every record again, not only what differs from the mirror.
+            state = attrs.evolve(state, full_plan_basis=None)
+        elif full:
+            basis = plan_basis(self.dataflow, self.options.policy)
+            state = attrs.evolve(state, last_full_sync=started, full_plan_basis=basis)
         return state
 
     # -- crash recovery -----------------------------------------------------------------
@@ -450,6 +498,9 @@ class _Viewed:
     reads: dict[System, ReadResult]
     since: tuple[SyncState, list[Snapshot]]
     link_counts: Mapping[str, int]
+    focus: set[RecordKey]
+    full: bool
+    """A full run whose read was streamed (``talkcore.streaming``)."""
 
 
 @attrs.define

@@ -7,13 +7,22 @@ Adapters implement these structurally (``typing.Protocol``); talkcore never sees
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from talkcore.records import FieldValue, Kind, ReadResult, Record, RecordKey, Snapshot, System
+from talkcore.records import (
+    FieldValue,
+    Kind,
+    ReadPages,
+    ReadResult,
+    Record,
+    RecordKey,
+    Snapshot,
+    System,
+)
 
 if TYPE_CHECKING:  # state folds these messages, so it imports this module, not the reverse
     from talkcore.engine import RunReport
@@ -133,7 +142,16 @@ class SystemPort(Protocol):
         """Read ``kinds``: everything when ``cursors`` is ``None``, else what changed since them.
 
         Raises ``SystemUnavailable`` when the system cannot be read; a partial read is never
-        returned as complete.
+        returned as complete. The same read as ``collect_read(self.read_pages(...))``.
+        """
+        ...
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
+        """``read``, handed over a page at a time (``ReadPages``), so a full reconcile can
+        compare each page with the mirror and keep only what differs (issue 13).
+
+        The pages may repeat a record (``supersedes`` says which version wins); the summary it
+        returns holds the cursors, the problems and whether the read was full.
         """
         ...
 
@@ -215,6 +233,11 @@ class MirrorView(Protocol):
 
     def mirror_complete(self, system: System) -> frozenset[Kind]:
         """The kinds of ``system`` whose last read was a full read (``Snapshot.complete``)."""
+        ...
+
+    def mirror_ids(self, kind: Kind) -> Iterator[str]:
+        """The ids of every mirrored record of ``kind``, streamed (not a list): a streamed full
+        reconcile finds the records a full read no longer holds with them."""
         ...
 
 

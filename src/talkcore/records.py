@@ -7,7 +7,7 @@ what kind it is, its identity, its fields, and a snapshot of one system's record
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 
 import attrs
@@ -237,6 +237,48 @@ class ReadResult:
     full: bool
     cursors: Mapping[str, str] = attrs.field(factory=dict)
     problems: tuple[RecordProblem, ...] = ()
+
+
+ReadPages = Generator[Sequence[Record], None, ReadResult]
+"""A read handed over a page at a time (``SystemPort.read_pages``): it yields each page's
+records as read (a record may come again on a later page) and returns the read's summary, its
+kinds, cursors, problems and whether it was full, holding no records."""
+
+
+def supersedes(candidate: Record, known: Record) -> bool:
+    """Whether ``candidate``, read after ``known`` (the same record), takes its place.
+
+    The later read wins unless the change times show it older: exports and paged lists may
+    send one record several times while it changes.
+    """
+    if candidate.modified is None or known.modified is None:
+        return True
+    return candidate.modified >= known.modified
+
+
+def drain(pages: ReadPages, take: Callable[[Sequence[Record]], None]) -> ReadResult:
+    """Hand every page of ``pages`` to ``take``; the read's summary."""
+    while True:
+        try:
+            page = next(pages)
+        except StopIteration as done:
+            summary: ReadResult = done.value
+            return summary
+        take(page)
+
+
+def collect_read(pages: ReadPages) -> ReadResult:
+    """A paged read as one ``ReadResult``: each record once, its newest version."""
+    by_key: dict[RecordKey, Record] = {}
+
+    def take(page: Sequence[Record]) -> None:
+        for record in page:
+            known = by_key.get(record.key)
+            if known is None or supersedes(record, known):
+                by_key[record.key] = record
+
+    summary = drain(pages, take)
+    return attrs.evolve(summary, records=tuple(by_key.values()))
 
 
 def fold_read(mirror: Snapshot, read: ReadResult) -> Snapshot:

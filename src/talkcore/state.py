@@ -114,6 +114,10 @@ class SyncState:
     """Pairs a person unlinked; the planner never links them again on its own."""
     decisions: tuple[Decision, ...] = ()
     """Every decision made by hand, oldest first (the audit trail)."""
+    full_plan_basis: str | None = None
+    """What the last full plan covered every record under (``streaming.plan_basis``): a full
+    run streams its read only while the dataflow and policy still match it. ``None``: no full
+    plan yet, or a run stopped since."""
 
     def is_kept_apart(self, flow: str, poweroffice_id: str, zendesk_id: str) -> bool:
         """Whether a person keeps these two records of ``flow`` apart."""

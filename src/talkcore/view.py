@@ -108,15 +108,18 @@ def working_set(
     state: SyncState,
     changed: Iterable[Record],
     focus: Iterable[RecordKey],
+    removed: Iterable[RecordKey] = (),
 ) -> WorkingSet:
     """The records and links an incremental plan of ``focus`` needs, read through ``view``.
 
     ``state`` is the stored state without its links; ``changed`` are the records this run read
-    (their new values decide what else is looked up). The closure stops when no record adds a
-    new one, so it follows chains (a rename freeing a name another record claims) as far as
-    they go.
+    (their new values decide what else is looked up) and ``removed`` the mirrored ones it found
+    gone (a streamed full read: they are looked up as missing). The closure stops when no
+    record adds a new one, so it follows chains (a rename freeing a name another record claims)
+    as far as they go.
     """
-    return _Closure(view, dataflow, lookup_fields(dataflow)).run(state, list(changed), focus)
+    closure = _Closure(view, dataflow, lookup_fields(dataflow), gone=set(removed))
+    return closure.run(state, list(changed), set(focus) | closure.gone)
 
 
 @attrs.define
@@ -124,6 +127,8 @@ class _Closure:
     view: MirrorView
     dataflow: Dataflow
     fields: LookupFields
+    gone: set[RecordKey] = attrs.Factory(set)
+    """Mirrored records this run found gone: stored, but missing as the run sees them."""
     stored: dict[RecordKey, Record] = attrs.Factory(dict)
     latest: dict[RecordKey, Record] = attrs.Factory(dict)
     links: dict[str, dict[str, Link]] = attrs.Factory(dict)
@@ -163,13 +168,15 @@ class _Closure:
         self.asked |= set(wanted)
         for key, record in self.view.records(wanted).items():
             self.stored[key] = record
-            self.latest.setdefault(key, record)
+            if key not in self.gone:
+                self.latest.setdefault(key, record)
 
     def _add(self, records: list[Record]) -> set[RecordKey]:
         """Take records found by value; their keys (to be followed in turn)."""
         for record in records:
             self.stored.setdefault(record.key, record)
-            self.latest.setdefault(record.key, record)
+            if record.key not in self.gone:
+                self.latest.setdefault(record.key, record)
             self.asked.add(record.key)
         return {record.key for record in records}
 

@@ -56,7 +56,7 @@ def parse_response(exchange: dict[str, Any]) -> list[str]:
             for raw in body[key]:
                 batch.add(raw)
             assert batch.problems == [], batch.problems
-            assert len(batch.records) == len({raw["id"] for raw in body[key]})
+            assert len(batch.take()) == len(body[key])
             seen.append(key)
     for key, kind in (("user", Kind.USER), ("organization", Kind.ORGANIZATION)):
         if key in body:
@@ -101,10 +101,11 @@ def test_recorded_users_are_mapped_with_the_conventions() -> None:
         for raw in exchange["response"]["json"]["users"]:
             batch.add(raw)
     assert batch.problems == []
-    with_email = [r for r in batch.records.values() if r.get("email")]
+    records = batch.take()
+    with_email = [r for r in records if r.get("email")]
     assert with_email
-    assert all(r.modified is not None for r in batch.records.values())
-    assert {r.get("role") for r in batch.records.values()} <= {"end-user", "agent", "admin"}
+    assert all(r.modified is not None for r in records)
+    assert {r.get("role") for r in records} <= {"end-user", "agent", "admin"}
 
 
 def _as_batched_polls(exchanges: list[dict[str, Any]]) -> list[dict[str, Any]]:

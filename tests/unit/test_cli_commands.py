@@ -34,7 +34,7 @@ from talkcore.ports import (
     WriteRequest,
     WriteResult,
 )
-from talkcore.records import Kind, ReadResult, Record, System
+from talkcore.records import Kind, ReadPages, ReadResult, Record, System, collect_read
 
 CUSTOMERS = "customers-organizations"
 CONTACTS = "contact-persons-users"
@@ -69,11 +69,14 @@ class Flaky:
         return f"{self.system} in memory"
 
     def read(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadResult:
+        return collect_read(self.read_pages(kinds, cursors))
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
         if self.refusal is not None:
             raise self.refusal
         if self.down:
             raise SystemUnavailable(f"{self.system} is down")
-        return self.inner.read(kinds, cursors)
+        return (yield from self.inner.read_pages(kinds, cursors))
 
     def apply(
         self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS

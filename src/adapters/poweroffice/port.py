@@ -46,7 +46,15 @@ from adapters.poweroffice.problems import describe, parse_problem, write_error
 from adapters.poweroffice.transport import PowerOfficeClient
 from adapters.poweroffice.wire import raw_id, structure_or_problems
 from talkcore.ports import NO_HOOKS, ApplyHooks, WriteError, WriteOp, WriteRequest, WriteResult
-from talkcore.records import Kind, ReadResult, Record, RecordProblem, System
+from talkcore.records import (
+    Kind,
+    ReadPages,
+    ReadResult,
+    Record,
+    RecordProblem,
+    System,
+    collect_read,
+)
 
 log = structlog.get_logger()
 
@@ -171,10 +179,13 @@ class PowerOfficePort:
         be read go to ``problems``; a full read with problems is not reported ``full``, since a
         record missing from it would otherwise look deleted.
         """
+        return collect_read(self.read_pages(kinds, cursors))
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
+        """``read``, one API page of records at a time (``page_size`` a page)."""
         unknown = kinds - DTO_OF.keys()
         if unknown:
             raise ValueError(f"PowerOffice holds no {', '.join(sorted(unknown))}")
-        records: list[Record] = []
         problems: list[RecordProblem] = []
         new_cursors: dict[str, str] = {}
         for kind in sorted(kinds):
@@ -187,26 +198,24 @@ class PowerOfficePort:
                 # change is long past, nothing more can arrive at or before it.
                 start = since if settled else since - self._overlap
                 params["lastChangedDateTimeOffsetGreaterThan"] = start.isoformat()
-            by_id: dict[str, Record] = {}
             latest = since
-            for item in self._pages(COLLECTION[kind], params):
-                parsed = self._parse(kind, item, problems)
-                if parsed is None:
-                    continue
-                known = by_id.get(parsed.id)
-                if known is None or _newer(parsed, known):
-                    by_id[parsed.id] = parsed
-                if parsed.modified is not None and (latest is None or parsed.modified > latest):
-                    latest = parsed.modified
-            records.extend(by_id.values())
+            count = 0
+            for items in self._pages(COLLECTION[kind], params):
+                parsed = (self._parse(kind, item, problems) for item in items)
+                page = [record for record in parsed if record is not None]
+                for record in page:
+                    if record.modified is not None and (latest is None or record.modified > latest):
+                        latest = record.modified
+                count += len(page)
+                yield page
             if latest is not None:
                 done = latest < started - SETTLE_AFTER
                 new_cursors[name] = latest.astimezone(UTC).isoformat() + (SETTLED if done else "")
-            log.info("poweroffice.read", kind=str(kind), records=len(by_id), since=str(since))
+            log.info("poweroffice.read", kind=str(kind), records=count, since=str(since))
         return ReadResult(
             System.POWEROFFICE,
             kinds,
-            tuple(records),
+            (),
             full=cursors is None and not problems,
             cursors=new_cursors,
             problems=tuple(problems),
@@ -223,8 +232,8 @@ class PowerOfficePort:
             return None
         return to_record(kind, parsed)
 
-    def _pages(self, path: str, params: Mapping[str, str | int]) -> Iterator[Any]:
-        """Every item of a paged collection; stops on 204, a short page or no next link."""
+    def _pages(self, path: str, params: Mapping[str, str | int]) -> Iterator[list[Any]]:
+        """Every page of a paged collection; stops on 204, a short page or no next link."""
         first_ids: set[str] = set()
         for page in range(1, _MAX_PAGES + 1):
             query = {**params, "PageNumber": page, "PageSize": self._page_size}
@@ -243,7 +252,7 @@ class PowerOfficePort:
                 return
             if first is not None:
                 first_ids.add(first)
-            yield from reply.body
+            yield reply.body
             if len(reply.body) < self._page_size or not _has_next_page(reply.headers):
                 return
         raise PowerOfficeUnavailable(f"GET {path}: more than {_MAX_PAGES} pages")
@@ -311,7 +320,8 @@ class PowerOfficePort:
         """
         path = COLLECTION[kind]
         try:
-            return list(self._pages(path, {ORIGIN_FILTER[kind]: ",".join(keys)}))
+            pages = self._pages(path, {ORIGIN_FILTER[kind]: ",".join(keys)})
+            return [item for page in pages for item in page]
         except _ListNotFound as exc:
             if len(keys) > 1:
                 half = len(keys) // 2
@@ -507,12 +517,6 @@ def _fail(
     return WriteResult(
         write.item_id, error=WriteError(code, message, _label(write), field, retryable)
     )
-
-
-def _newer(candidate: Record, known: Record) -> bool:
-    if candidate.modified is None:
-        return known.modified is None
-    return known.modified is None or candidate.modified >= known.modified
 
 
 SETTLED = "|settled"

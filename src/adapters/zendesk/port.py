@@ -21,6 +21,7 @@ from adapters.zendesk.reading import (
     EXPORT_ROLE,
     FULL_READ,
     Batch,
+    Pages,
     export,
     read_all,
     read_organizations_since,
@@ -31,7 +32,7 @@ from adapters.zendesk.transport import RetryPolicy, ZendeskHttp
 from adapters.zendesk.wire import UserDTO, WireError, member, structure
 from adapters.zendesk.writing import ZendeskWriter
 from talkcore.ports import NO_HOOKS, ApplyHooks, WriteRequest, WriteResult
-from talkcore.records import Kind, ReadResult, Record, System
+from talkcore.records import Kind, ReadPages, ReadResult, Record, System, collect_read
 
 log = structlog.get_logger()
 
@@ -142,8 +143,11 @@ class ZendeskPort:
         that stalled) is read in full; the result is marked full only when no kind was read
         incrementally.
         """
+        return collect_read(self.read_pages(kinds, cursors))
+
+    def read_pages(self, kinds: frozenset[Kind], cursors: Mapping[str, str] | None) -> ReadPages:
+        """``read``, one API page of records at a time."""
         wanted = frozenset(kinds) & KINDS
-        records: list[Record] = []
         problems = []
         new_cursors: dict[str, str] = {}
         full = True
@@ -153,30 +157,24 @@ class ZendeskPort:
             since = None if cursors is None else cursors.get(name)
             if since == FULL_READ:
                 since = None  # an export stalled last time: read in full, then go on from here
-            started = self._now()
+            pages: Pages
             if since is None:
-                read_all(self.http, kind, batch)
-                new_cursors[name] = start_cursor(started)
+                pages = read_all(self.http, kind, batch, start_cursor(self._now()))
             elif kind is Kind.USER:
                 full = False
-                new_cursors[name] = read_users_since(self.http, since, batch, self._now)
+                pages = read_users_since(self.http, since, batch, self._now)
             else:
                 full = False
-                new_cursors[name] = read_organizations_since(self.http, since, batch, self._now)
+                pages = read_organizations_since(self.http, since, batch, self._now)
+            new_cursors[name] = yield from pages
             log.info(
-                "zendesk.read",
-                kind=str(kind),
-                incremental=since is not None,
-                records=len(batch.records),
+                "zendesk.read", kind=str(kind), incremental=since is not None, records=batch.taken
             )
-            records.extend(batch.records.values())
             problems.extend(batch.problems)
         # A full read that could not parse a record is not complete: that record's absence
         # must not be taken for a delete.
         full = full and not problems
-        return ReadResult(
-            System.ZENDESK, wanted, tuple(records), full, new_cursors, tuple(problems)
-        )
+        return ReadResult(System.ZENDESK, wanted, (), full, new_cursors, tuple(problems))
 
     def apply(
         self, writes: Sequence[WriteRequest], hooks: ApplyHooks = NO_HOOKS

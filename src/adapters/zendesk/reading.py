@@ -11,7 +11,7 @@ role, not a bare "forbidden".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,12 +53,15 @@ STALLED = "(incremental export)"
 
 
 class Batch:
-    """Records and problems collected during one read of one kind."""
+    """Records and problems collected from the pages of one read of one kind."""
 
     def __init__(self, kind: Kind) -> None:
         self.kind = kind
-        self.records: dict[str, Record] = {}
+        self.records: list[Record] = []
+        """The records of the page being read (``take`` hands them on)."""
         self.problems: list[RecordProblem] = []
+        self.taken = 0
+        """How many records ``take`` has handed on."""
 
     def add(self, raw: Any) -> None:
         """Map one wire object; a misfit becomes a problem naming record and field."""
@@ -70,16 +73,19 @@ class Batch:
                 RecordProblem(System.ZENDESK, self.kind, str(rid), exc.field, exc.problem)
             )
             return
-        # Exports may send one record several times: keep the newest version.
-        old = self.records.get(record.id)
-        if old is None or _not_older(record, old):
-            self.records[record.id] = record
+        # Exports may send one record several times: the reader keeps the newest
+        # (``talkcore.records.supersedes``).
+        self.records.append(record)
+
+    def take(self) -> list[Record]:
+        """The records collected since the last ``take``."""
+        page, self.records = self.records, []
+        self.taken += len(page)
+        return page
 
 
-def _not_older(new: Record, old: Record) -> bool:
-    if new.modified is None or old.modified is None:
-        return True
-    return new.modified >= old.modified
+Pages = Generator[list[Record], None, str]
+"""A kind's read, page by page; it returns the cursor to read on from next time."""
 
 
 def export(http: ZendeskHttp, path: str, params: Params) -> Any:
@@ -115,31 +121,34 @@ def start_cursor(moment: datetime) -> str:
     return f"start:{int(moment.timestamp())}"
 
 
-def read_all(http: ZendeskHttp, kind: Kind, batch: Batch) -> None:
-    """Every record of ``kind`` through cursor pagination."""
+def read_all(http: ZendeskHttp, kind: Kind, batch: Batch, cursor: str) -> Pages:
+    """Every record of ``kind`` through cursor pagination; returns ``cursor`` (taken before
+    the read began, so the next run exports what changed during it)."""
     url: str | None = _PATHS[kind]
     params: dict[str, str | int] | None = {"page[size]": PAGE_SIZE}
     for _ in range(MAX_PAGES):
         if url is None:
-            return
+            return cursor
         body = http.get(url, params).body
         for raw in items(body, _KEYS[kind]):
             batch.add(raw)
+        yield batch.take()
         meta = structure(member(body, "meta") or {}, CursorMeta)
         links = structure(member(body, "links") or {}, CursorLinks)
         if not meta.has_more:
-            return
+            return cursor
         if links.next:
             url, params = links.next, None
         elif meta.after_cursor:
             params = {"page[size]": PAGE_SIZE, "page[after]": meta.after_cursor}
         else:
-            return
+            return cursor
+    return cursor
 
 
 def read_users_since(
     http: ZendeskHttp, cursor: str, batch: Batch, now: Callable[[], datetime]
-) -> str:
+) -> Pages:
     """Users changed since ``cursor`` (cursor-based export); returns the next cursor."""
     params: dict[str, str | int]
     if cursor.startswith("cursor:"):
@@ -151,6 +160,7 @@ def read_users_since(
         body = export(http, "/api/v2/incremental/users/cursor.json", params)
         for raw in items(body, "users"):
             batch.add(raw)
+        yield batch.take()
         page = structure(body, IncrementalUsersPage)
         if page.end_of_stream:
             return f"cursor:{page.after_cursor}" if page.after_cursor else next_cursor
@@ -164,7 +174,7 @@ def read_users_since(
 
 def read_organizations_since(
     http: ZendeskHttp, cursor: str, batch: Batch, now: Callable[[], datetime]
-) -> str:
+) -> Pages:
     """Organizations changed since ``cursor`` (time-based export); returns the next cursor."""
     start = _start_time(cursor, now)
     next_cursor = f"start:{start}"
@@ -172,6 +182,7 @@ def read_organizations_since(
         body = export(http, "/api/v2/incremental/organizations.json", {"start_time": start})
         for raw in items(body, "organizations"):
             batch.add(raw)
+        yield batch.take()
         page = structure(body, IncrementalTimePage)
         if page.end_of_stream:
             return next_cursor if page.end_time is None else f"start:{page.end_time}"
