@@ -14,6 +14,16 @@ FullRead = Annotated[
 ]
 """The ``--full`` flag of plan and sync."""
 
+WholeRead = Annotated[
+    bool,
+    typer.Option(
+        "--whole",
+        help="A full reconcile that plans every record over both whole mirrors, not only what"
+        " differs from the saved state (the safety net; memory grows with the data).",
+    ),
+]
+"""The ``--whole`` flag of plan and sync (implies ``--full``)."""
+
 OnlyFlow = Annotated[
     str | None,
     typer.Option("--flow", metavar="FLOW", help="Show only this flow (ids: talksync dataflow)."),

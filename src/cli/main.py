@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
+import attrs
 import structlog
 import typer
 from typer._click.exceptions import ClickException
@@ -31,7 +32,7 @@ from cli.config import (
     config_template,
     parse_duration,
 )
-from cli.helptext import AsJson, FullRead, OnlyFlow, examples
+from cli.helptext import AsJson, FullRead, OnlyFlow, WholeRead, examples
 from cli.logs import bind_run, configure_logging, tell
 from cli.output import (
     Names,
@@ -379,6 +380,7 @@ def _new_run_id() -> str:
 def plan(
     ctx: typer.Context,
     full: FullRead = False,
+    whole: WholeRead = False,
     explain: Annotated[
         bool, typer.Option("--explain", help="Show base and both sides per field.")
     ] = False,
@@ -411,7 +413,7 @@ def plan(
     if flow is not None:
         _check_flow(flow)
     try:
-        report, names = _plan(_app(ctx), full, as_json, from_empty)
+        report, names = _plan(_app(ctx), _scope(full, whole), as_json, from_empty)
     except typer.Exit as exc:
         # terraform's convention: with the flag, 2 means "changes", so every error is 1.
         raise typer.Exit(
@@ -427,7 +429,15 @@ def plan(
         raise typer.Exit(USAGE)  # 2: changes pending
 
 
-def _plan(obj: AppContext, full: bool, as_json: bool, from_empty: bool) -> tuple[RunReport, Names]:
+def _scope(full: bool, whole: bool) -> RunOptions:
+    """What ``--full`` and ``--whole`` ask of a run (``--whole`` is a full run planned over
+    both whole mirrors); the rest of the options are filled in per run."""
+    return RunOptions(full=full or whole, whole_mirrors=whole)
+
+
+def _plan(
+    obj: AppContext, scope: RunOptions, as_json: bool, from_empty: bool
+) -> tuple[RunReport, Names]:
     run_id = _new_run_id()
     bind_run(run_id)
     with failing_cleanly(obj.env):
@@ -452,7 +462,7 @@ def _plan(obj: AppContext, full: bool, as_json: bool, from_empty: bool) -> tuple
                 poweroffice,
                 zendesk,
                 store,
-                RunOptions(policy=settings.policy, full=full, run_id=run_id, observer=observer),
+                attrs.evolve(scope, policy=settings.policy, run_id=run_id, observer=observer),
             )
         # The last sync's mirrors name the records a person knows; new ones carry their fields.
         names = Names({system: store.load_mirror(system) for system in System})
@@ -461,7 +471,7 @@ def _plan(obj: AppContext, full: bool, as_json: bool, from_empty: bool) -> tuple
 
 def _one_sync(
     obj: AppContext,
-    full: bool,
+    scope: RunOptions,
     as_json: bool,
     compact: bool,
     stop: SignalStop,
@@ -472,15 +482,15 @@ def _one_sync(
     settings = obj.settings()
     poweroffice, zendesk = obj.systems()
     store = obj.store()
-    log.info("sync.start", full=full)
+    log.info("sync.start", full=scope.full, whole=scope.whole_mirrors)
     with ProgressObserver.for_stderr(enabled=not as_json) as observer:
         report = run_sync(
             poweroffice,
             zendesk,
             store,
-            RunOptions(
+            attrs.evolve(
+                scope,
                 policy=settings.policy,
-                full=full,
                 run_id=run_id,
                 observer=observer,
                 should_stop=stop.should_stop,
@@ -549,12 +559,14 @@ def _render_sync(
     epilog=examples(
         "talksync sync",
         "talksync sync --full --json > run.json",
+        "talksync sync --whole   # a full reconcile planned over every record",
         "talksync --log-format json sync --every 15m 2>> talksync.log",
     )
 )
 def sync(
     ctx: typer.Context,
     full: FullRead = False,
+    whole: WholeRead = False,
     as_json: AsJson = False,
     every: Annotated[
         str | None,
@@ -572,15 +584,16 @@ def sync(
     wait = obj.wait or stop.event.wait
     code = OK
     seen: set[str] = set()
+    scope = _scope(full, whole)
     with stop, failing_cleanly(obj.env):
         while True:
             if interval is None:
-                code = _one_sync(obj, full, as_json, False, stop)
+                code = _one_sync(obj, scope, as_json, False, stop)
                 break
             if not as_json:
                 typer.echo(f"-- {_stamp(datetime.now(UTC))}: sync starts")
             try:
-                code = _one_sync(obj, full, as_json, as_json, stop, seen=seen)
+                code = _one_sync(obj, scope, as_json, as_json, stop, seen=seen)
             except (SystemUnavailable, AlreadyRunning) as exc:
                 # On a schedule one bad run is not the end: say so and try again next time.
                 if isinstance(exc, SystemUnavailable):
@@ -588,7 +601,7 @@ def sync(
                 else:
                     message, code = str(exc), BUSY
                 tell(message, exit_code=code)
-            full = False
+            scope = RunOptions()  # later runs on the schedule read changes
             if stop.requested:
                 break
             if not as_json:

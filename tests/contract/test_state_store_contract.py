@@ -183,6 +183,7 @@ def full_state() -> SyncState:
         ),
         last_full_sync=T0,
         retry=frozenset({RecordKey.of(Kind.CUSTOMER, "7"), RecordKey.of(Kind.USER, "501")}),
+        full_plan_basis="0123456789abcdef",
     )
 
 
@@ -666,6 +667,23 @@ def test_records_are_found_by_key_without_the_whole_mirror(subject: StoreUnderTe
     assert found[wanted[0]].get("Name") == "Acme AS"
     assert found[wanted[1]].active is False  # inactive records are returned too
     assert store.records([]) == {}
+
+
+def test_mirror_ids_streams_the_ids_of_one_kind(subject: StoreUnderTest) -> None:
+    """What a streamed full reconcile finds deletes with: every id of the kind, no other."""
+    po = Snapshot.of(
+        System.POWEROFFICE,
+        [customer(str(i), f"Kunde {i}") for i in range(1, 1201)] + [contact("9", "a@x.no")],
+    )
+    zd = Snapshot.of(System.ZENDESK, [user("501", "a@x.no"), user("502", None, active=False)])
+    subject.store.save(SyncState(), [po, zd])
+    store = subject.reopen()
+    ids = store.mirror_ids(Kind.CUSTOMER)
+    assert not isinstance(ids, (list, tuple, set))  # handed over as it is read
+    assert sorted(ids, key=int) == [str(i) for i in range(1, 1201)]
+    assert list(store.mirror_ids(Kind.CONTACT_PERSON)) == ["9"]
+    assert sorted(store.mirror_ids(Kind.USER)) == ["501", "502"]  # inactive ones too
+    assert list(store.mirror_ids(Kind.ORGANIZATION)) == []
 
 
 # -- the mirror view (issue 13) ---------------------------------------------------------------
