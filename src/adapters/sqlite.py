@@ -149,6 +149,10 @@ _INSERT_RECORD = (
 )
 
 
+_IDS_PER_STATEMENT = 500
+"""Ids bound in one ``IN (...)`` look-up (SQLite allows 999 variables in older builds)."""
+
+
 class SqliteStateStore(DiffingStore):
     """The state store in one SQLite file (see the module docstring for its guarantees)."""
 
@@ -419,16 +423,25 @@ class SqliteStateStore(DiffingStore):
 
     def records(self, keys: Sequence[RecordKey]) -> Mapping[RecordKey, Record]:
         """The mirrored records of ``keys`` (by primary key; absent ones left out)."""
-        found: dict[RecordKey, Record] = {}
+        by_kind: dict[tuple[System, Kind], list[str]] = {}
         for key in dict.fromkeys(keys):
-            row = self._db.execute(
-                "SELECT kind, id, fields, modified, active FROM records"
-                " WHERE system = ? AND kind = ? AND id = ?",
-                (key.system.value, key.kind.value, key.id),
-            ).fetchone()
-            if row is not None:
-                found[key] = record_from_row(key.system, *row)
-        return found
+            by_kind.setdefault((key.system, key.kind), []).append(key.id)
+        found: dict[RecordKey, Record] = {}
+        for (system, kind), ids in by_kind.items():
+            # A few hundred ids a statement: one statement per key costs more than the
+            # look-up when a streamed full read asks for a page of thousands.
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                chunk = ids[start : start + _IDS_PER_STATEMENT]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT kind, id, fields, modified, active FROM records"  # noqa: S608 - marks
+                    f" WHERE system = ? AND kind = ? AND id IN ({marks})",
+                    (system.value, kind.value, *chunk),
+                )
+                for row in rows:
+                    record = record_from_row(system, *row)
+                    found[record.key] = record
+        return {key: found[key] for key in keys if key in found}
 
     def links_touching(self, flow: str, system: System, ids: Sequence[str]) -> list[Link]:
         """The links of ``flow`` whose ``system``-side id is one of ``ids`` (indexed look-ups)."""
