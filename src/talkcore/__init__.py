@@ -27,7 +27,17 @@ from talkcore.ports import (
     WriteRequest,
     WriteResult,
 )
-from talkcore.records import Kind, ReadResult, Record, RecordKey, RecordProblem, Snapshot, System
+from talkcore.records import (
+    Kind,
+    ReadPages,
+    ReadResult,
+    Record,
+    RecordKey,
+    RecordProblem,
+    Snapshot,
+    System,
+    collect_read,
+)
 from talkcore.state import SyncState, fold_results
 
 __all__ = [
@@ -41,6 +51,7 @@ __all__ = [
     "NameCollisionPolicy",
     "Plan",
     "PropertyMap",
+    "ReadPages",
     "ReadResult",
     "Record",
     "RecordKey",
@@ -61,6 +72,7 @@ __all__ = [
     "WriteOp",
     "WriteRequest",
     "WriteResult",
+    "collect_read",
     "fold_results",
     "plan_changes",
     "plan_run",
