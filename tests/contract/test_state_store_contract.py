@@ -871,3 +871,40 @@ def test_look_up_keys_follow_the_dataflow_roles_not_field_names(tmp_path: Path) 
     memory = MemoryStateStore(dataflow=dataflow)
     memory.save(SyncState(), [Snapshot.of(System.ZENDESK, [renamed])])
     assert [r.id for r in memory.find(Kind.ORGANIZATION, Lookup.NAME, ["acme"])] == ["77"]
+
+
+def test_a_streamed_full_run_over_the_store_plans_what_the_whole_one_plans(
+    subject: StoreUnderTest,
+) -> None:
+    """The streamed full reconcile (issue 13) through each store's view and ``mirror_ids``,
+    under the store's lock: a rename, a hard delete and a new record, planned as the full plan
+    over both whole mirrors plans them."""
+    from adapters.memory import Clock, memory_poweroffice, memory_zendesk
+    from talkcore.engine import RunOptions, plan_run, run_sync
+
+    clock = Clock()
+    po, zd = memory_poweroffice(clock), memory_zendesk(clock)
+    for i in range(1, 8):
+        po.put(Kind.CUSTOMER, i, Name=f"Kunde {i} AS", IsPerson="false")
+        po.put(Kind.CONTACT_PERSON, 100 + i, emailAddress=f"p{i}@x.no", partyId=str(i))
+        zd.put(Kind.USER, 500 + i, email=f"p{i}@x.no", name=f"P {i}")
+    store = subject.store
+    assert run_sync(po, zd, store).failures == []
+    po.edit(Kind.CUSTOMER, "1", Name="Omdøpt AS")
+    zd.remove(Kind.USER, "502")
+    po.put(Kind.CUSTOMER, 9, Name="Ny Kunde AS", IsPerson="false")
+    heard: list[tuple[str, dict[str, object]]] = []
+
+    class Heard:
+        def event(self, name: str, data: Any) -> None:
+            heard.append((name, dict(data)))
+
+    streamed = plan_run(po, zd, store, RunOptions(full=True, observer=Heard()))
+    whole = plan_run(po, zd, store, RunOptions(full=True, whole_mirrors=True))
+    reads = {d["system"]: d for name, d in heard if name == "read.done"}
+    assert (reads["poweroffice"]["differ"], reads["zendesk"]["removed"]) == (2, 1)
+    assert sorted(map(repr, streamed.plan)) == sorted(map(repr, whole.plan))
+    assert len(streamed.plan) >= 3  # the rename, the create, the ended link
+    done = run_sync(po, zd, subject.reopen(), RunOptions(full=True))
+    assert done.failures == []
+    assert len(plan_run(po, zd, subject.reopen(), RunOptions(full=True)).plan) == 0
