@@ -126,7 +126,7 @@ class RunOptions:
     """Plan over both whole mirrors loaded from the store, as before the mirror view (issue
     13): an incremental run, or a full run that reads both systems whole and plans every
     record. Kept to measure the view against (``bench/cold_start.py``) and as the full
-    reconcile's safety net (``talksync sync --full --whole``)."""
+    reconcile's safety net (``talksync sync --whole``)."""
     now: datetime | None = None
     """When the run starts (``None``: the clock's time); decides whether a full read is due."""
     run_id: str | None = None
@@ -276,6 +276,7 @@ class _Run:
         if not all(self.store.mirror_holds_records(system) for system in System):
             return None
         full = self.options.full or self._full_due(head, False, started)
+        streamed: dict[System, StreamedRead] = {}
         removed: frozenset[RecordKey] = frozenset()
         if full:
             if head.full_plan_basis != plan_basis(self.dataflow, self.options.policy):
@@ -296,7 +297,7 @@ class _Run:
             focus,
             removed,
         )
-        if full:
+        if streamed:
             mirrors = {s: fold_streamed(working.mirrors[s], streamed[s]) for s in System}
         else:
             mirrors = {s: fold_read(working.mirrors[s], reads[s]) for s in System}
